@@ -1,0 +1,1 @@
+//! PX storage: node (filled in by its issue).

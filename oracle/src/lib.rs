@@ -1,0 +1,1 @@
+//! PX storage: oracle (filled in by its issue).

@@ -1,0 +1,1 @@
+//! PX storage: sdk (filled in by its issue).

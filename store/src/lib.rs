@@ -1,0 +1,1 @@
+//! PX storage: store (filled in by its issue).

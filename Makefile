@@ -1,0 +1,70 @@
+# PX storage: the two commands a new user needs are `make demo` and `make test`.
+# Everything else is installed by the targets themselves (npm packages from the lockfile,
+# solc wrappers, Rust crates from Cargo.lock).
+
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+CARGO ?= cargo
+CARGO_FLAGS ?= --locked
+FORGE_PROFILE ?= default
+
+.PHONY: demo test bootstrap build forge-build forge-test abi abi-check cargo-test \
+        fmt fmt-check clippy lint slither snapshot ci clean
+
+## demo: install, build, start a local devnet and run the end-to-end story
+demo: bootstrap forge-build
+	$(CARGO) build $(CARGO_FLAGS) -p px-sdk --bin px
+	./target/debug/px devnet --story
+
+## test: install, build and run every test (forge unit/fuzz/invariant/gas snapshots, cargo)
+test: bootstrap forge-test abi-check cargo-test
+
+bootstrap:
+	@bash .ci/bootstrap
+
+forge-build: bootstrap
+	forge build
+
+forge-test: bootstrap
+	FOUNDRY_PROFILE=$(FORGE_PROFILE) FORGE_SNAPSHOT_CHECK=true forge test
+
+## abi: refresh the ABI JSON the Rust crates compile their bindings from
+abi: forge-build
+	node .ci/abi.cjs
+
+abi-check: forge-build
+	node .ci/abi.cjs --check
+
+cargo-test:
+	$(CARGO) test $(CARGO_FLAGS) --workspace --all-targets
+
+build: forge-build
+	$(CARGO) build $(CARGO_FLAGS) --workspace
+
+## snapshot: rewrite the committed gas snapshots (snapshots/)
+snapshot: bootstrap
+	forge test
+
+fmt:
+	forge fmt
+	$(CARGO) fmt --all
+
+fmt-check: bootstrap
+	forge fmt --check
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+
+lint: fmt-check clippy
+
+## slither: static analysis of the contracts (High/Medium findings fail)
+slither: forge-build
+	@bash .ci/slither
+
+## ci: what CI runs
+ci: lint test
+
+clean:
+	forge clean
+	$(CARGO) clean

@@ -14,6 +14,8 @@ import {Deployer} from "./Deployer.sol";
 /// - `REGISTRAR`: storage node key granted REGISTRAR_ROLE (anvil: account 2).
 /// - On chains other than anvil (31337): `LINK_TOKEN` and `OPERATOR` (existing Chainlink
 ///   deployment), `JOB_ID`, `LINK_FEE`; optional `PX_TOKEN`, `LINK_FUNDING`, `MIN_SYNC_INTERVAL`.
+/// - `DEPLOYMENT_OUT`: where to write the deployment JSON (under `deployments/`; default
+///   `deployments/<chainId>.json`).
 ///
 /// `forge script script/Deploy.s.sol --rpc-url $RPC --broadcast`
 contract Deploy is Script, Deployer {
@@ -70,7 +72,9 @@ contract Deploy is Script, Deployer {
         vm.serializeBytes32(o, "jobId", c.jobId);
         vm.serializeUint(o, "fee", c.fee);
         string memory json = vm.serializeAddress(o, "storageNFT", d.storageNFT);
-        string memory path = string.concat("deployments/", vm.toString(block.chainid), ".json");
+        string memory path = vm.envOr(
+            "DEPLOYMENT_OUT", string.concat("deployments/", vm.toString(block.chainid), ".json")
+        );
         vm.writeJson(json, path);
         console.log("StorageNFT  ", d.storageNFT);
         console.log("PXToken     ", d.pxToken);

@@ -14,7 +14,9 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
 import {Chainlink} from "@chainlink/contracts/src/v0.8/operatorforwarder/Chainlink.sol";
 import {ChainlinkClient} from "@chainlink/contracts/src/v0.8/operatorforwarder/ChainlinkClient.sol";
-import {LinkTokenInterface} from "@chainlink/contracts/src/v0.8/shared/interfaces/LinkTokenInterface.sol";
+import {
+    LinkTokenInterface
+} from "@chainlink/contracts/src/v0.8/shared/interfaces/LinkTokenInterface.sol";
 
 import {IStorageNFT} from "./interfaces/IStorageNFT.sol";
 import {ITokenRenderer} from "./interfaces/ITokenRenderer.sol";
@@ -27,7 +29,15 @@ import {SyncStatus} from "./libraries/SyncStatus.sol";
 /// @dev Trust: usage, file count, sequence and sync time change only in `fulfillSync`, which
 /// only the Operator a request was sent to can call (ChainlinkClient's pending-request check),
 /// and only for the token's one pending request. No function lets a holder touch them.
-contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControl, Pausable, EIP712, ChainlinkClient {
+contract StorageNFT is
+    IStorageNFT,
+    IERC4906,
+    ERC721,
+    AccessControl,
+    Pausable,
+    EIP712,
+    ChainlinkClient
+{
     using Chainlink for Chainlink.Request;
     using SafeERC20 for IERC20;
 
@@ -145,7 +155,8 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControl, Pausable, E
         bytes calldata signature
     ) external payable whenNotPaused returns (uint256 tokenId) {
         if (block.timestamp > deadline) revert AssignmentExpired(deadline);
-        address signer = ECDSA.recover(keyAssignmentDigest(msg.sender, ipnsName_, deadline), signature);
+        address signer =
+            ECDSA.recover(keyAssignmentDigest(msg.sender, ipnsName_, deadline), signature);
         if (!hasRole(REGISTRAR_ROLE, signer)) revert InvalidAssignment(signer);
         tokenId = _mintPlan(planId);
         _bindKey(tokenId, ipnsName_, signer);
@@ -254,7 +265,9 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControl, Pausable, E
         bytes calldata recordCid
     ) external recordChainlinkFulfillment(requestId) {
         SyncState storage s = _syncs[tokenId];
-        if (!s.pending || _requestIds[tokenId] != requestId) revert UnknownRequest(requestId, tokenId);
+        if (!s.pending || _requestIds[tokenId] != requestId) {
+            revert UnknownRequest(requestId, tokenId);
+        }
         s.pending = false;
         if (status == SyncStatus.OK && seq <= s.seq) status = SyncStatus.STALE_SEQUENCE;
         s.lastStatus = status;
@@ -276,13 +289,19 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControl, Pausable, E
     // ------------------------------------------------------------------------------------------
 
     /// @inheritdoc IStorageNFT
-    function canUpload(uint256 tokenId, uint256 size) external view returns (bool ok, Reason reason) {
+    function canUpload(uint256 tokenId, uint256 size)
+        external
+        view
+        returns (bool ok, Reason reason)
+    {
         if (paused()) return (false, Reason.Paused);
         if (_ownerOf(tokenId) == address(0)) return (false, Reason.NoToken);
         TokenState memory t = _tokens[tokenId];
         if (t.expiresAt != 0 && block.timestamp >= t.expiresAt) return (false, Reason.Expired);
         if (_keys[tokenId] == bytes32(0)) return (false, Reason.NoKey);
-        if (block.timestamp > uint256(t.lastSyncAt) + _syncWindow) return (false, Reason.NotSynced);
+        if (block.timestamp > uint256(t.lastSyncAt) + _syncWindow) {
+            return (false, Reason.NotSynced);
+        }
         if (uint256(t.used) + size > t.quota) return (false, Reason.QuotaExceeded);
         return (true, Reason.None);
     }
@@ -395,8 +414,14 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControl, Pausable, E
     // ------------------------------------------------------------------------------------------
 
     /// @inheritdoc IStorageNFT
-    function createPlan(Plan calldata p) external onlyRole(DEFAULT_ADMIN_ROLE) returns (uint256 planId) {
-        if (p.quota == 0 || _plans.length >= type(uint16).max) revert InvalidPlan();
+    function createPlan(Plan calldata p)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+        returns (uint256 planId)
+    {
+        if (p.quota == 0 || _plans.length >= type(uint16).max) {
+            revert InvalidPlan();
+        }
         _plans.push(p);
         planId = _plans.length;
         emit PlanCreated(planId, p);
@@ -509,7 +534,9 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControl, Pausable, E
     /// @dev Takes payment: the native price if `msg.value` is non-zero, else the token price.
     function _collect(uint256 tokenPrice, uint256 nativePrice) private {
         if (msg.value != 0) {
-            if (nativePrice == 0 || msg.value != nativePrice) revert WrongPayment(msg.value, nativePrice);
+            if (nativePrice == 0 || msg.value != nativePrice) {
+                revert WrongPayment(msg.value, nativePrice);
+            }
         } else if (tokenPrice != 0) {
             _pxToken.safeTransferFrom(msg.sender, address(this), tokenPrice);
         } else if (nativePrice != 0) {
@@ -521,8 +548,9 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControl, Pausable, E
 
     /// @dev Applies a permit; a front-run permit (already used) is fine if the allowance is there.
     function _permit(uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) private {
-        try IERC20Permit(address(_pxToken)).permit(msg.sender, address(this), amount, deadline, v, r, s) {}
-        catch {}
+        try IERC20Permit(address(_pxToken))
+            .permit(msg.sender, address(this), amount, deadline, v, r, s) {}
+            catch {}
     }
 
     function _bindKey(uint256 tokenId, bytes calldata ipnsName_, address registrar) private {

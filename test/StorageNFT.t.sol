@@ -128,8 +128,7 @@ contract StorageNFTTest is Deployers {
                 deadline
             )
         );
-        bytes32 digest =
-            keccak256(abi.encodePacked("\x19\x01", px.DOMAIN_SEPARATOR(), structHash));
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", px.DOMAIN_SEPARATOR(), structHash));
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(carolKey, digest);
         vm.prank(carol);
         uint256 id = nft.mintWithPermit(BASIC_PLAN, deadline, v, r, s);
@@ -423,9 +422,7 @@ contract StorageNFTTest is Deployers {
     function test_RevertWhen_requestSyncPending() public {
         uint256 id = mintWithKeyFor(alice, keyOf(1));
         OracleRequest memory req = requestSyncAs(alice, id);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStorageNFT.SyncPending.selector, id, req.requestId)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IStorageNFT.SyncPending.selector, id, req.requestId));
         vm.prank(alice);
         nft.requestSync(id);
     }

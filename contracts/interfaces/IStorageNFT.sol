@@ -124,13 +124,17 @@ interface IStorageNFT {
     /// @notice A token was minted from a plan.
     event Minted(uint256 indexed tokenId, address indexed owner, uint256 indexed planId);
     /// @notice A token moved to a larger plan.
-    event PlanUpgraded(uint256 indexed tokenId, uint256 indexed fromPlanId, uint256 indexed toPlanId);
+    event PlanUpgraded(
+        uint256 indexed tokenId, uint256 indexed fromPlanId, uint256 indexed toPlanId
+    );
     /// @notice A token's validity was extended.
     event Renewed(uint256 indexed tokenId, uint256 expiresAt);
     /// @notice Extra quota was bought for a token.
     event QuotaPurchased(uint256 indexed tokenId, uint256 units, uint256 newQuota);
     /// @notice An IPNS key was bound to a token.
-    event KeyRegistered(uint256 indexed tokenId, bytes32 indexed ipnsKey, address indexed registrar);
+    event KeyRegistered(
+        uint256 indexed tokenId, bytes32 indexed ipnsKey, address indexed registrar
+    );
     /// @notice A sync was requested through the Operator.
     event SyncRequested(uint256 indexed tokenId, bytes32 indexed requestId, address indexed by);
     /// @notice A usage record was accepted.

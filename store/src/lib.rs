@@ -1,1 +1,194 @@
-//! PX storage: store (filled in by its issue).
+//! px-store: an embedded content store that speaks the subset of the Kubo RPC API that PX
+//! storage uses, so the same client code runs against it, a real Kubo daemon or BTFS.
+//!
+//! # Flow
+//! - [`importer`] turns a byte stream into a UnixFS DAG with exactly Kubo's CIDs (CIDv0 or
+//!   CIDv1, size-262144 chunks, balanced 174-link layout). It is usable on its own, e.g. by
+//!   the SDK to compute a CID client side.
+//! - [`repo`] keeps blocks (one verified, atomically renamed file per block; see
+//!   [`blockstore`]), recursive pins and IPNS records (redb) and ed25519 keys (0600 files).
+//! - [`ipns`] creates and verifies IPNS records per the specification, standalone so that the
+//!   oracle can verify a record fetched from any daemon.
+//! - [`api`] maps `POST /api/v0/<command>` to those, with Kubo's JSON shapes and errors
+//!   ([`Error`] renders as `{"Message","Code","Type":"error"}` with HTTP 400 or 500).
+//!
+//! # Embedding
+//! ```no_run
+//! # async fn demo() -> px_store::Result<()> {
+//! let mut config = px_store::StoreConfig::new("/tmp/px-repo");
+//! config.api = "127.0.0.1:0".parse().unwrap();
+//! let store = px_store::spawn(config).await?;
+//! println!("Kubo RPC at {}", store.api_url());
+//! store.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod blockstore;
+pub mod dagpb;
+mod error;
+pub mod importer;
+pub mod ipns;
+pub mod keystore;
+pub mod repo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use api::app;
+pub use error::{Error, ErrorBody, Result};
+
+/// Default API address, as Kubo's.
+pub const DEFAULT_API: &str = "127.0.0.1:5001";
+/// Default request body limit: 64 GiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 64 << 30;
+
+/// Store configuration.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Address the RPC API listens on (`127.0.0.1:0` picks a free port).
+    pub api: SocketAddr,
+    /// Repo directory (created if missing).
+    pub repo: PathBuf,
+    /// Largest accepted request body in bytes; larger requests fail with HTTP 400 and store
+    /// nothing.
+    pub max_request_bytes: u64,
+    /// Fsync blocks before they are committed and pinned (default true). Without it a killed
+    /// process still never exposes a partial block, but an OS crash or power loss can lose
+    /// recently added blocks (which then read as missing, never as wrong data).
+    pub sync_writes: bool,
+    /// Accept IPNS records that carry only a V1 signature (BTFS mode). The specification
+    /// calls them invalid; default false.
+    pub allow_v1_only_records: bool,
+}
+
+impl StoreConfig {
+    /// Defaults: API on 127.0.0.1:5001, 64 GiB body limit, synced writes, V2 records only.
+    pub fn new(repo: impl Into<PathBuf>) -> Self {
+        Self {
+            api: DEFAULT_API.parse().expect("valid default address"),
+            repo: repo.into(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            sync_writes: true,
+            allow_v1_only_records: false,
+        }
+    }
+}
+
+/// Shared server state: the opened repo and the configuration.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    repo: repo::Repo,
+    config: StoreConfig,
+}
+
+impl AppState {
+    /// Opens the repo named by `config` (blocking I/O; call from a blocking context or at
+    /// startup).
+    pub fn open(config: StoreConfig) -> Result<Self> {
+        let repo = repo::Repo::open(&config.repo, config.sync_writes)?;
+        Ok(Self {
+            inner: Arc::new(Shared { repo, config }),
+        })
+    }
+
+    /// The repo.
+    pub fn repo(&self) -> &repo::Repo {
+        &self.inner.repo
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+}
+
+/// A running server. Dropping it stops the server (without waiting); [`StoreHandle::shutdown`]
+/// stops it gracefully and waits until the repo is released.
+#[derive(Debug)]
+pub struct StoreHandle {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl StoreHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API base URL, e.g. `http://127.0.0.1:5001` (clients append `/api/v0`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish and waits for the server
+    /// to exit.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for StoreHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Opens the repo, binds `config.api` and serves the RPC API in a background task.
+pub async fn spawn(config: StoreConfig) -> Result<StoreHandle> {
+    let api = config.api;
+    let state = tokio::task::spawn_blocking(move || AppState::open(config))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    let listener = TcpListener::bind(api).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = app(state);
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(target: "store::server", error = %e, "server failed");
+        }
+    });
+    tracing::info!(target: "store::server", %addr, "px-store listening");
+    Ok(StoreHandle {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// Runs the store until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(config: StoreConfig) -> Result<()> {
+    let handle = spawn(config).await?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!(target: "store::server", "shutting down");
+    handle.shutdown().await;
+    Ok(())
+}

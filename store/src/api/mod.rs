@@ -1,0 +1,181 @@
+//! The Kubo RPC API subset: `POST /api/v0/<command>?arg=...`.
+//!
+//! Arguments come in the query string (`arg` may repeat), file payloads as multipart bodies.
+//! Every failure is a Kubo error body (`{"Message","Code","Type":"error"}`, 400 for client
+//! errors, 500 otherwise); unknown commands are client errors and other HTTP methods get 405.
+//! Blocking work (disk, hashing) runs on the blocking pool.
+
+mod add;
+mod content;
+mod info;
+mod names;
+mod pin;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use cid::Cid;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::{Error, Result};
+
+/// Builds the router for `state`.
+pub fn app(state: AppState) -> Router {
+    let limit = usize::try_from(state.config().max_request_bytes).unwrap_or(usize::MAX);
+    let api = Router::new()
+        .route("/version", post(info::version))
+        .route("/id", post(info::id))
+        .route("/add", post(add::add))
+        .route("/cat", post(content::cat))
+        .route("/block/get", post(content::block_get))
+        .route("/block/stat", post(content::block_stat))
+        .route("/pin/add", post(pin::add))
+        .route("/pin/ls", post(pin::ls))
+        .route("/pin/rm", post(pin::rm))
+        .route("/repo/gc", post(pin::gc))
+        .route("/key/gen", post(names::key_gen))
+        .route("/key/list", post(names::key_list))
+        .route("/name/publish", post(names::publish))
+        .route("/name/resolve", post(names::resolve))
+        .route("/routing/get", post(names::routing_get))
+        .route("/routing/put", post(names::routing_put))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api/v0", api)
+        .fallback(unknown_command)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn unknown_command(uri: Uri) -> Error {
+    Error::UnknownCommand(uri.path().to_string())
+}
+
+async fn method_not_allowed() -> Response {
+    let body = crate::ErrorBody {
+        message: "405 - Method Not Allowed: the RPC API only accepts POST".into(),
+        code: 1,
+        kind: "error",
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// Parsed query string, keeping repeated keys in order.
+#[derive(Debug, Default)]
+pub(crate) struct Params(Vec<(String, String)>);
+
+fn percent_decode(s: &str) -> Result<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| Error::BadRequest("malformed percent-encoding".into()))?;
+                out.push(hex);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| Error::BadRequest("query is not UTF-8".into()))
+}
+
+impl Params {
+    pub(crate) fn parse(query: Option<&str>) -> Result<Self> {
+        let mut pairs = Vec::new();
+        for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            pairs.push((percent_decode(k)?, percent_decode(v)?));
+        }
+        Ok(Self(pairs))
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn args(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == "arg")
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub(crate) fn arg(&self) -> Result<&str> {
+        self.get("arg")
+            .ok_or_else(|| Error::BadRequest("argument \"arg\" is required".into()))
+    }
+
+    /// A boolean flag, Go `strconv.ParseBool` style; a bare flag (`?pin`) is true.
+    pub(crate) fn flag(&self, key: &str, default: bool) -> Result<bool> {
+        match self.get(key) {
+            None => Ok(default),
+            Some("" | "1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+            Some(v) => Err(Error::BadRequest(format!(
+                "option {key:?}: {v:?} is not a boolean"
+            ))),
+        }
+    }
+
+    pub(crate) fn uint(&self, key: &str) -> Result<Option<u64>> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    Error::BadRequest(format!("option {key:?}: {v:?} is not a non-negative integer"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Parses `<cid>` or `/ipfs/<cid>` (no sub-path).
+pub(crate) fn parse_cid_arg(arg: &str) -> Result<Cid> {
+    let bare = arg.strip_prefix("/ipfs/").unwrap_or(arg);
+    let bare = bare.strip_suffix('/').unwrap_or(bare);
+    if bare.contains('/') {
+        return Err(Error::Unsupported(format!(
+            "path {arg:?}: paths inside a DAG are not supported, give a CID"
+        )));
+    }
+    Cid::try_from(bare).map_err(|e| Error::BadRequest(format!("invalid path {arg:?}: {e}")))
+}
+
+/// A JSON response.
+pub(crate) fn json<T: Serialize>(value: &T) -> Response {
+    axum::Json(value).into_response()
+}
+
+/// An NDJSON response built from already computed values.
+pub(crate) fn ndjson<T: Serialize>(items: &[T]) -> Result<Response> {
+    let mut body = Vec::new();
+    for item in items {
+        serde_json::to_writer(&mut body, item).map_err(|e| Error::Internal(e.to_string()))?;
+        body.push(b'\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response())
+}
+
+/// Runs blocking work on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("task failed: {e}")))?
+}

@@ -1,0 +1,252 @@
+//! `key/gen`, `key/list`, `name/publish`, `name/resolve`, `routing/get`, `routing/put`.
+//!
+//! Records live in the repo keyed by name. `name/publish` signs a new record with a sequence
+//! number one above the stored one (the first record has sequence 1, so "newer than the last
+//! synced sequence, initially 0" holds from the start). `routing/put` accepts any valid record
+//! for a name that is newer than the stored one (higher sequence, or equal sequence and later
+//! end of life; re-putting the identical record is a no-op).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{Params, blocking, json, parse_cid_arg};
+use crate::AppState;
+use crate::error::{Error, Result};
+use crate::ipns::time::parse_go_duration;
+use crate::ipns::{
+    IpnsError, IpnsName, MAX_RECORD_SIZE, VerifiedRecord, VerifyOptions, create_record,
+    verify_record,
+};
+use crate::keystore::SELF_KEY;
+
+/// Kubo's default record lifetime.
+pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+/// Kubo's default record TTL.
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+pub(crate) async fn key_gen(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let p = Params::parse(query.as_deref())?;
+    let name = p.arg()?.to_string();
+    match p.get("type").unwrap_or("ed25519") {
+        "ed25519" => {}
+        other => return Err(Error::Unsupported(format!("key type {other:?} (only ed25519)"))),
+    }
+    if name == SELF_KEY {
+        return Err(Error::BadRequest("cannot create key with name 'self'".into()));
+    }
+    let n = name.clone();
+    let key = blocking(move || state.repo().keys.generate(&n)).await?;
+    Ok(json(&json!({
+        "Name": name,
+        "Id": IpnsName::from_public_key(&key.public()).to_string(),
+    })))
+}
+
+pub(crate) async fn key_list(State(state): State<AppState>) -> Result<Response> {
+    let keys = blocking(move || state.repo().keys.list()).await?;
+    let keys: Vec<_> = keys
+        .into_iter()
+        .map(|(name, id)| json!({"Name": name, "Id": id.to_string()}))
+        .collect();
+    Ok(json(&json!({ "Keys": keys })))
+}
+
+fn stored_record(state: &AppState, name: &IpnsName) -> Result<Option<(Vec<u8>, VerifiedRecord)>> {
+    let Some(bytes) = state.repo().record(name)? else {
+        return Ok(None);
+    };
+    // Stored records were verified on the way in; ignore expiry to compare sequences.
+    let opts = VerifyOptions {
+        allow_v1_only: state.config().allow_v1_only_records,
+        now: Some(UNIX_EPOCH),
+    };
+    let verified = verify_record(name, &bytes, &opts)?;
+    Ok(Some((bytes, verified)))
+}
+
+fn normalize_value(arg: &str) -> Result<String> {
+    if let Some(rest) = arg.strip_prefix("/ipns/") {
+        rest.parse::<IpnsName>()?;
+        return Ok(arg.to_string());
+    }
+    let cid = parse_cid_arg(arg)?;
+    Ok(format!("/ipfs/{cid}"))
+}
+
+pub(crate) async fn publish(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let p = Params::parse(query.as_deref())?;
+    let value = normalize_value(p.arg()?)?;
+    let key_name = p.get("key").unwrap_or(SELF_KEY).to_string();
+    let duration = |k: &str, default: Duration| -> Result<Duration> {
+        match p.get(k) {
+            None => Ok(default),
+            Some(v) => parse_go_duration(v)
+                .ok_or_else(|| Error::BadRequest(format!("option {k:?}: invalid duration {v:?}"))),
+        }
+    };
+    let lifetime = duration("lifetime", DEFAULT_LIFETIME)?;
+    let ttl = duration("ttl", DEFAULT_TTL)?;
+    let check_present = p.flag("resolve", true)?;
+    let eol = SystemTime::now()
+        .checked_add(lifetime)
+        .ok_or_else(|| Error::BadRequest("lifetime too large".into()))?;
+    let (name, value) = blocking(move || {
+        if check_present && let Some(cid) = value.strip_prefix("/ipfs/") {
+            let cid = parse_cid_arg(cid)?;
+            if !state.repo().blocks.has(&cid) {
+                return Err(Error::BlockNotFound(cid.to_string()));
+            }
+        }
+        let (_, key) = state.repo().keys.find(&key_name)?;
+        let name = IpnsName::from_public_key(&key.public());
+        let repo = state.repo();
+        let _serial = repo
+            .publish_lock
+            .lock()
+            .map_err(|_| Error::Internal("lock poisoned".into()))?;
+        let sequence = match stored_record(&state, &name)? {
+            Some((_, old)) => old.sequence.checked_add(1).ok_or_else(|| {
+                Error::Internal("sequence number exhausted".into())
+            })?,
+            None => 1,
+        };
+        let record = create_record(&key, &value, sequence, eol, ttl)?;
+        repo.put_record(&name, &record)?;
+        tracing::info!(target: "store::ipns", %name, sequence, %value, "published");
+        Ok((name, value))
+    })
+    .await?;
+    Ok(json(&json!({ "Name": name.to_string(), "Value": value })))
+}
+
+pub(crate) async fn resolve(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let p = Params::parse(query.as_deref())?;
+    let arg = p.get("arg").map(str::to_string);
+    let recursive = p.flag("recursive", true)?;
+    let path = blocking(move || {
+        let mut name = match arg {
+            Some(a) => a.parse::<IpnsName>()?,
+            None => IpnsName::from_public_key(&state.repo().keys.identity()?.public()),
+        };
+        let opts = VerifyOptions {
+            allow_v1_only: state.config().allow_v1_only_records,
+            now: None,
+        };
+        for _ in 0..32 {
+            let bytes = state
+                .repo()
+                .record(&name)?
+                .ok_or_else(|| Error::NameNotFound(name.to_string()))?;
+            let rec = verify_record(&name, &bytes, &opts)
+                .map_err(|e| Error::NameNotFound(format!("{name}: {e}")))?;
+            match rec.value.strip_prefix("/ipns/") {
+                Some(next) if recursive => name = next.parse::<IpnsName>()?,
+                _ => return Ok(rec.value),
+            }
+        }
+        Err(Error::NameNotFound("recursion limit exceeded".into()))
+    })
+    .await?;
+    Ok(json(&json!({ "Path": path })))
+}
+
+fn ipns_key_arg(p: &Params) -> Result<IpnsName> {
+    let arg = p.arg()?;
+    let Some(rest) = arg.strip_prefix("/ipns/") else {
+        return Err(Error::Unsupported(format!(
+            "routing key {arg:?}: only /ipns/<name> keys are supported"
+        )));
+    };
+    Ok(rest.parse::<IpnsName>()?)
+}
+
+pub(crate) async fn routing_get(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let p = Params::parse(query.as_deref())?;
+    let name = ipns_key_arg(&p)?;
+    let record = blocking(move || {
+        state
+            .repo()
+            .record(&name)?
+            .ok_or_else(|| Error::NameNotFound(format!("routing: not found: /ipns/{name}")))
+    })
+    .await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from(record),
+    )
+        .into_response())
+}
+
+pub(crate) async fn routing_put(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    mp: Result<Multipart, MultipartRejection>,
+) -> Result<Response> {
+    let p = Params::parse(query.as_deref())?;
+    let name = ipns_key_arg(&p)?;
+    let mut mp = mp.map_err(|e| Error::Multipart(e.body_text()))?;
+    let mut field = mp
+        .next_field()
+        .await
+        .map_err(|e| Error::Multipart(e.body_text()))?
+        .ok_or_else(|| Error::Multipart("no record part in the request".into()))?;
+    let mut record = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| Error::Multipart(e.body_text()))?
+    {
+        record.extend_from_slice(&chunk);
+        if record.len() > MAX_RECORD_SIZE {
+            return Err(IpnsError::TooLarge(record.len()).into());
+        }
+    }
+    let id = blocking(move || {
+        let opts = VerifyOptions {
+            allow_v1_only: state.config().allow_v1_only_records,
+            now: None,
+        };
+        let new = verify_record(&name, &record, &opts)?;
+        let repo = state.repo();
+        let _serial = repo
+            .publish_lock
+            .lock()
+            .map_err(|_| Error::Internal("lock poisoned".into()))?;
+        if let Some((old_bytes, old)) = stored_record(&state, &name)?
+            && old_bytes != record
+        {
+            let newer = new.sequence > old.sequence
+                || (new.sequence == old.sequence && new.validity > old.validity);
+            if !newer {
+                return Err(Error::StaleRecord(name.to_string()));
+            }
+        }
+        repo.put_record(&name, &record)?;
+        Ok(repo.keys.identity()?.public().to_peer_id().to_base58())
+    })
+    .await?;
+    Ok(json(&json!({
+        "Extra": "",
+        "ID": id,
+        "Responses": null,
+        "Type": 5,
+    })))
+}

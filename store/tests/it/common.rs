@@ -1,0 +1,148 @@
+//! The shared fixture: a store on 127.0.0.1:0 in a temp repo, and a real Kubo RPC client.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use ipfs_api_backend_hyper::request::Add;
+use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
+use ipfs_api_prelude::{ApiRequest, Backend};
+use px_store::{StoreConfig, StoreHandle};
+use serde::Serialize;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+
+pub struct TestStore {
+    pub handle: StoreHandle,
+    pub client: IpfsClient,
+    pub http: reqwest::Client,
+    pub repo: PathBuf,
+    // Keeps the temp dir alive for the test's duration.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    pub fn url(&self, command: &str) -> String {
+        format!("{}/api/v0/{command}", self.handle.api_url())
+    }
+
+    pub async fn add(&self, data: Vec<u8>, opts: Add<'static>) -> (String, String) {
+        let res = self
+            .client
+            .add_with_options(Cursor::new(data), opts)
+            .await
+            .expect("add");
+        (res.hash, res.size)
+    }
+
+    pub async fn cat(&self, cid: &str) -> Vec<u8> {
+        self.client
+            .cat(cid)
+            .map_ok(|c| c.to_vec())
+            .try_concat()
+            .await
+            .expect("cat")
+    }
+
+    /// A raw call through the client for commands it has no method for.
+    pub async fn raw<R: ApiRequest>(&self, req: R) -> (u16, bytes::Bytes) {
+        let (status, body) = self.client.request_raw(req, None).await.expect("request");
+        (status.as_u16(), body)
+    }
+
+    /// Number of block files in the repo.
+    pub fn block_files(&self) -> usize {
+        count_files(&self.repo.join("blocks"))
+    }
+
+    pub async fn stop(self) -> Option<tempfile::TempDir> {
+        self.handle.shutdown().await;
+        self._dir
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        count_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+pub fn config(repo: &Path) -> StoreConfig {
+    let mut config = StoreConfig::new(repo);
+    config.api = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+pub async fn spawn_with(config: StoreConfig, dir: Option<tempfile::TempDir>) -> TestStore {
+    let repo = config.repo.clone();
+    let handle = px_store::spawn(config).await.expect("spawn store");
+    let client = IpfsClient::from_str(&handle.api_url()).expect("client");
+    TestStore {
+        handle,
+        client,
+        http: reqwest::Client::new(),
+        repo,
+        _dir: dir,
+    }
+}
+
+pub async fn spawn_store() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    spawn_with(config, Some(dir)).await
+}
+
+/// Deterministic non-repeating-per-chunk content.
+pub fn content(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+pub struct RoutingGet {
+    pub arg: String,
+}
+impl ApiRequest for RoutingGet {
+    const PATH: &'static str = "/routing/get";
+}
+
+#[derive(Serialize)]
+pub struct RepoGc;
+impl ApiRequest for RepoGc {
+    const PATH: &'static str = "/repo/gc";
+}
+
+#[derive(Serialize)]
+pub struct BlockGet {
+    pub arg: String,
+}
+impl ApiRequest for BlockGet {
+    const PATH: &'static str = "/block/get";
+}
+
+/// Asserts a Kubo error body and status.
+pub async fn expect_error(res: reqwest::Response, status: u16) -> String {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let body: serde_json::Value = res.json().await.expect("json error body");
+    assert_eq!(body["Type"], "error", "{body}");
+    let code = if status == 400 { 1 } else { 0 };
+    assert_eq!(body["Code"], code, "{body}");
+    body["Message"].as_str().expect("Message").to_string()
+}

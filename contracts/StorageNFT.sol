@@ -184,6 +184,8 @@ contract StorageNFT is
         _collect(to.tokenPrice, to.nativePrice);
         // Plan quotas are immutable, so the purchased extra is the total minus the old plan's.
         t.quota = t.quota - from.quota + to.quota;
+        // casting is safe: planId <= planCount() <= type(uint16).max (enforced by createPlan)
+        // forge-lint: disable-next-line(unsafe-typecast)
         t.planId = uint16(planId);
         t.expiresAt = to.validity == 0 ? 0 : uint40(block.timestamp + to.validity);
         emit PlanUpgraded(tokenId, fromPlanId, planId);
@@ -200,6 +202,8 @@ contract StorageNFT is
         _collect(p.tokenPrice, p.nativePrice);
         if (p.validity != 0) {
             uint256 base = t.expiresAt > block.timestamp ? t.expiresAt : block.timestamp;
+            // casting is safe: a timestamp plus a uint32 period fits uint40 until the year 36812
+            // forge-lint: disable-next-line(unsafe-typecast)
             t.expiresAt = uint40(base + p.validity);
         }
         emit Renewed(tokenId, t.expiresAt);
@@ -213,6 +217,8 @@ contract StorageNFT is
         TokenState storage t = _tokens[tokenId];
         uint256 quota = t.quota + units * QUOTA_UNIT;
         if (quota > type(uint64).max) revert InvalidPlan();
+        // casting is safe: checked against type(uint64).max on the line above
+        // forge-lint: disable-next-line(unsafe-typecast)
         t.quota = uint64(quota);
         emit QuotaPurchased(tokenId, units, quota);
         emit MetadataUpdate(tokenId);
@@ -244,6 +250,8 @@ contract StorageNFT is
         if (balance < fee) revert InsufficientLink(balance, fee);
 
         s.requestedAt = uint40(block.timestamp);
+        // casting is safe: _setOracle rejects fees above type(uint96).max
+        // forge-lint: disable-next-line(unsafe-typecast)
         s.fee = uint96(fee);
         s.pending = true;
 
@@ -522,6 +530,8 @@ contract StorageNFT is
             quota: p.quota,
             used: 0,
             fileCount: 0,
+            // casting is safe: planId <= planCount() <= type(uint16).max (enforced by createPlan)
+            // forge-lint: disable-next-line(unsafe-typecast)
             planId: uint16(planId),
             expiresAt: p.validity == 0 ? 0 : uint40(block.timestamp + p.validity),
             // A new token stores nothing, which is as good as a fresh sync.

@@ -115,7 +115,9 @@ abstract contract Deployer {
         _createDefaultPlans(nft);
         nft.setQuotaUnitPrice(10 ether, 0.001 ether);
         if (c.registrar != address(0)) nft.grantRole(nft.REGISTRAR_ROLE(), c.registrar);
-        if (c.linkFunding != 0) ILinkTokenAdmin(d.link).transfer(d.storageNFT, c.linkFunding);
+        if (c.linkFunding != 0) {
+            require(ILinkTokenAdmin(d.link).transfer(d.storageNFT, c.linkFunding), "LINK funding");
+        }
     }
 
     /// @notice Plans 1 (free, 100 MiB), 2 (10 GiB a year) and 3 (1 TiB a year).

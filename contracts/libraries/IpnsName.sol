@@ -33,12 +33,14 @@ library IpnsName {
         bytes memory num = abi.encodePacked(bytes2(0x0172), PREFIX, key);
         // 40 bytes need at most ceil(320 / log2(36)) = 62 digits.
         bytes memory digits = new bytes(62);
-        uint256 count;
-        uint256 start; // first non-zero byte of `num`
+        uint256 count = 0;
+        uint256 start = 0; // first non-zero byte of `num`
         while (start < num.length) {
-            uint256 rem;
+            uint256 rem = 0;
             for (uint256 i = start; i < num.length; ++i) {
                 uint256 acc = (rem << 8) | uint8(num[i]);
+                // casting is safe: acc < 36 * 256, so acc / 36 < 256
+                // forge-lint: disable-next-line(unsafe-typecast)
                 num[i] = bytes1(uint8(acc / 36));
                 rem = acc % 36;
             }

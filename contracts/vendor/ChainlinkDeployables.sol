@@ -6,3 +6,9 @@ pragma solidity 0.8.19;
 
 import {Operator} from "@chainlink/contracts/src/v0.8/operatorforwarder/Operator.sol";
 import {LinkToken} from "@chainlink/contracts/src/v0.8/shared/token/ERC677/LinkToken.sol";
+
+/// @dev Names the artifacts this file exists to build.
+abstract contract ChainlinkDeployables {
+    Operator internal _operator;
+    LinkToken internal _linkToken;
+}

@@ -30,7 +30,7 @@ pub use record::{
 };
 
 /// Why an IPNS record or name was rejected.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IpnsError {
     /// The name is not a valid IPNS name / peer id.
     #[error("invalid IPNS name: {0}")]

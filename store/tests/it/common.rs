@@ -10,23 +10,23 @@ use ipfs_api_prelude::{ApiRequest, Backend};
 use px_store::{StoreConfig, StoreHandle};
 use serde::Serialize;
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
 
-pub struct TestStore {
-    pub handle: StoreHandle,
-    pub client: IpfsClient,
-    pub http: reqwest::Client,
-    pub repo: PathBuf,
+pub(crate) struct TestStore {
+    pub(crate) handle: StoreHandle,
+    pub(crate) client: IpfsClient,
+    pub(crate) http: reqwest::Client,
+    pub(crate) repo: PathBuf,
     // Keeps the temp dir alive for the test's duration.
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestStore {
-    pub fn url(&self, command: &str) -> String {
+    pub(crate) fn url(&self, command: &str) -> String {
         format!("{}/api/v0/{command}", self.handle.api_url())
     }
 
-    pub async fn add(&self, data: Vec<u8>, opts: Add<'static>) -> (String, String) {
+    pub(crate) async fn add(&self, data: Vec<u8>, opts: Add<'static>) -> (String, String) {
         let res = self
             .client
             .add_with_options(Cursor::new(data), opts)
@@ -35,7 +35,7 @@ impl TestStore {
         (res.hash, res.size)
     }
 
-    pub async fn cat(&self, cid: &str) -> Vec<u8> {
+    pub(crate) async fn cat(&self, cid: &str) -> Vec<u8> {
         self.client
             .cat(cid)
             .map_ok(|c| c.to_vec())
@@ -45,17 +45,17 @@ impl TestStore {
     }
 
     /// A raw call through the client for commands it has no method for.
-    pub async fn raw<R: ApiRequest>(&self, req: R) -> (u16, bytes::Bytes) {
+    pub(crate) async fn raw<R: ApiRequest>(&self, req: R) -> (u16, bytes::Bytes) {
         let (status, body) = self.client.request_raw(req, None).await.expect("request");
         (status.as_u16(), body)
     }
 
     /// Number of block files in the repo.
-    pub fn block_files(&self) -> usize {
+    pub(crate) fn block_files(&self) -> usize {
         count_files(&self.repo.join("blocks"))
     }
 
-    pub async fn stop(self) -> Option<tempfile::TempDir> {
+    pub(crate) async fn stop(self) -> Option<tempfile::TempDir> {
         self.handle.shutdown().await;
         self._dir
     }
@@ -77,13 +77,13 @@ fn count_files(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-pub fn config(repo: &Path) -> StoreConfig {
+pub(crate) fn config(repo: &Path) -> StoreConfig {
     let mut config = StoreConfig::new(repo);
     config.api = "127.0.0.1:0".parse().unwrap();
     config
 }
 
-pub async fn spawn_with(config: StoreConfig, dir: Option<tempfile::TempDir>) -> TestStore {
+pub(crate) async fn spawn_with(config: StoreConfig, dir: Option<tempfile::TempDir>) -> TestStore {
     let repo = config.repo.clone();
     let handle = px_store::spawn(config).await.expect("spawn store");
     let client = IpfsClient::from_str(&handle.api_url()).expect("client");
@@ -96,14 +96,14 @@ pub async fn spawn_with(config: StoreConfig, dir: Option<tempfile::TempDir>) -> 
     }
 }
 
-pub async fn spawn_store() -> TestStore {
+pub(crate) async fn spawn_store() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     spawn_with(config, Some(dir)).await
 }
 
 /// Deterministic non-repeating-per-chunk content.
-pub fn content(len: usize, seed: u32) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     (0..len)
         .map(|_| {
@@ -116,29 +116,29 @@ pub fn content(len: usize, seed: u32) -> Vec<u8> {
 }
 
 #[derive(Serialize)]
-pub struct RoutingGet {
-    pub arg: String,
+pub(crate) struct RoutingGet {
+    pub(crate) arg: String,
 }
 impl ApiRequest for RoutingGet {
     const PATH: &'static str = "/routing/get";
 }
 
 #[derive(Serialize)]
-pub struct RepoGc;
+pub(crate) struct RepoGc;
 impl ApiRequest for RepoGc {
     const PATH: &'static str = "/repo/gc";
 }
 
 #[derive(Serialize)]
-pub struct BlockGet {
-    pub arg: String,
+pub(crate) struct BlockGet {
+    pub(crate) arg: String,
 }
 impl ApiRequest for BlockGet {
     const PATH: &'static str = "/block/get";
 }
 
 /// Asserts a Kubo error body and status.
-pub async fn expect_error(res: reqwest::Response, status: u16) -> String {
+pub(crate) async fn expect_error(res: reqwest::Response, status: u16) -> String {
     assert_eq!(res.status().as_u16(), status, "status");
     let body: serde_json::Value = res.json().await.expect("json error body");
     assert_eq!(body["Type"], "error", "{body}");

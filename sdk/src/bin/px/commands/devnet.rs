@@ -1,0 +1,559 @@
+//! `px devnet`: the whole system on one machine.
+//!
+//! Starts anvil and deploys the contracts with the project's forge script (through
+//! [`px_sdk::devnet`]), then runs the three services as the separate processes a node operator
+//! would run: `px-store daemon` (the embedded Kubo-RPC store), `px-node` (registrar key: anvil
+//! account 2) and `px-oracle` (relayer and external adapter; fulfilling key: anvil account 1).
+//! Demo accounts get PXToken. With `--story` it then runs the end-to-end story through the SDK
+//! and exits 0 only if every step did what it says; otherwise it prints what a user needs to
+//! drive the stack with `px` and runs until Ctrl-C, stopping every process it started.
+//!
+//! The service binaries are looked up beside this executable (`cargo build` puts them in the
+//! same target directory) unless `PX_STORE_BIN`, `PX_NODE_BIN` or `PX_ORACLE_BIN` name them.
+
+use std::{
+    fmt::Display,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{U256, utils::parse_units},
+    signers::local::PrivateKeySigner,
+};
+use eyre::{WrapErr, bail, eyre};
+use px_sdk::{
+    Client, ClientConfig, Error as SdkError, Payment, UploadOptions,
+    api::GateReason,
+    client::human_bytes,
+    contracts::PXToken,
+    devnet::{ADMIN, Devnet, DevnetConfig, FIRST_USER, ORACLE, REGISTRAR},
+};
+use rustix::process::{Pid, Signal, kill_process};
+use tokio::process::{Child, Command};
+
+/// Demo accounts funded with PXToken.
+const FUNDED_USERS: usize = 3;
+/// PXToken each demo account gets.
+const FUNDING_PX: u64 = 10_000;
+/// Past the contract's 30-day sync window.
+const TIME_TRAVEL_SECS: u64 = 31 * 24 * 3600;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Run the end-to-end story, print each step and exit (non-zero if a step fails).
+    #[arg(long)]
+    story: bool,
+    /// State directory (chain deployment, store repo, node and oracle data, logs); wiped at start.
+    #[arg(long, default_value = ".devnet")]
+    dir: PathBuf,
+    /// Mine a block every N seconds instead of one per transaction.
+    #[arg(long)]
+    block_time: Option<u64>,
+    /// anvil's port [default: a free one].
+    #[arg(long)]
+    chain_port: Option<u16>,
+    /// How long to wait for each service to come up, in seconds.
+    #[arg(long, default_value_t = 60)]
+    startup_timeout: u64,
+}
+
+pub(crate) async fn run(a: Args) -> eyre::Result<()> {
+    let started = Instant::now();
+    let stack = Stack::start(&a).await?;
+    eprintln!("devnet up in {:.1} s", started.elapsed().as_secs_f64());
+    if a.story {
+        let result = story(&stack).await;
+        stack.stop().await;
+        result?;
+        println!("\nall story steps passed in {:.1} s", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    stack.print_endpoints();
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    // Watch the services: if one dies, say so and stop the rest.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let outcome = loop {
+        tokio::select! {
+            _ = &mut stop => break Ok(()),
+            _ = tick.tick() => {
+                if let Some(msg) = stack.dead_service() {
+                    break Err(eyre!(msg));
+                }
+            }
+        }
+    };
+    eprintln!("stopping the devnet");
+    stack.stop().await;
+    outcome
+}
+
+/// A running service process and where its log goes.
+struct Service {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+/// anvil with the contracts, plus the three services.
+struct Stack {
+    devnet: Devnet,
+    dir: PathBuf,
+    deployment_file: PathBuf,
+    store_url: String,
+    node_url: String,
+    adapter_url: String,
+    services: std::sync::Mutex<Vec<Service>>,
+}
+
+impl Stack {
+    async fn start(a: &Args) -> eyre::Result<Self> {
+        let dir = std::path::absolute(&a.dir)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .wrap_err_with(|| format!("cannot clear {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir.join("logs"))?;
+
+        step_note("starting anvil and deploying the contracts (forge script)");
+        let devnet = Devnet::spawn(DevnetConfig {
+            block_time: a.block_time,
+            port: a.chain_port,
+            ..Default::default()
+        })
+        .await?;
+        let deployment_file = dir.join("deployment.json");
+        std::fs::write(&deployment_file, serde_json::to_vec_pretty(&devnet.deployment)?)?;
+
+        let store_port = free_port()?;
+        let node_port = free_port()?;
+        let adapter_port = free_port()?;
+        let store_url = format!("http://127.0.0.1:{store_port}");
+        let node_url = format!("http://127.0.0.1:{node_port}");
+        let adapter_url = format!("http://127.0.0.1:{adapter_port}");
+        let mut stack = Self {
+            devnet,
+            dir: dir.clone(),
+            deployment_file,
+            store_url,
+            node_url,
+            adapter_url,
+            services: std::sync::Mutex::new(Vec::new()),
+        };
+        let timeout = Duration::from_secs(a.startup_timeout);
+
+        step_note("starting px-store");
+        stack.spawn(
+            "px-store",
+            |c| {
+                c.arg("daemon")
+                    .arg("--api")
+                    .arg(format!("127.0.0.1:{store_port}"))
+                    .arg("--repo")
+                    .arg(dir.join("store"));
+            },
+        )?;
+        wait_ready(&stack, "px-store", timeout, || {
+            let url = format!("{}/api/v0/version", stack.store_url);
+            async move { reqwest::Client::new().post(url).send().await }
+        })
+        .await?;
+
+        step_note("starting px-node");
+        let rpc = stack.devnet.rpc_url();
+        let registrar = key_hex(&stack.devnet.signer(REGISTRAR));
+        let deployment = stack.deployment_file.clone();
+        let store_url = stack.store_url.clone();
+        stack.spawn("px-node", |c| {
+            c.arg("--listen")
+                .arg(format!("127.0.0.1:{node_port}"))
+                .arg("--rpc-url")
+                .arg(&rpc)
+                .arg("--deployment")
+                .arg(&deployment)
+                .arg("--ipfs-url")
+                .arg(&store_url)
+                .arg("--data-dir")
+                .arg(dir.join("node"))
+                .env("PX_NODE_REGISTRAR_KEY", &registrar);
+        })?;
+        wait_ready(&stack, "px-node", timeout, || {
+            let url = format!("{}/health", stack.node_url);
+            async move { reqwest::get(url).await.and_then(|r| r.error_for_status()) }
+        })
+        .await?;
+
+        step_note("starting px-oracle (relayer + external adapter)");
+        let oracle_key = key_hex(&stack.devnet.signer(ORACLE));
+        stack.spawn("px-oracle", |c| {
+            c.arg("--host")
+                .arg("127.0.0.1")
+                .arg("--port")
+                .arg(adapter_port.to_string())
+                .arg("--rpc-url")
+                .arg(&rpc)
+                .arg("--deployment")
+                .arg(&deployment)
+                .arg("--ipfs-url")
+                .arg(&store_url)
+                .arg("--db")
+                .arg(dir.join("oracle.redb"))
+                .arg("--confirmations")
+                .arg("1")
+                .env("ORACLE_PRIVATE_KEY", &oracle_key);
+        })?;
+        wait_ready(&stack, "px-oracle", timeout, || {
+            let url = format!("{}/health", stack.adapter_url);
+            async move { reqwest::get(url).await.and_then(|r| r.error_for_status()) }
+        })
+        .await?;
+
+        step_note("funding demo accounts with PXToken");
+        let px = PXToken::new(stack.devnet.deployment.px_token, stack.devnet.provider(ADMIN));
+        let amount: U256 = parse_units(&FUNDING_PX.to_string(), 18)?.into();
+        for i in FIRST_USER..FIRST_USER + FUNDED_USERS {
+            px.mint(stack.devnet.address(i), amount)
+                .send()
+                .await?
+                .get_receipt()
+                .await
+                .wrap_err("PXToken.mint")?;
+        }
+        stack.write_env_file()?;
+        Ok(stack)
+    }
+
+    /// Spawns a service binary with its output going to `logs/<name>.log`.
+    fn spawn(&mut self, name: &'static str, configure: impl FnOnce(&mut Command)) -> eyre::Result<()> {
+        let bin = service_bin(name)?;
+        let log = self.dir.join("logs").join(format!("{name}.log"));
+        let out = std::fs::File::create(&log)?;
+        let mut cmd = Command::new(&bin);
+        cmd.stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .env("RUST_LOG", "info");
+        configure(&mut cmd);
+        let child = cmd.spawn().wrap_err_with(|| format!("cannot start {}", bin.display()))?;
+        self.services.lock().expect("not poisoned").push(Service { name, child, log });
+        Ok(())
+    }
+
+    /// The first service that exited, described with the tail of its log.
+    fn dead_service(&self) -> Option<String> {
+        let mut services = self.services.lock().expect("not poisoned");
+        for s in services.iter_mut() {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                return Some(format!(
+                    "{} exited ({status}); last log lines from {}:\n{}",
+                    s.name,
+                    s.log.display(),
+                    tail(&s.log, 20)
+                ));
+            }
+        }
+        None
+    }
+
+    /// Stops the services (SIGTERM, then SIGKILL after 5 s) and anvil.
+    async fn stop(self) {
+        let services = std::mem::take(&mut *self.services.lock().expect("not poisoned"));
+        for mut s in services.into_iter().rev() {
+            // SIGTERM first: a graceful stop lets the services close their databases.
+            if let Some(pid) = s.child.id().and_then(|p| Pid::from_raw(p as i32)) {
+                let _ = kill_process(pid, Signal::TERM);
+            }
+            if tokio::time::timeout(Duration::from_secs(5), s.child.wait()).await.is_err() {
+                let _ = s.child.kill().await;
+            }
+        }
+        drop(self.devnet); // stops anvil
+    }
+
+    fn write_env_file(&self) -> eyre::Result<()> {
+        let user = key_hex(&self.devnet.signer(FIRST_USER));
+        let env = format!(
+            "export PX_RPC_URL={}\nexport PX_DEPLOYMENT={}\nexport PX_NODE={}\nexport PX_PRIVATE_KEY={}\n",
+            self.devnet.rpc_url(),
+            self.deployment_file.display(),
+            self.node_url,
+            user
+        );
+        std::fs::write(self.dir.join("env"), env)?;
+        Ok(())
+    }
+
+    fn print_endpoints(&self) {
+        let d = &self.devnet.deployment;
+        println!("PX devnet is running; Ctrl-C stops everything.\n");
+        println!("  chain        {} (chain id {})", self.devnet.rpc_url(), d.chain_id);
+        println!("  store        {} (Kubo RPC API)", self.store_url);
+        println!("  node         {}  (OpenAPI at /openapi.json)", self.node_url);
+        println!("  oracle EA    {}  (POST /, GET /health)", self.adapter_url);
+        println!("  deployment   {}", self.deployment_file.display());
+        println!("  StorageNFT   {}", d.storage_nft);
+        println!("  PXToken      {}", d.px_token);
+        println!("  LinkToken    {}", d.link);
+        println!("  Operator     {}", d.operator);
+        println!("  logs         {}", self.dir.join("logs").display());
+        println!("\n  demo accounts ({FUNDING_PX} PX each; anvil development keys, never use them elsewhere):");
+        for i in FIRST_USER..FIRST_USER + FUNDED_USERS {
+            println!("    {}  {}", self.devnet.address(i), key_hex(&self.devnet.signer(i)));
+        }
+        println!("\n  Drive it with px from another shell:");
+        println!("    source {}", self.dir.join("env").display());
+        println!("    px plans && px mint --plan 2 && px upload 1 README.md && px ls 1 && px sync 1 --wait");
+    }
+}
+
+/// The scripted story, each step printed with its result.
+async fn story(stack: &Stack) -> eyre::Result<()> {
+    let signer = stack.devnet.signer(FIRST_USER);
+    let config = ClientConfig::new(stack.devnet.rpc_url(), signer, stack.devnet.deployment.clone())
+        .with_node(stack.node_url.clone());
+    let client = Client::new(config).await?;
+    let mut steps = Steps::default();
+    println!("\nstory as {} ", client.address());
+
+    let id = steps
+        .run("mint a 10 GiB token, paying PXToken with a permit", async {
+            let id = client.mint_via_node(2, Payment::Permit).await?;
+            Ok((id, format!("token {id}")))
+        })
+        .await?;
+
+    steps
+        .run("the node's IPNS key is bound on chain", async {
+            let t = client.token(id).await?;
+            let key = t.ipns_key.ok_or_else(|| eyre!("token {id} has no IPNS key"))?;
+            Ok(((), format!("ed25519 key {key}")))
+        })
+        .await?;
+
+    let first = demo_bytes(3 * 1024 * 1024 + 12_345, 1);
+    let uploaded = steps
+        .run("upload an encrypted 3 MiB file", async {
+            let r = upload(&client, id, "report.bin", first.clone()).await?;
+            if !r.encrypted {
+                bail!("the upload was not encrypted");
+            }
+            let detail = format!(
+                "{} stored as {}; node usage {} in {} file(s), seq {}",
+                human_bytes(r.plain_size),
+                r.file.cid,
+                human_bytes(r.usage.used),
+                r.usage.file_count,
+                r.usage.seq
+            );
+            Ok((r, detail))
+        })
+        .await?;
+
+    steps
+        .run("list the token's files", async {
+            let files = client.list(id).await?;
+            let found = files.iter().any(|f| f.entry.cid == uploaded.file.cid);
+            if !found {
+                bail!("{} is not in the listing", uploaded.file.cid);
+            }
+            let names: Vec<_> = files.iter().map(|f| f.name.clone()).collect();
+            Ok(((), format!("{} file(s): {}", files.len(), names.join(", "))))
+        })
+        .await?;
+
+    steps
+        .run("request a sync; the oracle answers through the Operator", async {
+            let req = client.request_sync(id).await?;
+            let synced = client.wait_answer(&req, Duration::from_secs(120)).await?;
+            Ok(((), format!("request {} -> seq {}, {} used", req.request_id, synced.seq, human_bytes(synced.used))))
+        })
+        .await?;
+
+    steps
+        .run("usage on chain equals the node's published record", async {
+            let chain = client.token(id).await?;
+            let node = client.usage(id).await?;
+            if (chain.used, chain.file_count, chain.seq) != (node.used, node.file_count, node.seq) {
+                bail!(
+                    "chain has used {} files {} seq {}, node has used {} files {} seq {}",
+                    chain.used, chain.file_count, chain.seq, node.used, node.file_count, node.seq
+                );
+            }
+            Ok(((), format!("used {} in {} file(s) at seq {}", human_bytes(chain.used), chain.file_count, chain.seq)))
+        })
+        .await?;
+
+    steps
+        .run("move chain time 31 days ahead (past the 30-day sync window)", async {
+            stack.devnet.time_travel(TIME_TRAVEL_SECS).await?;
+            let gate = client.can_upload(id, 1).await?;
+            Ok(((), format!("gate now: {}", gate.reason)))
+        })
+        .await?;
+
+    let second = demo_bytes(200_000, 2);
+    steps
+        .run("upload is refused with reason \"not synced\"", async {
+            match upload(&client, id, "notes.txt", second.clone()).await {
+                Err(e) => match e.downcast_ref::<SdkError>() {
+                    Some(SdkError::GateClosed { reason: GateReason::NotSynced, .. }) => {
+                        Ok(((), format!("refused: {e}")))
+                    }
+                    _ => bail!("refused for another reason: {e}"),
+                },
+                Ok(r) => bail!("the upload was accepted as {}", r.file.cid),
+            }
+        })
+        .await?;
+
+    steps
+        .run("sync again", async {
+            let req = client.request_sync(id).await?;
+            let synced = client.wait_answer(&req, Duration::from_secs(120)).await?;
+            Ok(((), format!("seq {}", synced.seq)))
+        })
+        .await?;
+
+    steps
+        .run("upload is accepted", async {
+            let r = upload(&client, id, "notes.txt", second.clone()).await?;
+            Ok(((), format!("{} as {}; {} file(s)", human_bytes(r.plain_size), r.file.cid, r.usage.file_count)))
+        })
+        .await?;
+
+    steps
+        .run("download the first file, decrypt and compare", async {
+            let mut out = Vec::with_capacity(first.len());
+            client.download(id, &uploaded.file.cid, &mut out).await?;
+            if out != first {
+                bail!("downloaded {} bytes that differ from the {} uploaded", out.len(), first.len());
+            }
+            Ok(((), format!("{} identical bytes", out.len())))
+        })
+        .await?;
+    Ok(())
+}
+
+async fn upload(
+    client: &Client,
+    id: u64,
+    name: &str,
+    bytes: Vec<u8>,
+) -> eyre::Result<px_sdk::UploadResult> {
+    use sha2::Digest;
+    let opts = UploadOptions {
+        size: Some(bytes.len() as u64),
+        sha256: Some(hex(&sha2::Sha256::digest(&bytes))),
+        ..Default::default()
+    };
+    Ok(client.upload(id, std::io::Cursor::new(bytes), name, opts).await?)
+}
+
+/// Deterministic, incompressible-looking demo content.
+fn demo_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Numbered story steps.
+#[derive(Default)]
+struct Steps {
+    n: usize,
+}
+
+impl Steps {
+    async fn run<T>(
+        &mut self,
+        what: &str,
+        f: impl std::future::Future<Output = eyre::Result<(T, String)>>,
+    ) -> eyre::Result<T> {
+        self.n += 1;
+        let started = Instant::now();
+        match f.await {
+            Ok((v, detail)) => {
+                println!("[{:>2}] ok   {what} ({:.1} s)\n          {detail}", self.n, started.elapsed().as_secs_f64());
+                Ok(v)
+            }
+            Err(e) => {
+                println!("[{:>2}] FAIL {what}\n          {e:#}", self.n);
+                Err(e.wrap_err(format!("story step {} failed: {what}", self.n)))
+            }
+        }
+    }
+}
+
+fn step_note(what: &str) {
+    eprintln!("devnet: {what}");
+}
+
+async fn wait_ready<F, Fut, T, E>(
+    stack: &Stack,
+    name: &str,
+    timeout: Duration,
+    probe: F,
+) -> eyre::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Display,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(msg) = stack.dead_service() {
+            bail!(msg);
+        }
+        match probe().await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                bail!("{name} did not come up within {} s: {e}", timeout.as_secs())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn service_bin(name: &str) -> eyre::Result<PathBuf> {
+    let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(&var) {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().ok_or_else(|| eyre!("no directory for {}", exe.display()))?;
+    let bin = dir.join(name);
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    bail!(
+        "{name} not found beside {}: build it with `cargo build --locked -p {name}` (or set {var})",
+        exe.display()
+    )
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn key_hex(signer: &PrivateKeySigner) -> String {
+    format!("0x{}", hex(&signer.to_bytes()[..]))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<_> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,32 @@
+//! `px ls <token>`
+
+use px_sdk::client::human_bytes;
+
+use crate::{config::Settings, output};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Token id.
+    token: u64,
+}
+
+pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
+    let files = s.client().await?.list(a.token).await?;
+    output::emit(s.json, &files, || {
+        if files.is_empty() {
+            println!("token {} stores no files; add one with `px upload {} <file>`", a.token, a.token);
+            return;
+        }
+        println!("{:<48} {:>10}  {:<4} NAME", "CID", "SIZE", "ENC");
+        for f in &files {
+            println!(
+                "{:<48} {:>10}  {:<4} {}",
+                f.entry.cid,
+                human_bytes(f.entry.size),
+                if f.encrypted { "yes" } else { "no" },
+                f.name
+            );
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,794 @@
+//! The SDK client: chain side here, storage-node side in the `node` module.
+//!
+//! # Flow
+//! 1. [`Client::plans`] lists what can be minted; [`Client::mint`] mints (paying the plan's
+//!    PXToken price through an EIP-2612 permit or an allowance, or its native price), or
+//!    [`Client::mint_with_key`] mints and binds a storage node's IPNS key in one transaction.
+//! 2. [`Client::token`] reads a token's state; [`Client::can_upload`] asks the on-chain gate and
+//!    answers the contract's [`GateReason`]; [`Client::ensure_can_upload`] turns a closed gate
+//!    into [`Error::GateClosed`] with the next step, or (with `auto_sync`) requests a sync and
+//!    waits for it first.
+//! 3. [`Client::request_sync`] sends the Chainlink request; [`Client::wait_synced`] follows the
+//!    contract's `Synced`/`SyncFailed` events until the oracle answered.
+
+use std::{sync::Arc, time::Duration};
+
+use alloy::{
+    network::EthereumWallet,
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::{Filter, Log},
+    signers::{Signer, local::PrivateKeySigner},
+    sol,
+    sol_types::{SolEvent, SolStruct},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Deployment,
+    api::{self, GateReason},
+    contracts::{PXToken, StorageNFT, sync_status},
+    crypto::OwnerKey,
+    error::{Error, Result},
+};
+
+/// How a [`Client`] connects. Fields are public; [`ClientConfig::new`] fills the defaults.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// JSON-RPC URL of the chain.
+    pub rpc_url: String,
+    /// The wallet that signs transactions, sign-ins and (by default) derives the owner key.
+    pub signer: PrivateKeySigner,
+    /// The contracts' deployment.
+    pub deployment: Deployment,
+    /// Base URL of the storage node (needed for upload, download, list and delete).
+    pub node_url: Option<String>,
+    /// Owner key for encryption; `None` derives it from `signer` on first use.
+    pub owner_key: Option<OwnerKey>,
+    /// How often to poll the chain for events (default 500 ms).
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("rpc_url", &self.rpc_url)
+            .field("signer", &self.signer.address())
+            .field("deployment", &self.deployment)
+            .field("node_url", &self.node_url)
+            .field("owner_key", &self.owner_key)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    /// A configuration without a storage node.
+    pub fn new(rpc_url: impl Into<String>, signer: PrivateKeySigner, deployment: Deployment) -> Self {
+        Self {
+            rpc_url: rpc_url.into(),
+            signer,
+            deployment,
+            node_url: None,
+            owner_key: None,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+
+    /// Sets the storage node's base URL.
+    pub fn with_node(mut self, url: impl Into<String>) -> Self {
+        self.node_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Uses `key` as the owner key instead of deriving one from the wallet.
+    pub fn with_owner_key(mut self, key: OwnerKey) -> Self {
+        self.owner_key = Some(key);
+        self
+    }
+}
+
+/// A plan tokens are minted from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Plan id (1-based).
+    pub id: u64,
+    /// Quota in bytes.
+    pub quota: u64,
+    /// Validity in seconds (0: never expires).
+    pub validity: u64,
+    /// Whether it can be minted.
+    pub active: bool,
+    /// Whether it is the free plan (once per address).
+    pub free: bool,
+    /// Price in PXToken base units (0: not payable in PXToken).
+    pub token_price: U256,
+    /// Price in wei (0: not payable in native coin).
+    pub native_price: U256,
+}
+
+/// How to pay for a mint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payment {
+    /// Free plans pay nothing; otherwise a PXToken permit when the balance covers the price,
+    /// else the native price.
+    #[default]
+    Auto,
+    /// PXToken through an EIP-2612 permit signed on the spot (one transaction).
+    Permit,
+    /// PXToken through an allowance (approves first when the allowance is short).
+    Allowance,
+    /// Native coin.
+    Native,
+}
+
+/// A token's on-chain state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenState {
+    /// Token id.
+    pub id: u64,
+    /// Owner.
+    pub owner: Address,
+    /// Plan id.
+    pub plan: u64,
+    /// Quota in bytes.
+    pub quota: u64,
+    /// Bytes used as of the last accepted sync.
+    pub used: u64,
+    /// Files as of the last accepted sync.
+    pub file_count: u64,
+    /// Expiry (unix seconds; 0: never).
+    pub expires_at: u64,
+    /// Time of the last accepted sync (the mint time before the first).
+    pub last_sync_at: u64,
+    /// Sequence number of the last accepted usage record.
+    pub seq: u64,
+    /// Whether a sync request awaits its answer.
+    pub pending: bool,
+    /// When the last sync was requested.
+    pub requested_at: u64,
+    /// Status of the last answered request ([`sync_status`]).
+    pub last_status: u8,
+    /// ed25519 key of the token's IPNS name (`None`: no key bound).
+    pub ipns_key: Option<B256>,
+    /// Chain time when this was read.
+    pub now: u64,
+    /// Sync window in seconds: uploads lock this long after the last sync.
+    pub sync_window: u64,
+}
+
+/// The gate's answer for one upload size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gate {
+    /// Whether the upload is allowed.
+    pub ok: bool,
+    /// Why not ([`GateReason::None`] when allowed).
+    pub reason: GateReason,
+}
+
+/// A sent sync request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRequest {
+    /// Token id.
+    pub token_id: u64,
+    /// Chainlink request id.
+    pub request_id: B256,
+    /// Block the request was mined in.
+    pub block: u64,
+}
+
+/// An accepted sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Synced {
+    /// Token id.
+    pub token_id: u64,
+    /// Chainlink request id.
+    pub request_id: B256,
+    /// Bytes used.
+    pub used: u64,
+    /// Files stored.
+    pub file_count: u64,
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// CID of the usage record.
+    pub record_cid: String,
+}
+
+sol! {
+    /// EIP-2612 permit.
+    struct Permit {
+        address owner;
+        address spender;
+        uint256 value;
+        uint256 nonce;
+        uint256 deadline;
+    }
+}
+
+/// The name of a [`sync_status`] code.
+pub fn sync_status_name(status: u8) -> &'static str {
+    match status {
+        sync_status::OK => "ok",
+        sync_status::RECORD_NOT_FOUND => "usage record not found under the token's IPNS name",
+        sync_status::BAD_SIGNATURE => "IPNS record signature invalid",
+        sync_status::RECORD_EXPIRED => "IPNS record expired",
+        sync_status::V1_ONLY => "IPNS record has only a V1 signature",
+        sync_status::BAD_USAGE_RECORD => "usage record invalid",
+        sync_status::WRONG_BINDING => "usage record bound to another chain, contract or token",
+        sync_status::IPFS_UNAVAILABLE => "IPFS unavailable to the oracle",
+        sync_status::SEQUENCE_REGRESSED => "usage record sequence went backwards",
+        sync_status::STALE_SEQUENCE => "usage record not newer than the last synced one",
+        _ => "unknown status",
+    }
+}
+
+/// "3 days", "5 hours", "12 minutes", "40 seconds".
+pub fn human_duration(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 2 * 86_400 => (s / 86_400, "day"),
+        s if s >= 2 * 3_600 => (s / 3_600, "hour"),
+        s if s >= 2 * 60 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// "1.5 GiB".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) provider: DynProvider,
+    pub(crate) signer: PrivateKeySigner,
+    pub(crate) deployment: Deployment,
+    pub(crate) node_url: Option<String>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) session: tokio::sync::Mutex<Option<api::Session>>,
+    pub(crate) owner_key: tokio::sync::OnceCell<OwnerKey>,
+    pub(crate) poll: Duration,
+}
+
+/// The PX storage client. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.address())
+            .field("storage_nft", &self.inner.deployment.storage_nft)
+            .field("node_url", &self.inner.node_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn u64_of(v: U256) -> u64 {
+    v.try_into().unwrap_or(u64::MAX)
+}
+
+impl Client {
+    /// Connects to the chain and checks that the deployment's chain id matches it.
+    pub async fn new(config: ClientConfig) -> Result<Self> {
+        let url: reqwest::Url = config
+            .rpc_url
+            .parse()
+            .map_err(|e| Error::Config(format!("invalid RPC URL {:?}: {e}", config.rpc_url)))?;
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(config.signer.clone()))
+            .connect_http(url)
+            .erased();
+        let chain_id = provider.get_chain_id().await?;
+        if chain_id != config.deployment.chain_id {
+            return Err(Error::Config(format!(
+                "the RPC serves chain {chain_id} but the deployment is for chain {}",
+                config.deployment.chain_id
+            )));
+        }
+        let owner_key = tokio::sync::OnceCell::new();
+        if let Some(key) = config.owner_key {
+            owner_key.set(key).expect("fresh cell");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                provider,
+                signer: config.signer,
+                deployment: config.deployment,
+                node_url: config.node_url,
+                http,
+                session: tokio::sync::Mutex::new(None),
+                owner_key,
+                poll: config.poll_interval,
+            }),
+        })
+    }
+
+    /// The wallet's address.
+    pub fn address(&self) -> Address {
+        self.inner.signer.address()
+    }
+
+    /// The deployment in use.
+    pub fn deployment(&self) -> &Deployment {
+        &self.inner.deployment
+    }
+
+    /// The chain provider (signing with the client's wallet).
+    pub fn provider(&self) -> &DynProvider {
+        &self.inner.provider
+    }
+
+    fn nft(&self) -> StorageNFT::StorageNFTInstance<&DynProvider> {
+        StorageNFT::new(self.inner.deployment.storage_nft, &self.inner.provider)
+    }
+
+    fn px(&self) -> PXToken::PXTokenInstance<&DynProvider> {
+        PXToken::new(self.inner.deployment.px_token, &self.inner.provider)
+    }
+
+    /// The owner key: the configured one, or derived from the wallet once.
+    pub async fn owner_key(&self) -> Result<&OwnerKey> {
+        self.inner
+            .owner_key
+            .get_or_try_init(|| OwnerKey::from_wallet(&self.inner.signer))
+            .await
+    }
+
+    /// Chain time: the latest block's timestamp.
+    pub async fn chain_time(&self) -> Result<u64> {
+        let block = self
+            .inner
+            .provider
+            .get_block_by_number(Default::default())
+            .await?
+            .ok_or_else(|| Error::Rpc("no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// All plans.
+    pub async fn plans(&self) -> Result<Vec<Plan>> {
+        let nft = self.nft();
+        let count = u64_of(nft.planCount().call().await?);
+        let mut plans = Vec::with_capacity(count as usize);
+        for id in 1..=count {
+            plans.push(self.plan(id).await?);
+        }
+        Ok(plans)
+    }
+
+    /// One plan.
+    pub async fn plan(&self, id: u64) -> Result<Plan> {
+        let p = self
+            .nft()
+            .plan(U256::from(id))
+            .call()
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Reverted { .. } => Error::NoSuchPlan(id),
+                other => other,
+            })?;
+        Ok(Plan {
+            id,
+            quota: p.quota,
+            validity: p.validity.into(),
+            active: p.active,
+            free: p.free,
+            token_price: U256::from(p.tokenPrice),
+            native_price: U256::from(p.nativePrice),
+        })
+    }
+
+    /// PXToken balance of the wallet.
+    pub async fn px_balance(&self) -> Result<U256> {
+        Ok(self.px().balanceOf(self.address()).call().await?)
+    }
+
+    async fn choose_payment(&self, plan: &Plan, payment: Payment) -> Result<Payment> {
+        if !plan.active {
+            return Err(Error::NoSuchPlan(plan.id));
+        }
+        if plan.free || payment != Payment::Auto {
+            return Ok(payment);
+        }
+        if !plan.token_price.is_zero() && self.px_balance().await? >= plan.token_price {
+            return Ok(Payment::Permit);
+        }
+        if !plan.native_price.is_zero() {
+            return Ok(Payment::Native);
+        }
+        Err(Error::Config(format!(
+            "plan {} costs {} PX base units and the wallet holds less; get PX first",
+            plan.id, plan.token_price
+        )))
+    }
+
+    async fn approve_if_needed(&self, amount: U256) -> Result<()> {
+        let px = self.px();
+        let spender = self.inner.deployment.storage_nft;
+        if px.allowance(self.address(), spender).call().await? >= amount {
+            return Ok(());
+        }
+        let receipt = px.approve(spender, amount).send().await?.get_receipt().await?;
+        if !receipt.status() {
+            return Err(Error::Reverted {
+                reason: "PXToken approve failed".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Signs an EIP-2612 permit letting the StorageNFT contract spend `value` PX.
+    async fn sign_permit(&self, value: U256, deadline: U256) -> Result<alloy::primitives::Signature> {
+        let px = self.px();
+        let nonce = px.nonces(self.address()).call().await?;
+        let separator = px.DOMAIN_SEPARATOR().call().await?;
+        let permit = Permit {
+            owner: self.address(),
+            spender: self.inner.deployment.storage_nft,
+            value,
+            nonce,
+            deadline,
+        };
+        let digest = alloy::primitives::keccak256(
+            [
+                &[0x19u8, 0x01][..],
+                separator.as_slice(),
+                permit.eip712_hash_struct().as_slice(),
+            ]
+            .concat(),
+        );
+        Ok(self.inner.signer.sign_hash(&digest).await?)
+    }
+
+    async fn minted_token(
+        &self,
+        receipt: alloy::rpc::types::TransactionReceipt,
+    ) -> Result<u64> {
+        if !receipt.status() {
+            return Err(Error::Reverted {
+                reason: format!("mint transaction {} failed", receipt.transaction_hash),
+            });
+        }
+        let minted = receipt
+            .decoded_log::<StorageNFT::Minted>()
+            .ok_or_else(|| Error::Rpc("mint receipt carries no Minted event".into()))?;
+        Ok(u64_of(minted.tokenId))
+    }
+
+    /// Mints a token from `plan_id` to the wallet and answers its id.
+    pub async fn mint(&self, plan_id: u64, payment: Payment) -> Result<u64> {
+        let plan = self.plan(plan_id).await?;
+        let nft = self.nft();
+        let id = U256::from(plan_id);
+        let pending = match self.choose_payment(&plan, payment).await? {
+            Payment::Native => nft.mint(id).value(plan.native_price).send().await?,
+            Payment::Permit if !plan.free => {
+                let deadline = U256::from(self.chain_time().await? + 3600);
+                let sig = self.sign_permit(plan.token_price, deadline).await?;
+                nft.mintWithPermit(id, deadline, 27 + u8::from(sig.v()), sig.r().into(), sig.s().into())
+                    .send()
+                    .await?
+            }
+            Payment::Allowance if !plan.free => {
+                self.approve_if_needed(plan.token_price).await?;
+                nft.mint(id).send().await?
+            }
+            _ => nft.mint(id).send().await?,
+        };
+        self.minted_token(pending.get_receipt().await?).await
+    }
+
+    /// Mints a token from `plan_id` with the IPNS key a storage node assigned (see
+    /// [`Client::key_assignment`]). Pays in native coin for [`Payment::Native`] (or `Auto` when
+    /// the PX balance is short), else in PXToken by allowance.
+    pub async fn mint_with_key(
+        &self,
+        plan_id: u64,
+        assignment: &api::KeyAssignment,
+        payment: Payment,
+    ) -> Result<u64> {
+        let d = &self.inner.deployment;
+        if assignment.minter != self.address()
+            || assignment.contract != d.storage_nft
+            || assignment.chain_id != d.chain_id
+        {
+            return Err(Error::NodeMismatch(format!(
+                "key assignment is for minter {} contract {} chain {}, not this wallet/deployment",
+                assignment.minter, assignment.contract, assignment.chain_id
+            )));
+        }
+        let plan = self.plan(plan_id).await?;
+        let payment = self.choose_payment(&plan, payment).await?;
+        let nft = self.nft();
+        let mut call = nft.mintWithKey(
+            U256::from(plan_id),
+            assignment.ipns_name.clone(),
+            U256::from(assignment.deadline),
+            assignment.signature.clone(),
+        );
+        match payment {
+            Payment::Native if !plan.free => call = call.value(plan.native_price),
+            Payment::Permit | Payment::Allowance if !plan.free => {
+                self.approve_if_needed(plan.token_price).await?
+            }
+            _ => {}
+        }
+        self.minted_token(call.send().await?.get_receipt().await?).await
+    }
+
+    /// A token's state.
+    pub async fn token(&self, id: u64) -> Result<TokenState> {
+        let nft = self.nft();
+        let tid = U256::from(id);
+        let owner = nft.ownerOf(tid).call().await.map_err(|e| match Error::from(e) {
+            Error::Reverted { .. } => Error::NoSuchToken(id),
+            other => other,
+        })?;
+        let info = nft.tokenInfo(tid).call().await?;
+        let sync_window = u64_of(nft.syncWindow().call().await?);
+        Ok(TokenState {
+            id,
+            owner,
+            plan: info.planId.into(),
+            quota: info.quota,
+            used: info.used,
+            file_count: info.fileCount.into(),
+            expires_at: u64_of(U256::from(info.expiresAt)),
+            last_sync_at: u64_of(U256::from(info.lastSyncAt)),
+            seq: info.seq,
+            pending: info.pending,
+            requested_at: u64_of(U256::from(info.requestedAt)),
+            last_status: info.lastStatus,
+            ipns_key: (!info.ipnsKey.is_zero()).then_some(info.ipnsKey),
+            now: self.chain_time().await?,
+            sync_window,
+        })
+    }
+
+    /// Asks the on-chain gate whether `size` more bytes may be uploaded to token `id`.
+    pub async fn can_upload(&self, id: u64, size: u64) -> Result<Gate> {
+        let r = self
+            .nft()
+            .canUpload(U256::from(id), U256::from(size))
+            .call()
+            .await?;
+        let code: u8 = r.reason.into();
+        let reason = GateReason::from_u8(code)
+            .ok_or_else(|| Error::Rpc(format!("unknown gate reason {code}")))?;
+        Ok(Gate { ok: r.ok, reason })
+    }
+
+    /// The [`Error::GateClosed`] for token `id`, with what to do next.
+    pub async fn gate_error(&self, id: u64, size: u64, reason: GateReason) -> Error {
+        let state = self.token(id).await.ok();
+        let detail = match (reason, &state) {
+            (GateReason::NotSynced, Some(s)) => format!(
+                "last sync {} ago (uploads stay open for {} after a sync); run `px sync {id} --wait`",
+                human_duration(s.now.saturating_sub(s.last_sync_at)),
+                human_duration(s.sync_window),
+            ),
+            (GateReason::QuotaExceeded, Some(s)) => format!(
+                "{} more would exceed the quota: {} of {} used as of the last sync; delete files \
+                 (`px rm {id} <cid>`) then run `px sync {id} --wait`, or buy quota",
+                human_bytes(size),
+                human_bytes(s.used),
+                human_bytes(s.quota),
+            ),
+            (GateReason::Expired, Some(s)) => format!(
+                "the plan expired {} ago; renew token {id}",
+                human_duration(s.now.saturating_sub(s.expires_at))
+            ),
+            (GateReason::Paused, _) => "the contract is paused by its admin; try again later".into(),
+            (GateReason::NoKey, _) => format!(
+                "no storage node key is bound to token {id}; mint through a node (`px mint`) or \
+                 ask the node to register a key"
+            ),
+            (GateReason::NoToken, _) => format!("token {id} does not exist; run `px mint`"),
+            (reason, _) => reason.to_string(),
+        };
+        Error::GateClosed {
+            token_id: id,
+            reason,
+            detail,
+        }
+    }
+
+    /// Checks the gate for an upload of `size` bytes. When it is closed because the token is
+    /// not synced and `auto_sync` is set, requests a sync, waits for it (up to `sync_timeout`
+    /// of [`Client::wait_synced`], 5 minutes) and checks again.
+    ///
+    /// # Errors
+    /// [`Error::GateClosed`] with the reason and the next step.
+    pub async fn ensure_can_upload(&self, id: u64, size: u64, auto_sync: bool) -> Result<()> {
+        let gate = self.can_upload(id, size).await?;
+        if gate.ok {
+            return Ok(());
+        }
+        if gate.reason == GateReason::NotSynced && auto_sync {
+            let state = self.token(id).await?;
+            if !state.pending {
+                self.request_sync(id).await?;
+            }
+            self.wait_synced(id, Duration::from_secs(300)).await?;
+            let gate = self.can_upload(id, size).await?;
+            if gate.ok {
+                return Ok(());
+            }
+            return Err(self.gate_error(id, size, gate.reason).await);
+        }
+        Err(self.gate_error(id, size, gate.reason).await)
+    }
+
+    /// Sends a sync request for token `id` (owner only).
+    ///
+    /// # Errors
+    /// [`Error::SyncNotAllowed`] when one is pending or the minimum interval has not passed.
+    pub async fn request_sync(&self, id: u64) -> Result<SyncRequest> {
+        let nft = self.nft();
+        let state = self.token(id).await?;
+        if state.owner != self.address() {
+            return Err(Error::NotOwner {
+                token_id: id,
+                owner: state.owner,
+                signer: self.address(),
+            });
+        }
+        if state.ipns_key.is_none() {
+            return Err(Error::SyncNotAllowed {
+                token_id: id,
+                detail: "the token has no IPNS key bound, so there is no usage record to read".into(),
+            });
+        }
+        if state.pending {
+            return Err(Error::SyncNotAllowed {
+                token_id: id,
+                detail: format!(
+                    "a sync request is already pending; run `px sync {id} --wait` to wait for its answer"
+                ),
+            });
+        }
+        let min = u64_of(nft.minSyncInterval().call().await?);
+        let last = state.last_sync_at.max(state.requested_at);
+        if state.now < last + min {
+            return Err(Error::SyncNotAllowed {
+                token_id: id,
+                detail: format!(
+                    "syncs are at least {} apart; try again in {}",
+                    human_duration(min),
+                    human_duration(last + min - state.now)
+                ),
+            });
+        }
+        let receipt = nft
+            .requestSync(U256::from(id))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        if !receipt.status() {
+            return Err(Error::Reverted {
+                reason: format!("requestSync transaction {} failed", receipt.transaction_hash),
+            });
+        }
+        let ev = receipt
+            .decoded_log::<StorageNFT::SyncRequested>()
+            .ok_or_else(|| Error::Rpc("requestSync receipt carries no SyncRequested event".into()))?;
+        Ok(SyncRequest {
+            token_id: id,
+            request_id: ev.requestId,
+            block: receipt.block_number.unwrap_or_default(),
+        })
+    }
+
+    async fn logs(&self, filter: &Filter) -> Result<Vec<Log>> {
+        Ok(self.inner.provider.get_logs(filter).await?)
+    }
+
+    /// The most recent sync request of token `id`, from the contract's `SyncRequested` events.
+    pub async fn last_sync_request(&self, id: u64) -> Result<Option<SyncRequest>> {
+        let filter = Filter::new()
+            .address(self.inner.deployment.storage_nft)
+            .event_signature(StorageNFT::SyncRequested::SIGNATURE_HASH)
+            .topic1(B256::from(U256::from(id)))
+            .from_block(self.inner.deployment.start_block);
+        let logs = self.logs(&filter).await?;
+        let Some(log) = logs.last() else {
+            return Ok(None);
+        };
+        let ev = log
+            .log_decode::<StorageNFT::SyncRequested>()
+            .map_err(Error::rpc)?;
+        Ok(Some(SyncRequest {
+            token_id: id,
+            request_id: ev.inner.requestId,
+            block: log.block_number.unwrap_or_default(),
+        }))
+    }
+
+    /// Waits until token `id`'s latest sync request is answered, following the contract's
+    /// `Synced` and `SyncFailed` events.
+    ///
+    /// # Errors
+    /// [`Error::SyncFailed`] for an error answer, [`Error::Timeout`] after `timeout`,
+    /// [`Error::SyncNotAllowed`] when the token never requested a sync.
+    pub async fn wait_synced(&self, id: u64, timeout: Duration) -> Result<Synced> {
+        let request = self
+            .last_sync_request(id)
+            .await?
+            .ok_or_else(|| Error::SyncNotAllowed {
+                token_id: id,
+                detail: format!("no sync was requested; run `px sync {id}`"),
+            })?;
+        self.wait_answer(&request, timeout).await
+    }
+
+    /// Waits for the answer to `request`.
+    pub async fn wait_answer(&self, request: &SyncRequest, timeout: Duration) -> Result<Synced> {
+        let filter = Filter::new()
+            .address(self.inner.deployment.storage_nft)
+            .event_signature(vec![
+                StorageNFT::Synced::SIGNATURE_HASH,
+                StorageNFT::SyncFailed::SIGNATURE_HASH,
+            ])
+            .topic1(B256::from(U256::from(request.token_id)))
+            .topic2(request.request_id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut from = request.block;
+        loop {
+            let head = self.inner.provider.get_block_number().await?;
+            if head >= from {
+                let logs = self.logs(&filter.clone().from_block(from).to_block(head)).await?;
+                for log in &logs {
+                    if let Ok(ev) = log.log_decode::<StorageNFT::Synced>() {
+                        let ev = ev.inner.data;
+                        return Ok(Synced {
+                            token_id: request.token_id,
+                            request_id: request.request_id,
+                            used: ev.used,
+                            file_count: ev.fileCount.into(),
+                            seq: ev.seq,
+                            record_cid: String::from_utf8_lossy(&ev.recordCid).into_owned(),
+                        });
+                    }
+                    if let Ok(ev) = log.log_decode::<StorageNFT::SyncFailed>() {
+                        return Err(Error::SyncFailed {
+                            token_id: request.token_id,
+                            status: ev.inner.status,
+                        });
+                    }
+                }
+                from = head + 1;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout(timeout, "the oracle's sync answer"));
+            }
+            tokio::time::sleep(self.inner.poll).await;
+        }
+    }
+
+    /// Raw bytes of the token's IPNS name (38 bytes; empty when none).
+    pub async fn ipns_name(&self, id: u64) -> Result<Bytes> {
+        Ok(self.nft().ipnsName(U256::from(id)).call().await?)
+    }
+}

@@ -1,1 +1,218 @@
-//! PX storage: node (filled in by its issue).
+//! # px-node: the PX storage node (upload gateway)
+//!
+//! Users sign in with Ethereum (EIP-4361) and upload files for the storage NFTs they own. The
+//! node checks `ownerOf`, the on-chain upload gate (`canUpload`: sync window, expiry, pause)
+//! and its own live usage against the quota, stores and pins the bytes through the Kubo RPC
+//! API (the embedded `px-store` by default, or a Kubo/BTFS daemon), keeps a per-token file
+//! index as IPFS objects, and publishes a new [`px_sdk::UsageRecord`] (sequence + 1) under the
+//! token's IPNS name after every change. The oracle reads that record when a sync is
+//! requested.
+//!
+//! Modules, in the order a request meets them:
+//! - [`config`]: file, environment and flags.
+//! - [`http`]: routes and the session extractor; [`openapi`] documents them.
+//! - [`siwe`]: EIP-4361 parsing and verification.
+//! - [`node`]: the core (sessions, keys, uploads, deletes, publishing, crash recovery).
+//! - [`chain`]: StorageNFT reads, `registerKey`, EIP-712 key assignments.
+//! - [`index`]: the file index tree; [`ipfs`]: the Kubo RPC client; [`db`]: redb state.
+//!
+//! ```no_run
+//! # async fn demo() -> px_node::Result<()> {
+//! let mut config = px_node::NodeConfig::new("deployments/31337.json");
+//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! let node = px_node::spawn(config).await?;
+//! println!("node at {}", node.url());
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod chain;
+pub mod config;
+pub mod db;
+mod error;
+pub mod http;
+pub mod index;
+pub mod ipfs;
+pub mod metrics;
+pub mod node;
+pub mod openapi;
+pub mod siwe;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use alloy::signers::local::PrivateKeySigner;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{Cli, IpfsBackend, NodeConfig, Secret};
+pub use error::{Error, Result};
+pub use http::app;
+pub use node::Node;
+
+/// A running node. [`NodeHandle::shutdown`] stops it gracefully (and the embedded store).
+#[derive(Debug)]
+pub struct NodeHandle {
+    addr: SocketAddr,
+    node: Arc<Node>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    store: Option<px_store::StoreHandle>,
+}
+
+impl NodeHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:7070`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The node core.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The embedded store's Kubo RPC URL, if the node runs one.
+    pub fn store_url(&self) -> Option<String> {
+        self.store.as_ref().map(|s| s.api_url())
+    }
+
+    /// Stops serving, lets in-flight requests finish, and stops the embedded store.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(store) = self.store.take() {
+            store.shutdown().await;
+        }
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the node: opens the database, starts (or connects to) the IPFS backend, checks the
+/// chain, recovers from any interrupted update, republishes every record, and serves HTTP in
+/// a background task.
+pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
+    config.validate()?;
+    let deployment =
+        px_sdk::Deployment::load(&config.deployment).map_err(|e| Error::Config(e.to_string()))?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let (ipfs_url, store) = match &config.ipfs {
+        IpfsBackend::Remote(url) => (url.clone(), None),
+        IpfsBackend::Embedded => {
+            let mut sc = px_store::StoreConfig::new(config.data_dir.join("store"));
+            sc.api = "127.0.0.1:0".parse().expect("valid address");
+            sc.sync_writes = config.store_sync_writes;
+            let store = px_store::spawn(sc)
+                .await
+                .map_err(|e| Error::Ipfs(e.to_string()))?;
+            (store.api_url(), Some(store))
+        }
+    };
+    let ipfs = ipfs::Ipfs::new(&ipfs_url)?;
+    let registrar = config
+        .registrar_key
+        .as_ref()
+        .map(|k| PrivateKeySigner::from_str(k.expose().trim()))
+        .transpose()
+        .map_err(|_| Error::Config("registrar_key is not a valid private key".into()))?;
+    let chain = chain::Chain::new(
+        &config.rpc_url,
+        &deployment,
+        registrar,
+        config.owner_cache_ttl,
+    )?;
+    chain.check().await?;
+    let db_path = config.data_dir.join("node.redb");
+    let db = tokio::task::spawn_blocking(move || db::Db::open(&db_path))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
+    let domain = public_url
+        .split_once("://")
+        .map_or(public_url.as_str(), |(_, rest)| rest);
+    let domain = domain.split('/').next().unwrap_or(domain).to_string();
+    let settings = node::Settings {
+        domain,
+        public_url,
+        max_upload_bytes: config.max_upload_bytes,
+        nonce_ttl: config.nonce_ttl,
+        session_ttl: config.session_ttl,
+        assignment_ttl: config.assignment_ttl,
+        record_lifetime: config.record_lifetime,
+    };
+    let node = Arc::new(Node::new(settings, db, ipfs, chain));
+    node.recover().await?;
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = app(node.clone());
+    let background = node.clone();
+    let interval = config.republish_interval;
+    let task = tokio::spawn(async move {
+        let republish = async move {
+            let mut full = tokio::time::interval(interval);
+            full.tick().await;
+            let mut retry = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = full.tick() => background.republish_all().await,
+                    _ = retry.tick() => background.republish_dirty().await,
+                }
+            }
+        };
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        tokio::select! {
+            r = serve => if let Err(e) = r {
+                tracing::error!(target: "node::server", error = %e, "server failed");
+            },
+            () = republish => {}
+        }
+    });
+    tracing::info!(target: "node::server", %addr, "px-node listening");
+    Ok(NodeHandle {
+        addr,
+        node,
+        stop: Some(stop),
+        task: Some(task),
+        store,
+    })
+}
+
+/// Runs the node until SIGINT or SIGTERM.
+pub async fn run(config: NodeConfig) -> Result<()> {
+    let handle = spawn(config).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!(target: "node::server", "shutting down");
+    handle.shutdown().await;
+    Ok(())
+}

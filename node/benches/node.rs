@@ -1,0 +1,3 @@
+//! Node benchmarks (written below).
+
+fn main() {}

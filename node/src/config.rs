@@ -1,0 +1,320 @@
+//! Node configuration: a TOML file, then `PX_NODE_*` environment variables, then command-line
+//! flags, each overriding the one before. Every field has a documented default except the
+//! deployment file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A secret value (a private key) that never prints itself.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where the node keeps bytes and IPNS keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpfsBackend {
+    /// The embedded `px-store`, started in-process with its repo in `<data_dir>/store`.
+    Embedded,
+    /// A running Kubo (or BTFS) RPC API, e.g. `http://127.0.0.1:5001` (`/api/v0` is appended
+    /// unless the URL carries a path, e.g. `http://127.0.0.1:5001/api/v1` for BTFS).
+    Remote(String),
+}
+
+/// Complete node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// HTTP listen address (default `127.0.0.1:7070`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Chain JSON-RPC URL (default `http://127.0.0.1:8545`).
+    pub rpc_url: String,
+    /// Deployment file written by the deploy script (`deployments/<chainId>.json`). Required.
+    pub deployment: PathBuf,
+    /// IPFS backend (default: embedded).
+    pub ipfs: IpfsBackend,
+    /// Private key (hex) of the account holding REGISTRAR_ROLE: signs key assignments and
+    /// sends `registerKey`. Without it those two endpoints answer 503.
+    pub registrar_key: Option<Secret>,
+    /// Data directory: `node.redb` (all node state) and, when embedded, `store/`
+    /// (default `./px-node-data`).
+    pub data_dir: PathBuf,
+    /// Public base URL of the node, e.g. `https://node.example`: its authority is the SIWE
+    /// `domain`, and the message `URI` must start with it (default `http://<listen address>`).
+    pub public_url: Option<String>,
+    /// Largest accepted upload in bytes (default 10 GiB).
+    pub max_upload_bytes: u64,
+    /// How long a sign-in nonce stays valid (default 5 min).
+    pub nonce_ttl: Duration,
+    /// How long a session lasts (default 1 h).
+    pub session_ttl: Duration,
+    /// How long an `ownerOf` answer is cached (default 15 s; capped at 60 s so a transfer
+    /// takes effect within a minute).
+    pub owner_cache_ttl: Duration,
+    /// Validity of a signed key assignment (default 1 h).
+    pub assignment_ttl: Duration,
+    /// Lifetime of published IPNS records (default 48 h).
+    pub record_lifetime: Duration,
+    /// How often all records are republished (default 4 h; they are also republished at
+    /// start).
+    pub republish_interval: Duration,
+    /// Embedded store only: fsync blocks before committing them (default true).
+    pub store_sync_writes: bool,
+}
+
+impl NodeConfig {
+    /// A configuration with every default and the given deployment file.
+    pub fn new(deployment: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: "127.0.0.1:7070".parse().expect("valid default address"),
+            rpc_url: "http://127.0.0.1:8545".into(),
+            deployment: deployment.into(),
+            ipfs: IpfsBackend::Embedded,
+            registrar_key: None,
+            data_dir: PathBuf::from("px-node-data"),
+            public_url: None,
+            max_upload_bytes: 10 << 30,
+            nonce_ttl: Duration::from_secs(300),
+            session_ttl: Duration::from_secs(3600),
+            owner_cache_ttl: Duration::from_secs(15),
+            assignment_ttl: Duration::from_secs(3600),
+            record_lifetime: Duration::from_secs(48 * 3600),
+            republish_interval: Duration::from_secs(4 * 3600),
+            store_sync_writes: true,
+        }
+    }
+
+    /// Loads the configuration from the command line (and the file and environment it names).
+    pub fn from_args() -> Result<Self> {
+        Self::from_cli(Cli::parse())
+    }
+
+    /// Merges a parsed command line (flags and environment) over its config file.
+    pub fn from_cli(cli: Cli) -> Result<Self> {
+        let file = match &cli.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let deployment = cli.deployment.or(file.deployment).ok_or_else(|| {
+            Error::Config("the deployment file is required (--deployment)".into())
+        })?;
+        let mut c = Self::new(deployment);
+        macro_rules! merge {
+            ($field:ident) => {
+                if let Some(v) = cli.$field.or(file.$field) {
+                    c.$field = v;
+                }
+            };
+        }
+        merge!(listen);
+        merge!(rpc_url);
+        merge!(data_dir);
+        merge!(max_upload_bytes);
+        merge!(store_sync_writes);
+        c.public_url = cli.public_url.or(file.public_url);
+        c.registrar_key = cli.registrar_key.map(Secret).or(file.registrar_key);
+        if let Some(url) = cli.ipfs_url.or(file.ipfs_url) {
+            c.ipfs = IpfsBackend::Remote(url);
+        }
+        let secs = |v: Option<u64>, f: Option<u64>| v.or(f).map(Duration::from_secs);
+        if let Some(d) = secs(cli.nonce_ttl_secs, file.nonce_ttl_secs) {
+            c.nonce_ttl = d;
+        }
+        if let Some(d) = secs(cli.session_ttl_secs, file.session_ttl_secs) {
+            c.session_ttl = d;
+        }
+        if let Some(d) = secs(cli.owner_cache_secs, file.owner_cache_secs) {
+            c.owner_cache_ttl = d;
+        }
+        if let Some(d) = secs(cli.assignment_ttl_secs, file.assignment_ttl_secs) {
+            c.assignment_ttl = d;
+        }
+        if let Some(d) = secs(cli.record_lifetime_secs, file.record_lifetime_secs) {
+            c.record_lifetime = d;
+        }
+        if let Some(d) = secs(cli.republish_interval_secs, file.republish_interval_secs) {
+            c.republish_interval = d;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks bounds that the rest of the node relies on.
+    pub fn validate(&self) -> Result<()> {
+        if self.owner_cache_ttl > Duration::from_secs(60) {
+            return Err(Error::Config(
+                "owner_cache_secs must be at most 60 (a transfer must take effect within a minute)"
+                    .into(),
+            ));
+        }
+        if self.nonce_ttl.is_zero() || self.session_ttl.is_zero() {
+            return Err(Error::Config(
+                "nonce and session lifetimes must be positive".into(),
+            ));
+        }
+        if self.record_lifetime < Duration::from_secs(60) {
+            return Err(Error::Config(
+                "record_lifetime_secs must be at least 60".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The config file (TOML). Every key is optional and named like the flag, with `_`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    rpc_url: Option<String>,
+    deployment: Option<PathBuf>,
+    ipfs_url: Option<String>,
+    registrar_key: Option<Secret>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    max_upload_bytes: Option<u64>,
+    nonce_ttl_secs: Option<u64>,
+    session_ttl_secs: Option<u64>,
+    owner_cache_secs: Option<u64>,
+    assignment_ttl_secs: Option<u64>,
+    record_lifetime_secs: Option<u64>,
+    republish_interval_secs: Option<u64>,
+    store_sync_writes: Option<bool>,
+}
+
+impl FileConfig {
+    fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Command line of `px-node`. Each flag can also be set by the environment variable shown.
+#[derive(Debug, Default, Parser)]
+#[command(name = "px-node", version, about = "PX storage node: upload gateway")]
+pub struct Cli {
+    /// TOML config file (keys as the flags below, with `_`).
+    #[arg(long, env = "PX_NODE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:7070].
+    #[arg(long, env = "PX_NODE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Chain JSON-RPC URL [default: http://127.0.0.1:8545].
+    #[arg(long, env = "PX_NODE_RPC_URL")]
+    pub rpc_url: Option<String>,
+    /// Deployment JSON file (required here or in the config file).
+    #[arg(long, env = "PX_NODE_DEPLOYMENT")]
+    pub deployment: Option<PathBuf>,
+    /// Kubo/BTFS RPC URL; without it the embedded store runs in-process.
+    #[arg(long, env = "PX_NODE_IPFS_URL")]
+    pub ipfs_url: Option<String>,
+    /// Registrar private key (hex). Prefer the environment variable or the file.
+    #[arg(long, env = "PX_NODE_REGISTRAR_KEY", hide_env_values = true)]
+    pub registrar_key: Option<String>,
+    /// Data directory [default: ./px-node-data].
+    #[arg(long, env = "PX_NODE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Public base URL (SIWE domain and URI) [default: http://<listen>].
+    #[arg(long, env = "PX_NODE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest upload in bytes [default: 10 GiB].
+    #[arg(long, env = "PX_NODE_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Sign-in nonce lifetime in seconds [default: 300].
+    #[arg(long, env = "PX_NODE_NONCE_TTL_SECS")]
+    pub nonce_ttl_secs: Option<u64>,
+    /// Session lifetime in seconds [default: 3600].
+    #[arg(long, env = "PX_NODE_SESSION_TTL_SECS")]
+    pub session_ttl_secs: Option<u64>,
+    /// ownerOf cache in seconds, at most 60 [default: 15].
+    #[arg(long, env = "PX_NODE_OWNER_CACHE_SECS")]
+    pub owner_cache_secs: Option<u64>,
+    /// Key assignment validity in seconds [default: 3600].
+    #[arg(long, env = "PX_NODE_ASSIGNMENT_TTL_SECS")]
+    pub assignment_ttl_secs: Option<u64>,
+    /// IPNS record lifetime in seconds [default: 172800].
+    #[arg(long, env = "PX_NODE_RECORD_LIFETIME_SECS")]
+    pub record_lifetime_secs: Option<u64>,
+    /// Republish interval in seconds [default: 14400].
+    #[arg(long, env = "PX_NODE_REPUBLISH_INTERVAL_SECS")]
+    pub republish_interval_secs: Option<u64>,
+    /// Embedded store: fsync blocks before commit [default: true].
+    #[arg(long, env = "PX_NODE_STORE_SYNC_WRITES")]
+    pub store_sync_writes: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "deployment = \"d.json\"\nrpc_url = \"http://file\"\nmax_upload_bytes = 5\n\
+             owner_cache_secs = 30\nregistrar_key = \"0xabc\"\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(file),
+            rpc_url: Some("http://flag".into()),
+            ipfs_url: Some("http://127.0.0.1:5001".into()),
+            ..Cli::default()
+        };
+        let c = NodeConfig::from_cli(cli).unwrap();
+        assert_eq!(c.rpc_url, "http://flag");
+        assert_eq!(c.max_upload_bytes, 5);
+        assert_eq!(c.owner_cache_ttl, Duration::from_secs(30));
+        assert_eq!(c.deployment, PathBuf::from("d.json"));
+        assert_eq!(c.ipfs, IpfsBackend::Remote("http://127.0.0.1:5001".into()));
+        assert_eq!(c.nonce_ttl, Duration::from_secs(300));
+        assert_eq!(format!("{:?}", c.registrar_key), "Some(Secret(<redacted>))");
+    }
+
+    #[test]
+    fn rejects_long_owner_cache_and_unknown_keys() {
+        let cli = Cli {
+            deployment: Some("d.json".into()),
+            owner_cache_secs: Some(61),
+            ..Cli::default()
+        };
+        assert!(matches!(NodeConfig::from_cli(cli), Err(Error::Config(_))));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "deploymnet = \"d.json\"\n").unwrap();
+        let cli = Cli {
+            config: Some(file),
+            ..Cli::default()
+        };
+        assert!(matches!(NodeConfig::from_cli(cli), Err(Error::Config(_))));
+        assert!(matches!(
+            NodeConfig::from_cli(Cli::default()),
+            Err(Error::Config(_))
+        ));
+    }
+}

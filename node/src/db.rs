@@ -1,0 +1,561 @@
+//! All node state in one redb database (`<data_dir>/node.redb`): ACID transactions, so a crash
+//! never leaves half an update.
+//!
+//! Tables:
+//! - `nonces`: sign-in nonce -> expiry (single use: login removes it in the same transaction
+//!   that checks it).
+//! - `sessions`: SHA-256 of a bearer token -> address and expiry.
+//! - `keys`: ed25519 public key -> the IPFS key name and the token bound to it, if known.
+//! - `assignments`: minter address -> public key of its outstanding key assignment.
+//! - `tokens`: token id -> [`TokenState`] (usage, sequence, index root, last record).
+//! - `files`: (token, file id) -> [`FileEntry`].
+//! - `content`: (token, CID) -> number of the token's files with that CID (download checks).
+//! - `cid_refs`: CID -> number of files over all tokens with that CID (pins are shared).
+//! - `pages`: (token, level, page) -> CID of a file index page.
+//! - `journal`: token -> [`Journal`]: pins taken for an update not yet committed, and pins a
+//!   committed update released but has not yet removed. Replayed at start.
+
+use std::path::Path;
+
+use alloy::primitives::Address;
+use px_sdk::api::FileEntry;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub(crate) const NONCES: TableDefinition<'_, &str, u64> = TableDefinition::new("nonces");
+pub(crate) const SESSIONS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions");
+pub(crate) const KEYS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("keys");
+pub(crate) const ASSIGNMENTS: TableDefinition<'_, &[u8], &[u8]> =
+    TableDefinition::new("assignments");
+pub(crate) const TOKENS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("tokens");
+pub(crate) const FILES: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition::new("files");
+pub(crate) const CONTENT: TableDefinition<'_, (u64, &str), u64> = TableDefinition::new("content");
+pub(crate) const CID_REFS: TableDefinition<'_, &str, u64> = TableDefinition::new("cid_refs");
+pub(crate) const PAGES: TableDefinition<'_, (u64, u8, u64), &str> = TableDefinition::new("pages");
+pub(crate) const JOURNAL: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("journal");
+
+/// What the node knows about a token it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenState {
+    /// IPFS key name of the token's IPNS key.
+    pub key_name: String,
+    /// Base36 IPNS name.
+    pub ipns_id: String,
+    /// Bytes stored.
+    pub used: u64,
+    /// Files stored.
+    pub file_count: u64,
+    /// Sequence number of the last committed usage record.
+    pub seq: u64,
+    /// Next file id.
+    pub next_file_id: u64,
+    /// CID of the file index root ("" before the first upload).
+    pub index_root: String,
+    /// Quota written into the last record.
+    pub quota: u64,
+    /// CID of the last committed usage record ("" before the first).
+    pub record_cid: String,
+}
+
+/// An IPNS key the node created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRow {
+    /// IPFS key name.
+    pub key_name: String,
+    /// Base36 IPNS name.
+    pub ipns_id: String,
+    /// Token the key is bound to, once known.
+    pub token_id: Option<u64>,
+}
+
+/// Pins an update of a token holds outside a committed state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Pinned for an update that has not committed: removed at recovery unless a committed
+    /// file or page references them.
+    pub pending: Vec<String>,
+    /// Released by a committed update, still to unpin.
+    pub release: Vec<String>,
+}
+
+/// The node database.
+#[derive(Debug)]
+pub struct Db {
+    db: Database,
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(v)?)
+}
+
+fn dec<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| Error::Db(format!("corrupt row: {e}")))
+}
+
+impl Db {
+    /// Opens (or creates) the database and its tables.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        tx.open_table(NONCES)?;
+        tx.open_table(SESSIONS)?;
+        tx.open_table(KEYS)?;
+        tx.open_table(ASSIGNMENTS)?;
+        tx.open_table(TOKENS)?;
+        tx.open_table(FILES)?;
+        tx.open_table(CONTENT)?;
+        tx.open_table(CID_REFS)?;
+        tx.open_table(PAGES)?;
+        tx.open_table(JOURNAL)?;
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    // ---- sign-in ----
+
+    /// Stores a fresh nonce and prunes expired ones.
+    pub fn put_nonce(&self, nonce: &str, expires_at: u64, now: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(NONCES)?;
+            t.retain(|_, exp| exp > now)?;
+            t.insert(nonce, expires_at)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Consumes a nonce: true if it existed and had not expired. Single use either way.
+    pub fn take_nonce(&self, nonce: &str, now: u64) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let ok = {
+            let mut t = tx.open_table(NONCES)?;
+            let exp = t.remove(nonce)?.map(|g| g.value());
+            matches!(exp, Some(exp) if exp > now)
+        };
+        tx.commit()?;
+        Ok(ok)
+    }
+
+    /// Stores a session under the hash of its token and prunes expired sessions.
+    pub fn put_session(
+        &self,
+        hash: &[u8; 32],
+        address: Address,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<()> {
+        let mut row = address.to_vec();
+        row.extend_from_slice(&expires_at.to_be_bytes());
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(SESSIONS)?;
+            t.retain(|_, v| {
+                v.len() == 28 && u64::from_be_bytes(v[20..28].try_into().expect("8")) > now
+            })?;
+            t.insert(&hash[..], &row[..])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The address of a live session.
+    pub fn session(&self, hash: &[u8; 32], now: u64) -> Result<Option<Address>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SESSIONS)?;
+        let Some(v) = t.get(&hash[..])? else {
+            return Ok(None);
+        };
+        let v = v.value();
+        if v.len() != 28 {
+            return Ok(None);
+        }
+        let exp = u64::from_be_bytes(v[20..28].try_into().expect("8 bytes"));
+        Ok((exp > now).then(|| Address::from_slice(&v[..20])))
+    }
+
+    // ---- keys ----
+
+    /// Records a key the node created.
+    pub fn put_key(&self, pubkey: &[u8; 32], row: &KeyRow) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(KEYS)?.insert(&pubkey[..], &enc(row)?[..])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A key by public key.
+    pub fn key(&self, pubkey: &[u8; 32]) -> Result<Option<KeyRow>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(KEYS)?;
+        t.get(&pubkey[..])?.map(|v| dec(v.value())).transpose()
+    }
+
+    /// Records the outstanding assignment of `minter` (with its key).
+    pub fn put_assignment(&self, minter: Address, pubkey: &[u8; 32], row: &KeyRow) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(KEYS)?.insert(&pubkey[..], &enc(row)?[..])?;
+        tx.open_table(ASSIGNMENTS)?
+            .insert(minter.as_slice(), &pubkey[..])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The public key of `minter`'s outstanding assignment.
+    pub fn assignment(&self, minter: Address) -> Result<Option<[u8; 32]>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(ASSIGNMENTS)?;
+        Ok(t.get(minter.as_slice())?
+            .and_then(|v| v.value().try_into().ok()))
+    }
+
+    // ---- tokens ----
+
+    /// The state of a token the node serves.
+    pub fn token(&self, token_id: u64) -> Result<Option<TokenState>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TOKENS)?;
+        t.get(token_id)?.map(|v| dec(v.value())).transpose()
+    }
+
+    /// All served tokens.
+    pub fn tokens(&self) -> Result<Vec<(u64, TokenState)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(TOKENS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Starts serving a token with `key`: binds the key row and creates the token state,
+    /// unless it exists.
+    pub fn adopt_token(
+        &self,
+        token_id: u64,
+        pubkey: &[u8; 32],
+        key: &KeyRow,
+    ) -> Result<TokenState> {
+        let tx = self.db.begin_write()?;
+        let state = {
+            let mut tokens = tx.open_table(TOKENS)?;
+            let existing = tokens.get(token_id)?.map(|v| dec::<TokenState>(v.value()));
+            match existing {
+                Some(s) => s?,
+                None => {
+                    let s = TokenState {
+                        key_name: key.key_name.clone(),
+                        ipns_id: key.ipns_id.clone(),
+                        used: 0,
+                        file_count: 0,
+                        seq: 0,
+                        next_file_id: 1,
+                        index_root: String::new(),
+                        quota: 0,
+                        record_cid: String::new(),
+                    };
+                    tokens.insert(token_id, &enc(&s)?[..])?;
+                    let mut row = key.clone();
+                    row.token_id = Some(token_id);
+                    tx.open_table(KEYS)?.insert(&pubkey[..], &enc(&row)?[..])?;
+                    s
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(state)
+    }
+
+    // ---- files ----
+
+    /// A file of a token.
+    pub fn file(&self, token_id: u64, file_id: u64) -> Result<Option<FileEntry>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(FILES)?;
+        t.get((token_id, file_id))?
+            .map(|v| dec(v.value()))
+            .transpose()
+    }
+
+    /// Up to `limit` files with ids above `after`, and whether more follow.
+    pub fn files_after(
+        &self,
+        token_id: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<FileEntry>, bool)> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(FILES)?;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let start = after.saturating_add(1);
+        for row in t.range((token_id, start)..=(token_id, u64::MAX))? {
+            let (_, v) = row?;
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(dec(v.value())?);
+        }
+        Ok((out, false))
+    }
+
+    /// Files with ids in `[from, to)`.
+    pub fn files_in(&self, token_id: u64, from: u64, to: u64) -> Result<Vec<FileEntry>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(FILES)?;
+        let mut out = Vec::new();
+        for row in t.range((token_id, from)..(token_id, to))? {
+            out.push(dec(row?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Whether the token holds a file with `cid`.
+    pub fn has_content(&self, token_id: u64, cid: &str) -> Result<bool> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CONTENT)?;
+        Ok(t.get((token_id, cid))?.is_some_and(|v| v.value() > 0))
+    }
+
+    /// Number of files over all tokens with `cid`.
+    pub fn cid_refs(&self, cid: &str) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CID_REFS)?;
+        Ok(t.get(cid)?.map_or(0, |v| v.value()))
+    }
+
+    /// Whether a committed index page or record of any token is `cid`.
+    pub fn is_committed_object(&self, token_id: u64, cid: &str) -> Result<bool> {
+        let tx = self.db.begin_read()?;
+        if let Some(s) = tx.open_table(TOKENS)?.get(token_id)? {
+            let s: TokenState = dec(s.value())?;
+            if s.record_cid == cid || s.index_root == cid {
+                return Ok(true);
+            }
+        }
+        let pages = tx.open_table(PAGES)?;
+        for row in pages.range((token_id, 0u8, 0u64)..=(token_id, u8::MAX, u64::MAX))? {
+            if row?.1.value() == cid {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The CID of an index page.
+    pub fn page(&self, token_id: u64, level: u8, page: u64) -> Result<Option<String>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PAGES)?;
+        Ok(t.get((token_id, level, page))?
+            .map(|v| v.value().to_string()))
+    }
+
+    /// Pages of `level` with numbers in `[from, to)`, in order.
+    pub fn pages_in(
+        &self,
+        token_id: u64,
+        level: u8,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, String)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PAGES)?;
+        let mut out = Vec::new();
+        for row in t.range((token_id, level, from)..(token_id, level, to))? {
+            let (k, v) = row?;
+            out.push((k.value().2, v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    // ---- journal ----
+
+    /// The journal of a token.
+    pub fn journal(&self, token_id: u64) -> Result<Journal> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(JOURNAL)?;
+        Ok(t.get(token_id)?
+            .map(|v| dec(v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Replaces the journal of a token.
+    pub fn put_journal(&self, token_id: u64, j: &Journal) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(JOURNAL)?;
+            if j.pending.is_empty() && j.release.is_empty() {
+                t.remove(token_id)?;
+            } else {
+                t.insert(token_id, &enc(j)?[..])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Tokens with a non-empty journal.
+    pub fn journaled_tokens(&self) -> Result<Vec<u64>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(JOURNAL)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            out.push(row?.0.value());
+        }
+        Ok(out)
+    }
+
+    /// Commits one update of a token atomically: file rows added or removed (with their
+    /// content and pin reference counts), index pages set or removed, the new token state,
+    /// and the journal (pending pins now owned by the state are dropped; `release` lists the
+    /// pins the update gave up).
+    pub fn commit_update(&self, token_id: u64, u: &Update) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut files = tx.open_table(FILES)?;
+            let mut content = tx.open_table(CONTENT)?;
+            let mut refs = tx.open_table(CID_REFS)?;
+            for f in &u.add_files {
+                files.insert((token_id, f.id), &enc(f)?[..])?;
+                let n = content
+                    .get((token_id, f.cid.as_str()))?
+                    .map_or(0, |v| v.value());
+                content.insert((token_id, f.cid.as_str()), n + 1)?;
+                let n = refs.get(f.cid.as_str())?.map_or(0, |v| v.value());
+                refs.insert(f.cid.as_str(), n + 1)?;
+            }
+            for f in &u.remove_files {
+                files.remove((token_id, f.id))?;
+                let n = content
+                    .get((token_id, f.cid.as_str()))?
+                    .map_or(0, |v| v.value());
+                if n <= 1 {
+                    content.remove((token_id, f.cid.as_str()))?;
+                } else {
+                    content.insert((token_id, f.cid.as_str()), n - 1)?;
+                }
+                let n = refs.get(f.cid.as_str())?.map_or(0, |v| v.value());
+                if n <= 1 {
+                    refs.remove(f.cid.as_str())?;
+                } else {
+                    refs.insert(f.cid.as_str(), n - 1)?;
+                }
+            }
+            let mut pages = tx.open_table(PAGES)?;
+            for (level, page, cid) in &u.pages {
+                match cid {
+                    Some(cid) => pages.insert((token_id, *level, *page), cid.as_str())?,
+                    None => pages.remove((token_id, *level, *page))?,
+                };
+            }
+            tx.open_table(TOKENS)?
+                .insert(token_id, &enc(&u.state)?[..])?;
+            let mut journal = tx.open_table(JOURNAL)?;
+            let j = Journal {
+                pending: Vec::new(),
+                release: u.release.clone(),
+            };
+            if j.release.is_empty() {
+                journal.remove(token_id)?;
+            } else {
+                journal.insert(token_id, &enc(&j)?[..])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// One committed change of a token (see [`Db::commit_update`]).
+#[derive(Debug, Default)]
+pub struct Update {
+    /// Files added.
+    pub add_files: Vec<FileEntry>,
+    /// Files removed.
+    pub remove_files: Vec<FileEntry>,
+    /// Index pages `(level, page, cid)`; `None` removes the page.
+    pub pages: Vec<(u8, u64, Option<String>)>,
+    /// The token's new state.
+    pub state: TokenState,
+    /// Pins given up by the update.
+    pub release: Vec<String>,
+}
+
+impl Default for TokenState {
+    fn default() -> Self {
+        Self {
+            key_name: String::new(),
+            ipns_id: String::new(),
+            used: 0,
+            file_count: 0,
+            seq: 0,
+            next_file_id: 1,
+            index_root: String::new(),
+            quota: 0,
+            record_cid: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64, cid: &str, size: u64) -> FileEntry {
+        FileEntry {
+            id,
+            name: format!("f{id}"),
+            cid: cid.into(),
+            size,
+            sha256: None,
+            created_at: 1,
+        }
+    }
+
+    #[test]
+    fn nonces_are_single_use_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("n.redb")).unwrap();
+        db.put_nonce("abc12345", 100, 50).unwrap();
+        db.put_nonce("expired1", 60, 50).unwrap();
+        assert!(db.take_nonce("abc12345", 99).unwrap());
+        assert!(!db.take_nonce("abc12345", 99).unwrap());
+        assert!(!db.take_nonce("expired1", 61).unwrap());
+        assert!(!db.take_nonce("never", 1).unwrap());
+    }
+
+    #[test]
+    fn shared_cids_are_reference_counted_across_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("r.redb")).unwrap();
+        let add = |_token: u64, f: FileEntry| Update {
+            add_files: vec![f],
+            ..Update::default()
+        };
+        db.commit_update(1, &add(1, entry(1, "Qa", 3))).unwrap();
+        db.commit_update(2, &add(2, entry(1, "Qa", 3))).unwrap();
+        db.commit_update(2, &add(2, entry(2, "Qa", 3))).unwrap();
+        assert_eq!(db.cid_refs("Qa").unwrap(), 3);
+        let rm = Update {
+            remove_files: vec![entry(1, "Qa", 3)],
+            ..Update::default()
+        };
+        db.commit_update(2, &rm).unwrap();
+        assert!(db.has_content(2, "Qa").unwrap());
+        assert_eq!(db.cid_refs("Qa").unwrap(), 2);
+        let rm = Update {
+            remove_files: vec![entry(2, "Qa", 3)],
+            ..Update::default()
+        };
+        db.commit_update(2, &rm).unwrap();
+        assert!(!db.has_content(2, "Qa").unwrap());
+        assert!(db.has_content(1, "Qa").unwrap());
+        assert_eq!(db.cid_refs("Qa").unwrap(), 1);
+        let (page, more) = db.files_after(1, 0, 10).unwrap();
+        assert_eq!((page.len(), more), (1, false));
+    }
+}

@@ -1,0 +1,218 @@
+//! The node's error type. Every variant maps to an HTTP status and a machine-readable
+//! [`ErrorCode`]; internal details (chain, IPFS, database) are logged, never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use px_sdk::api::{ErrorBody, ErrorCode};
+use px_sdk::contracts::GateReason;
+
+/// Result alias of the node.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Invalid configuration.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing, unknown or expired session.
+    #[error("sign in first: {0}")]
+    Unauthorized(&'static str),
+    /// The SIWE message is malformed or its signature does not match.
+    #[error("invalid sign-in: {0}")]
+    InvalidSignature(String),
+    /// The SIWE message names another domain, URI or chain.
+    #[error("wrong sign-in scope: {0}")]
+    WrongDomain(String),
+    /// Unknown, reused or expired nonce.
+    #[error("invalid nonce: unknown, already used or expired")]
+    InvalidNonce,
+    /// The SIWE message is expired or not yet valid.
+    #[error("sign-in message {0}")]
+    MessageExpired(&'static str),
+    /// The caller does not own the token.
+    #[error("address {address} does not own token {token_id}")]
+    NotOwner {
+        /// Token.
+        token_id: u64,
+        /// Caller.
+        address: alloy::primitives::Address,
+    },
+    /// The on-chain gate refused.
+    #[error("upload gate closed: {0}")]
+    GateClosed(GateReason),
+    /// The upload would exceed the quota.
+    #[error("over quota: {used} bytes used + {size} bytes would exceed the {quota}-byte quota")]
+    OverQuota {
+        /// Bytes used (including uploads in flight).
+        used: u64,
+        /// Upload size.
+        size: u64,
+        /// Quota.
+        quota: u64,
+    },
+    /// The upload is larger than the node accepts.
+    #[error("upload of {size} bytes is over the {limit}-byte limit")]
+    TooLarge {
+        /// Upload size.
+        size: u64,
+        /// Limit.
+        limit: u64,
+    },
+    /// No `Content-Length`.
+    #[error("uploads need a Content-Length")]
+    LengthRequired,
+    /// The token has no key this node holds.
+    #[error("token {0} is not served by this node (no IPNS key of this node bound)")]
+    NotServed(u64),
+    /// The token already has a key.
+    #[error("token {0} already has an IPNS key")]
+    KeyAlreadySet(u64),
+    /// Not found.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The registrar key is not configured.
+    #[error("this node has no registrar key configured")]
+    NoRegistrar,
+    /// Chain RPC failure.
+    #[error("chain: {0}")]
+    Chain(String),
+    /// IPFS backend failure.
+    #[error("ipfs: {0}")]
+    Ipfs(String),
+    /// Database failure.
+    #[error("database: {0}")]
+    Db(String),
+    /// I/O failure.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The machine-readable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Config(_) | Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::InvalidSignature(_) => ErrorCode::InvalidSignature,
+            Self::WrongDomain(_) => ErrorCode::WrongDomain,
+            Self::InvalidNonce => ErrorCode::InvalidNonce,
+            Self::MessageExpired(_) => ErrorCode::MessageExpired,
+            Self::NotOwner { .. } => ErrorCode::NotOwner,
+            Self::GateClosed(_) => ErrorCode::GateClosed,
+            Self::OverQuota { .. } => ErrorCode::OverQuota,
+            Self::TooLarge { .. } => ErrorCode::TooLarge,
+            Self::LengthRequired => ErrorCode::LengthRequired,
+            Self::NotServed(_) => ErrorCode::NotServed,
+            Self::KeyAlreadySet(_) => ErrorCode::KeyAlreadySet,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::NoRegistrar | Self::Chain(_) | Self::Ipfs(_) => ErrorCode::Unavailable,
+            Self::Db(_) | Self::Io(_) | Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self.code() {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized
+            | ErrorCode::InvalidSignature
+            | ErrorCode::WrongDomain
+            | ErrorCode::InvalidNonce
+            | ErrorCode::MessageExpired => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotOwner | ErrorCode::GateClosed => StatusCode::FORBIDDEN,
+            ErrorCode::OverQuota | ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            ErrorCode::NotServed | ErrorCode::KeyAlreadySet => StatusCode::CONFLICT,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body sent to the client; internal details stay in the log.
+    pub fn body(&self) -> ErrorBody {
+        let message = match self.code() {
+            ErrorCode::Internal => "internal error".to_string(),
+            ErrorCode::Unavailable if !matches!(self, Self::NoRegistrar) => {
+                "a backend (chain or IPFS) is unavailable; retry later".to_string()
+            }
+            _ => self.to_string(),
+        };
+        ErrorBody {
+            error: self.code(),
+            message,
+            gate: match self {
+                Self::GateClosed(r) => Some(*r),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(target: "node::http", error = %self, "request failed");
+        } else {
+            tracing::debug!(target: "node::http", error = %self, "request refused");
+        }
+        (status, Json(self.body())).into_response()
+    }
+}
+
+impl From<redb::Error> for Error {
+    fn from(e: redb::Error) -> Self {
+        Self::Db(e.to_string())
+    }
+}
+
+macro_rules! redb_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Self::Db(e.to_string())
+            }
+        }
+    )*};
+}
+redb_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(format!("json: {e}"))
+    }
+}
+
+impl From<ipfs_api_backend_hyper::Error> for Error {
+    fn from(e: ipfs_api_backend_hyper::Error) -> Self {
+        Self::Ipfs(e.to_string())
+    }
+}
+
+impl From<alloy::contract::Error> for Error {
+    fn from(e: alloy::contract::Error) -> Self {
+        Self::Chain(e.to_string())
+    }
+}
+
+impl From<alloy::transports::TransportError> for Error {
+    fn from(e: alloy::transports::TransportError) -> Self {
+        Self::Chain(e.to_string())
+    }
+}

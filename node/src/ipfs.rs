@@ -1,0 +1,189 @@
+//! The IPFS backend, always spoken to through the Kubo RPC API (`ipfs-api-backend-hyper`):
+//! the embedded `px-store` or a configured Kubo/BTFS daemon alike.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use ipfs_api_backend_hyper::request::{Add, KeyType};
+use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
+use tokio::io::AsyncRead;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use crate::error::{Error, Result};
+
+/// A Kubo RPC client.
+#[derive(Clone)]
+pub struct Ipfs {
+    client: IpfsClient,
+}
+
+impl std::fmt::Debug for Ipfs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ipfs").finish_non_exhaustive()
+    }
+}
+
+/// A created IPNS key.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// Key name in the backend.
+    pub name: String,
+    /// Base36 IPNS name.
+    pub id: String,
+    /// ed25519 public key.
+    pub pubkey: [u8; 32],
+}
+
+/// The ed25519 public key inside a base36/base58 IPNS name (libp2p-key CID or peer id).
+pub fn pubkey_of_ipns_id(id: &str) -> Result<[u8; 32]> {
+    let cid =
+        cid::Cid::try_from(id).map_err(|e| Error::Ipfs(format!("bad IPNS name {id}: {e}")))?;
+    let mh = cid.hash();
+    // identity multihash of the protobuf PublicKey { Type: Ed25519, Data: 32 bytes }
+    let d = mh.digest();
+    if mh.code() != 0 || d.len() != 36 || d[..4] != [0x08, 0x01, 0x12, 0x20] {
+        return Err(Error::Ipfs(format!("IPNS name {id} is not an ed25519 key")));
+    }
+    Ok(d[4..].try_into().expect("32 bytes"))
+}
+
+impl Ipfs {
+    /// A client for the RPC API at `url` (`/api/v0` appended unless the URL has a path).
+    pub fn new(url: &str) -> Result<Self> {
+        let uri: axum::http::Uri = url
+            .parse()
+            .map_err(|e| Error::Config(format!("invalid IPFS URL {url}: {e}")))?;
+        let has_path = uri.path().trim_end_matches('/') != "";
+        let client = if has_path {
+            // The client's own `http` 0.2 Uri type, inferred from the constructor.
+            let base = url
+                .trim_end_matches('/')
+                .parse()
+                .map_err(|e| Error::Config(format!("invalid IPFS URL {url}: {e}")))?;
+            IpfsClient::build_with_base_uri(base)
+        } else {
+            IpfsClient::from_str(url)
+                .map_err(|e| Error::Config(format!("invalid IPFS URL {url}: {e}")))?
+        };
+        Ok(Self { client })
+    }
+
+    /// Adds a byte stream without pinning it; answers its CID.
+    pub async fn add_unpinned<R>(&self, data: R) -> Result<String>
+    where
+        R: AsyncRead + Send + Sync + Unpin + 'static,
+    {
+        let opts = Add {
+            pin: Some(false),
+            cid_version: Some(0),
+            ..Add::default()
+        };
+        let r = self
+            .client
+            .add_async_with_options(data.compat(), opts)
+            .await?;
+        Ok(r.hash)
+    }
+
+    /// Adds a small object without pinning it; answers its CID.
+    pub async fn add_bytes_unpinned(&self, data: Vec<u8>) -> Result<String> {
+        self.add_unpinned(std::io::Cursor::new(data)).await
+    }
+
+    /// Pins `cid` recursively.
+    pub async fn pin(&self, cid: &str) -> Result<()> {
+        self.client.pin_add(cid, true).await?;
+        Ok(())
+    }
+
+    /// Unpins `cid`; a CID that is not pinned is not an error.
+    pub async fn unpin(&self, cid: &str) -> Result<()> {
+        match self.client.pin_rm(cid, true).await {
+            Ok(_) => Ok(()),
+            Err(ipfs_api_backend_hyper::Error::Api(e)) if e.message.contains("not pinned") => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `cid` is pinned (directly or recursively).
+    pub async fn is_pinned(&self, cid: &str) -> Result<bool> {
+        match self.client.pin_ls(Some(cid), None).await {
+            Ok(r) => Ok(!r.keys.is_empty()),
+            Err(ipfs_api_backend_hyper::Error::Api(e)) if e.message.contains("not pinned") => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// All recursively pinned CIDs.
+    pub async fn pins(&self) -> Result<Vec<String>> {
+        let r = self.client.pin_ls(None, Some("recursive")).await?;
+        Ok(r.keys.into_keys().collect())
+    }
+
+    /// Streams the bytes of `cid`.
+    pub fn cat(&self, cid: &str) -> impl Stream<Item = Result<Bytes>> + Send + use<> {
+        self.client
+            .cat(&format!("/ipfs/{cid}"))
+            .map_err(Error::from)
+    }
+
+    /// Reads a small object whole.
+    pub async fn cat_all(&self, cid: &str, limit: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut s = std::pin::pin!(self.cat(cid));
+        while let Some(chunk) = s.try_next().await? {
+            if out.len() + chunk.len() > limit {
+                return Err(Error::Ipfs(format!("object {cid} is over {limit} bytes")));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    /// Creates an ed25519 key named `name`.
+    pub async fn key_gen(&self, name: &str) -> Result<NewKey> {
+        let r = self.client.key_gen(name, KeyType::Ed25519, 0).await?;
+        let pubkey = pubkey_of_ipns_id(&r.id)?;
+        Ok(NewKey {
+            name: r.name,
+            id: r.id,
+            pubkey,
+        })
+    }
+
+    /// Publishes `/ipfs/<cid>` under the key `key`, valid for `lifetime`.
+    pub async fn publish(&self, key: &str, cid: &str, lifetime: Duration) -> Result<()> {
+        let lifetime = format!("{}s", lifetime.as_secs());
+        self.client
+            .name_publish(
+                &format!("/ipfs/{cid}"),
+                true,
+                Some(&lifetime),
+                None,
+                Some(key),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Resolves an IPNS name to its path.
+    pub async fn resolve(&self, ipns_id: &str) -> Result<String> {
+        let r = self
+            .client
+            .name_resolve(Some(&format!("/ipns/{ipns_id}")), false, true)
+            .await?;
+        Ok(r.path)
+    }
+
+    /// Whether the backend answers.
+    pub async fn alive(&self) -> bool {
+        tokio::time::timeout(Duration::from_secs(2), self.client.version())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}

@@ -1,0 +1,16 @@
+//! `px-node`: loads the configuration, starts tracing and runs the node.
+
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> eyre::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = px_node::NodeConfig::from_args()?;
+    tracing::info!(target: "node::server", ?config, "starting");
+    px_node::run(config).await?;
+    Ok(())
+}

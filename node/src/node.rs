@@ -1,0 +1,798 @@
+//! The node's core: sessions, token adoption, uploads, deletes and publishing, independent of
+//! HTTP.
+//!
+//! # Updates and crash consistency
+//! Every change of a token runs under that token's lock (tokens proceed in parallel):
+//! 1. new objects (the file, index pages, the usage record) are added to IPFS unpinned;
+//! 2. their CIDs are written to the token's journal (`pending`), then pinned;
+//! 3. one database transaction commits the files, pages, usage, sequence + 1 and record CID,
+//!    and moves the replaced objects to the journal's `release` list;
+//! 4. the record is published under the token's IPNS name, then released objects are unpinned
+//!    and the journal cleared.
+//!
+//! A crash before 3 leaves only journaled pins, which recovery removes (nothing committed
+//! references them); a crash after 3 leaves a committed state whose record recovery publishes.
+//! Either way the published record describes exactly what is stored and pinned. Records are
+//! republished at start and periodically.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::{Address, Bytes};
+use bytes::Bytes as Chunk;
+use futures::{Stream, StreamExt};
+use px_sdk::api::{self, FileEntry, FileListPage, KeyAssignment, RegisteredKey, Usage};
+use px_sdk::contracts::{GateReason, ipns_name_bytes};
+use px_sdk::record::{RECORD_VERSION, UsageRecord};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::chain::Chain;
+use crate::db::{Db, Journal, KeyRow, TokenState, Update};
+use crate::error::{Error, Result};
+use crate::index::{self, Edit};
+use crate::ipfs::Ipfs;
+use crate::metrics::Metrics;
+use crate::siwe;
+
+/// Unix time now (seconds).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("OS randomness");
+    alloy::hex::encode(buf)
+}
+
+fn random_alnum(n: usize) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).expect("OS randomness");
+    // 62 * 4 = 248: rejection-free enough; the bias (< 4%) does not matter for 128+ bits.
+    buf.iter()
+        .map(|b| ABC[(*b as usize) % ABC.len()] as char)
+        .collect()
+}
+
+/// Aborts the process at a named point when `PX_NODE_FAILPOINT` names it: crash testing.
+fn failpoint(name: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if POINT
+        .get_or_init(|| std::env::var("PX_NODE_FAILPOINT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        eprintln!("px-node: failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Settings the core needs (from [`crate::NodeConfig`] and the bound address).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// SIWE domain.
+    pub domain: String,
+    /// Public base URL (SIWE URIs must start with it).
+    pub public_url: String,
+    /// Largest upload.
+    pub max_upload_bytes: u64,
+    /// Nonce lifetime.
+    pub nonce_ttl: Duration,
+    /// Session lifetime.
+    pub session_ttl: Duration,
+    /// Key assignment validity.
+    pub assignment_ttl: Duration,
+    /// IPNS record lifetime.
+    pub record_lifetime: Duration,
+}
+
+/// The node core shared by all requests.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) settings: Settings,
+    pub(crate) db: Arc<Db>,
+    pub(crate) ipfs: Ipfs,
+    pub(crate) chain: Chain,
+    pub(crate) metrics: Metrics,
+    locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    reserved: Mutex<HashMap<u64, u64>>,
+    pinning: tokio::sync::Mutex<HashMap<String, usize>>,
+    dirty: Mutex<HashSet<u64>>,
+}
+
+/// Releases an upload's quota reservation when dropped.
+struct Reservation<'a> {
+    node: &'a Node,
+    token_id: u64,
+    size: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut r = self.node.reserved.lock().expect("lock");
+        if let Some(v) = r.get_mut(&self.token_id) {
+            *v = v.saturating_sub(self.size);
+            if *v == 0 {
+                r.remove(&self.token_id);
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Assembles the core.
+    pub fn new(settings: Settings, db: Db, ipfs: Ipfs, chain: Chain) -> Self {
+        Self {
+            settings,
+            db: Arc::new(db),
+            ipfs,
+            chain,
+            metrics: Metrics::default(),
+            locks: Mutex::new(HashMap::new()),
+            reserved: Mutex::new(HashMap::new()),
+            pinning: tokio::sync::Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The chain access of the node.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The node database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Runs a blocking database write on the blocking pool.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| Error::Internal(format!("db task: {e}")))?
+    }
+
+    fn token_lock(&self, token_id: u64) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("lock")
+            .entry(token_id)
+            .or_default()
+            .clone()
+    }
+
+    // ------------------------------------------------------------------ sign-in
+
+    /// Issues a single-use nonce.
+    pub async fn nonce(&self) -> Result<api::NonceResponse> {
+        let nonce = random_alnum(24);
+        let now = unix_now();
+        let expires_at = now + self.settings.nonce_ttl.as_secs();
+        let n = nonce.clone();
+        self.write(move |db| db.put_nonce(&n, expires_at, now))
+            .await?;
+        Ok(api::NonceResponse {
+            nonce,
+            expires_at,
+            domain: self.settings.domain.clone(),
+            uri: self.settings.public_url.clone(),
+            chain_id: self.chain.chain_id(),
+        })
+    }
+
+    /// Verifies a SIWE login and opens a session.
+    pub async fn login(&self, req: &api::LoginRequest) -> Result<api::Session> {
+        let now = unix_now();
+        let expected = siwe::Expected {
+            domain: &self.settings.domain,
+            uri_prefix: &self.settings.public_url,
+            chain_id: self.chain.chain_id(),
+            now,
+        };
+        let result = async {
+            let msg = siwe::verify(&req.message, &req.signature, &expected)?;
+            let nonce = msg.nonce.clone();
+            if !self.write(move |db| db.take_nonce(&nonce, now)).await? {
+                return Err(Error::InvalidNonce);
+            }
+            let token = random_hex(32);
+            let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            let mut expires_at = now + self.settings.session_ttl.as_secs();
+            if let Some(t) = msg.expiration_time {
+                expires_at = expires_at.min(t);
+            }
+            let address = msg.address;
+            self.write(move |db| db.put_session(&hash, address, expires_at, now))
+                .await?;
+            Ok(api::Session {
+                token,
+                address,
+                expires_at,
+            })
+        }
+        .await;
+        self.metrics.login(result.is_ok());
+        result
+    }
+
+    /// The address of a bearer token's session.
+    pub fn session(&self, token: &str) -> Result<Address> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.db
+            .session(&hash, unix_now())?
+            .ok_or(Error::Unauthorized("unknown or expired session"))
+    }
+
+    // ------------------------------------------------------------------ keys
+
+    /// Checks that `address` owns `token_id` (cached `ownerOf`).
+    pub async fn authorize(&self, token_id: u64, address: Address) -> Result<()> {
+        match self.chain.owner_of(token_id).await? {
+            Some(owner) if owner == address => Ok(()),
+            Some(_) => Err(Error::NotOwner { token_id, address }),
+            None => Err(Error::NotFound(format!("token {token_id}"))),
+        }
+    }
+
+    /// The state of a token this node serves, adopting it if its on-chain key is one of ours.
+    pub async fn ensure_token(&self, token_id: u64) -> Result<TokenState> {
+        if let Some(s) = self.db.token(token_id)? {
+            return Ok(s);
+        }
+        let facts = self.chain.token_facts(token_id).await?;
+        if facts.ipns_key.is_zero() {
+            return Err(Error::NotServed(token_id));
+        }
+        let pubkey: [u8; 32] = facts.ipns_key.0;
+        let key = self.db.key(&pubkey)?.ok_or(Error::NotServed(token_id))?;
+        let state = self
+            .write(move |db| db.adopt_token(token_id, &pubkey, &key))
+            .await?;
+        tracing::info!(target: "node::keys", token_id, ipns = %state.ipns_id, "serving token");
+        Ok(state)
+    }
+
+    /// A signed key assignment for `minter` (reusing its outstanding unbound key).
+    pub async fn key_assignment(&self, minter: Address) -> Result<KeyAssignment> {
+        if self.chain.registrar().is_none() {
+            return Err(Error::NoRegistrar);
+        }
+        let mut key = None;
+        if let Some(pk) = self.db.assignment(minter)?
+            && let Some(row) = self.db.key(&pk)?
+            && row.token_id.is_none()
+            && self.chain.token_of_key(&pk).await? == 0
+        {
+            key = Some((pk, row));
+        }
+        let (pubkey, row) = match key {
+            Some(k) => k,
+            None => {
+                let k = self
+                    .ipfs
+                    .key_gen(&format!("px-assign-{}", random_hex(8)))
+                    .await?;
+                let row = KeyRow {
+                    key_name: k.name,
+                    ipns_id: k.id,
+                    token_id: None,
+                };
+                let (pk, r) = (k.pubkey, row.clone());
+                self.write(move |db| db.put_assignment(minter, &pk, &r))
+                    .await?;
+                (k.pubkey, row)
+            }
+        };
+        let name = ipns_name_bytes(&pubkey);
+        let now = self.chain.now().await?.max(unix_now());
+        let deadline = now + self.settings.assignment_ttl.as_secs();
+        let signature = self.chain.sign_assignment(minter, &name, deadline)?;
+        Ok(KeyAssignment {
+            minter,
+            ipns_name: Bytes::copy_from_slice(&name),
+            ipns_id: row.ipns_id,
+            deadline,
+            signature,
+            chain_id: self.chain.chain_id(),
+            contract: self.chain.contract(),
+        })
+    }
+
+    /// Creates a key for a token minted without one and binds it with `registerKey`.
+    pub async fn register_key(&self, token_id: u64, caller: Address) -> Result<RegisteredKey> {
+        self.authorize(token_id, caller).await?;
+        if self.chain.registrar().is_none() {
+            return Err(Error::NoRegistrar);
+        }
+        let lock = self.token_lock(token_id);
+        let _guard = lock.lock().await;
+        let facts = self.chain.token_facts(token_id).await?;
+        if !facts.ipns_key.is_zero() {
+            return Err(Error::KeyAlreadySet(token_id));
+        }
+        let k = self
+            .ipfs
+            .key_gen(&format!("px-token-{token_id}-{}", random_hex(4)))
+            .await?;
+        let row = KeyRow {
+            key_name: k.name.clone(),
+            ipns_id: k.id.clone(),
+            token_id: None,
+        };
+        let (pk, r) = (k.pubkey, row.clone());
+        self.write(move |db| db.put_key(&pk, &r)).await?;
+        let name = ipns_name_bytes(&k.pubkey);
+        let tx = self.chain.register_key(token_id, &name).await?;
+        tracing::info!(target: "node::keys", token_id, %tx, ipns = %k.id, "key registered");
+        self.write(move |db| db.adopt_token(token_id, &pk, &row))
+            .await?;
+        Ok(RegisteredKey {
+            token_id,
+            ipns_name: Bytes::copy_from_slice(&name),
+            ipns_id: k.id,
+        })
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    fn usage_of(&self, token_id: u64, s: &TokenState) -> Usage {
+        Usage {
+            token_id,
+            quota: s.quota,
+            used: s.used,
+            file_count: s.file_count,
+            seq: s.seq,
+            index: s.index_root.clone(),
+            ipns_id: s.ipns_id.clone(),
+        }
+    }
+
+    /// Usage of a token (owner only).
+    pub async fn usage(&self, token_id: u64, caller: Address) -> Result<Usage> {
+        self.authorize(token_id, caller).await?;
+        let s = self.ensure_token(token_id).await?;
+        let mut u = self.usage_of(token_id, &s);
+        if s.seq == 0 {
+            u.quota = self.chain.token_facts(token_id).await?.quota;
+        }
+        Ok(u)
+    }
+
+    /// A page of a token's files (owner only).
+    pub async fn list(
+        &self,
+        token_id: u64,
+        caller: Address,
+        after: u64,
+        limit: u32,
+    ) -> Result<FileListPage> {
+        self.authorize(token_id, caller).await?;
+        self.ensure_token(token_id).await?;
+        let limit = limit.clamp(1, api::MAX_PAGE) as usize;
+        let (files, more) = self.db.files_after(token_id, after, limit)?;
+        let next = if more {
+            files.last().map(|f| f.id)
+        } else {
+            None
+        };
+        Ok(FileListPage { files, next })
+    }
+
+    /// The bytes of `cid` if the token holds a file with it (owner only).
+    pub async fn download(
+        &self,
+        token_id: u64,
+        caller: Address,
+        cid: &str,
+    ) -> Result<impl Stream<Item = Result<Chunk>> + Send + use<>> {
+        self.authorize(token_id, caller).await?;
+        if !self.db.has_content(token_id, cid)? {
+            return Err(Error::NotFound(format!(
+                "content {cid} of token {token_id}"
+            )));
+        }
+        Ok(self.ipfs.cat(cid))
+    }
+
+    // ------------------------------------------------------------------ updates
+
+    /// Uploads `len` bytes from `body` as a new file of `token_id`.
+    #[tracing::instrument(target = "node::upload", skip(self, body, sha256), fields(%caller))]
+    pub async fn upload<S, E>(
+        &self,
+        token_id: u64,
+        caller: Address,
+        name: String,
+        sha256: Option<String>,
+        len: u64,
+        body: S,
+    ) -> Result<api::UploadResult>
+    where
+        S: Stream<Item = std::result::Result<Chunk, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let r = self
+            .upload_inner(token_id, caller, name, sha256, len, body)
+            .await;
+        self.metrics.upload(&r, len);
+        r
+    }
+
+    async fn upload_inner<S, E>(
+        &self,
+        token_id: u64,
+        caller: Address,
+        name: String,
+        sha256: Option<String>,
+        len: u64,
+        body: S,
+    ) -> Result<api::UploadResult>
+    where
+        S: Stream<Item = std::result::Result<Chunk, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        if len > self.settings.max_upload_bytes {
+            return Err(Error::TooLarge {
+                size: len,
+                limit: self.settings.max_upload_bytes,
+            });
+        }
+        if name.is_empty() || name.len() > 255 || name.contains(['/', '\0']) {
+            return Err(Error::BadRequest(
+                "file name must be 1-255 bytes without '/'".into(),
+            ));
+        }
+        if let Some(h) = &sha256
+            && (h.len() != 64 || !h.bytes().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(Error::BadRequest("sha256 must be 64 hex characters".into()));
+        }
+        self.authorize(token_id, caller).await?;
+        let state = self.ensure_token(token_id).await?;
+        let quota = self.chain.token_facts(token_id).await?.quota;
+        match self.chain.gate(token_id, len).await? {
+            None => {}
+            Some(GateReason::QuotaExceeded) => {
+                return Err(Error::OverQuota {
+                    used: state.used,
+                    size: len,
+                    quota,
+                });
+            }
+            Some(reason) => return Err(Error::GateClosed(reason)),
+        }
+        let _reservation = self.reserve(token_id, state.used, len, quota)?;
+
+        // Stream the body into the backend, unpinned; count what arrives.
+        let (reader, mut writer) = tokio::io::duplex(256 * 1024);
+        let copy = tokio::spawn(async move {
+            let mut body = std::pin::pin!(body);
+            let mut n = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk =
+                    chunk.map_err(|e| Error::BadRequest(format!("upload interrupted: {e}")))?;
+                n += chunk.len() as u64;
+                if n > len {
+                    return Err(Error::BadRequest("body longer than Content-Length".into()));
+                }
+                writer.write_all(&chunk).await?;
+            }
+            writer.shutdown().await?;
+            Ok::<u64, Error>(n)
+        });
+        let added = self.ipfs.add_unpinned(reader).await;
+        let received = copy
+            .await
+            .map_err(|e| Error::Internal(format!("copy task: {e}")))??;
+        let cid = added?;
+        if received != len {
+            return Err(Error::BadRequest(format!(
+                "body has {received} bytes, Content-Length says {len}"
+            )));
+        }
+
+        let lock = self.token_lock(token_id);
+        let _guard = lock.lock().await;
+        let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
+        let file = FileEntry {
+            id: state.next_file_id,
+            name,
+            cid: cid.clone(),
+            size: len,
+            sha256: sha256.map(|h| h.to_ascii_lowercase()),
+            created_at: unix_now(),
+        };
+        let mut next = state.clone();
+        next.used += len;
+        next.file_count += 1;
+        next.next_file_id += 1;
+        next.quota = quota;
+        let usage = self
+            .apply(token_id, &state, next, Edit::Add(&file), vec![cid])
+            .await?;
+        Ok(api::UploadResult { file, usage })
+    }
+
+    fn reserve(&self, token_id: u64, used: u64, size: u64, quota: u64) -> Result<Reservation<'_>> {
+        let mut r = self.reserved.lock().expect("lock");
+        let inflight = r.get(&token_id).copied().unwrap_or(0);
+        let live = used + inflight;
+        if live.saturating_add(size) > quota {
+            return Err(Error::OverQuota {
+                used: live,
+                size,
+                quota,
+            });
+        }
+        *r.entry(token_id).or_default() += size;
+        Ok(Reservation {
+            node: self,
+            token_id,
+            size,
+        })
+    }
+
+    /// Deletes a file of a token.
+    pub async fn delete(
+        &self,
+        token_id: u64,
+        caller: Address,
+        file_id: u64,
+    ) -> Result<api::DeleteResult> {
+        self.authorize(token_id, caller).await?;
+        self.ensure_token(token_id).await?;
+        let lock = self.token_lock(token_id);
+        let _guard = lock.lock().await;
+        let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
+        let file = self
+            .db
+            .file(token_id, file_id)?
+            .ok_or_else(|| Error::NotFound(format!("file {file_id} of token {token_id}")))?;
+        let mut next = state.clone();
+        next.used -= file.size;
+        next.file_count -= 1;
+        let usage = self
+            .apply(token_id, &state, next, Edit::Remove(file_id), vec![])
+            .await?;
+        self.metrics.delete();
+        Ok(api::DeleteResult { file, usage })
+    }
+
+    /// Steps 2-4 of an update (see the module docs); the token lock is held by the caller.
+    /// `pins` are objects already added for the edit (the uploaded file).
+    async fn apply(
+        &self,
+        token_id: u64,
+        old: &TokenState,
+        mut next: TokenState,
+        edit: Edit<'_>,
+        mut pins: Vec<String>,
+    ) -> Result<Usage> {
+        let (chain_id, contract) = (self.chain.chain_id(), self.chain.contract());
+        let change = index::apply(&self.ipfs, &self.db, chain_id, contract, token_id, edit).await?;
+        next.seq = old.seq + 1;
+        next.index_root = change.root.clone();
+        let record = UsageRecord {
+            version: RECORD_VERSION,
+            chain_id,
+            contract,
+            token_id,
+            quota: next.quota,
+            used: next.used,
+            file_count: next.file_count,
+            seq: next.seq,
+            index: change.root.clone(),
+            updated_at: unix_now(),
+        };
+        let record_cid = self.ipfs.add_bytes_unpinned(record.to_bytes()).await?;
+        next.record_cid = record_cid.clone();
+        pins.extend(change.new.iter().cloned());
+        pins.push(record_cid.clone());
+
+        // Journal, then pin.
+        let journal = Journal {
+            pending: pins.clone(),
+            release: Vec::new(),
+        };
+        self.write(move |db| db.put_journal(token_id, &journal))
+            .await?;
+        {
+            let mut p = self.pinning.lock().await;
+            for c in &pins {
+                *p.entry(c.clone()).or_default() += 1;
+            }
+        }
+        let pinned = async {
+            for c in &pins {
+                self.ipfs.pin(c).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        let result = async {
+            pinned?;
+            failpoint("after_pin");
+            let mut release = change.old.clone();
+            if !old.record_cid.is_empty() {
+                release.push(old.record_cid.clone());
+            }
+            let mut update = Update {
+                pages: change.pages.clone(),
+                state: next.clone(),
+                release,
+                ..Update::default()
+            };
+            match edit {
+                Edit::Add(f) => update.add_files.push(f.clone()),
+                Edit::Remove(id) => {
+                    let f = self
+                        .db
+                        .file(token_id, id)?
+                        .ok_or_else(|| Error::NotFound(format!("file {id}")))?;
+                    if self.db.cid_refs(&f.cid)? <= 1 {
+                        update.release.push(f.cid.clone());
+                    }
+                    update.remove_files.push(f);
+                }
+            }
+            let release = update.release.clone();
+            self.write(move |db| db.commit_update(token_id, &update))
+                .await?;
+            Ok::<_, Error>(release)
+        }
+        .await;
+        {
+            let mut p = self.pinning.lock().await;
+            for c in &pins {
+                if let Some(n) = p.get_mut(c) {
+                    *n -= 1;
+                    if *n == 0 {
+                        p.remove(c);
+                    }
+                }
+            }
+        }
+        let release = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Not committed: give the pins back (recovery does it if this fails too).
+                self.rollback(token_id).await;
+                return Err(e);
+            }
+        };
+        failpoint("after_commit");
+        self.publish(token_id, &next).await;
+        self.release(token_id, &release).await;
+        Ok(self.usage_of(token_id, &next))
+    }
+
+    /// Unpins what a token's journal holds and nothing committed references.
+    async fn rollback(&self, token_id: u64) {
+        if let Err(e) = self.recover_token(token_id).await {
+            tracing::warn!(target: "node::update", token_id, error = %e, "rollback failed; recovery will retry");
+        }
+    }
+
+    /// Unpins released objects (unless referenced again) and clears the journal.
+    async fn release(&self, token_id: u64, release: &[String]) {
+        let r = async {
+            for c in release {
+                self.unpin_if_unreferenced(token_id, c).await?;
+            }
+            self.write(move |db| db.put_journal(token_id, &Journal::default()))
+                .await
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(target: "node::update", token_id, error = %e, "release failed; recovery will retry");
+        }
+    }
+
+    async fn unpin_if_unreferenced(&self, token_id: u64, cid: &str) -> Result<()> {
+        let p = self.pinning.lock().await;
+        if p.contains_key(cid)
+            || self.db.cid_refs(cid)? > 0
+            || self.db.is_committed_object(token_id, cid)?
+        {
+            return Ok(());
+        }
+        self.ipfs.unpin(cid).await?;
+        drop(p);
+        Ok(())
+    }
+
+    /// Publishes a token's committed record; on failure the token is retried later.
+    async fn publish(&self, token_id: u64, state: &TokenState) {
+        if state.record_cid.is_empty() {
+            return;
+        }
+        let r = self
+            .ipfs
+            .publish(
+                &state.key_name,
+                &state.record_cid,
+                self.settings.record_lifetime,
+            )
+            .await;
+        self.metrics.publish(r.is_ok());
+        match r {
+            Ok(()) => {
+                self.dirty.lock().expect("lock").remove(&token_id);
+            }
+            Err(e) => {
+                tracing::warn!(target: "node::publish", token_id, error = %e, "publish failed; will retry");
+                self.dirty.lock().expect("lock").insert(token_id);
+            }
+        }
+    }
+
+    async fn recover_token(&self, token_id: u64) -> Result<()> {
+        let j = self.db.journal(token_id)?;
+        for c in j.pending.iter().chain(j.release.iter()) {
+            self.unpin_if_unreferenced(token_id, c).await?;
+        }
+        self.write(move |db| db.put_journal(token_id, &Journal::default()))
+            .await
+    }
+
+    /// Start-up recovery: resolves every journal, then republishes every token's record.
+    pub async fn recover(&self) -> Result<()> {
+        for token_id in self.db.journaled_tokens()? {
+            let lock = self.token_lock(token_id);
+            let _g = lock.lock().await;
+            self.recover_token(token_id).await?;
+            tracing::info!(target: "node::recover", token_id, "journal resolved");
+        }
+        self.republish_all().await;
+        Ok(())
+    }
+
+    /// Republishes every served token's latest record.
+    pub async fn republish_all(&self) {
+        let tokens = match self.db.tokens() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(target: "node::publish", error = %e, "cannot list tokens");
+                return;
+            }
+        };
+        for (token_id, _) in tokens {
+            let lock = self.token_lock(token_id);
+            let _g = lock.lock().await;
+            if let Ok(Some(s)) = self.db.token(token_id) {
+                self.publish(token_id, &s).await;
+            }
+        }
+    }
+
+    /// Republishes tokens whose last publish failed.
+    pub async fn republish_dirty(&self) {
+        let dirty: Vec<u64> = self.dirty.lock().expect("lock").iter().copied().collect();
+        for token_id in dirty {
+            let lock = self.token_lock(token_id);
+            let _g = lock.lock().await;
+            if let Ok(Some(s)) = self.db.token(token_id) {
+                self.publish(token_id, &s).await;
+            }
+        }
+    }
+
+    /// Health of the backends.
+    pub async fn health(&self) -> api::Health {
+        let (chain, ipfs) = tokio::join!(self.chain.alive(), self.ipfs.alive());
+        api::Health {
+            status: if chain && ipfs { "ok" } else { "degraded" }.into(),
+            chain,
+            ipfs,
+        }
+    }
+}

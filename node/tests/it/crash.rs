@@ -1,0 +1,1 @@
+//! Crash consistency (filled in below).

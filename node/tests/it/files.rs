@@ -1,0 +1,260 @@
+//! Uploads, quota and gate refusals, concurrency, delete and listing.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use px_sdk::api::{ErrorCode, GateReason};
+use reqwest::StatusCode;
+
+use crate::fixture::{Net, assert_consistent, data, pins, published_record};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_uploads_to_one_token() {
+    let net = Net::start().await;
+    let node = net.node("concurrent").await;
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+    let ipfs = node.store_url().unwrap();
+
+    let alice = std::sync::Arc::new(alice);
+    let mut tasks = Vec::new();
+    for i in 0..100u64 {
+        let alice = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            let size = 1000 + (i as usize) * 37;
+            let r = alice
+                .upload(token, &format!("f{i}"), data(i, size))
+                .await
+                .unwrap();
+            assert_eq!(r.file.size, size as u64);
+            (r.usage.seq, size as u64, r.file)
+        }));
+    }
+    let mut seqs = Vec::new();
+    let mut total = 0;
+    let mut files = Vec::new();
+    for t in tasks {
+        let (seq, size, file) = t.await.unwrap();
+        seqs.push(seq);
+        total += size;
+        files.push(file);
+    }
+    // Every upload got its own sequence number: 1..=100, each exactly once.
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+    let usage = alice.usage(token).await.unwrap();
+    assert_eq!((usage.used, usage.file_count, usage.seq), (total, 100, 100));
+    let record = published_record(&ipfs, &usage.ipns_id).await;
+    assert_eq!(
+        (record.used, record.file_count, record.seq, record.quota),
+        (total, 100, 100, 100 << 20)
+    );
+    assert_eq!(record.contract, net.devnet.deployment.storage_nft);
+    assert_consistent(&alice, &ipfs, token).await;
+    let f = &files[42];
+    assert_eq!(
+        alice.download(token, &f.cid).await.unwrap(),
+        data(42, 1000 + 42 * 37)
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_quota_and_too_large_are_refused_and_change_nothing() {
+    let net = Net::start().await;
+    let mut config = net.config("quota");
+    config.max_upload_bytes = 200 << 20;
+    let node = px_node::spawn(config).await.unwrap();
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+    let ipfs = node.store_url().unwrap();
+    let quota: u64 = 100 << 20;
+
+    let big = alice
+        .upload(token, "big", data(7, (quota - 1000) as usize))
+        .await
+        .unwrap();
+    assert_eq!(big.usage.used, quota - 1000);
+    let before_pins = pins(&ipfs).await;
+    let before = alice.usage(token).await.unwrap();
+
+    // One byte over the quota: refused by the node's live usage (the chain has not synced).
+    let r = alice
+        .upload(token, "over", data(8, 1001))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::OverQuota)
+    );
+    assert_eq!(
+        alice.usage(token).await.unwrap(),
+        before,
+        "usage and sequence unchanged"
+    );
+    assert_eq!(pins(&ipfs).await, before_pins, "nothing pinned");
+    assert_eq!(
+        published_record(&ipfs, &before.ipns_id).await.seq,
+        before.seq
+    );
+
+    // Exactly the quota fits.
+    let r = alice.upload(token, "fits", data(8, 1000)).await.unwrap();
+    assert_eq!(r.usage.used, quota);
+    assert_consistent(&alice, &ipfs, token).await;
+
+    // Over the node's upload limit, and without a Content-Length.
+    let mut config = net.config("small");
+    config.max_upload_bytes = 1000;
+    let small = px_node::spawn(config).await.unwrap();
+    let mut bob = net.user(1, &small);
+    bob.login().await;
+    let bob_token = bob.mint(&net).await;
+    let r = bob.upload(bob_token, "x", data(1, 1001)).await.unwrap_err();
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge)
+    );
+    let chunks =
+        futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"abc"))]);
+    let r = bob
+        .http
+        .post(format!("{}/v1/tokens/{bob_token}/files?name=x", bob.base))
+        .bearer_auth(bob.session.as_ref().unwrap())
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::LENGTH_REQUIRED);
+    assert_eq!(bob.usage(bob_token).await.unwrap().seq, 0);
+    small.shutdown().await;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_closes_when_not_synced_within_the_window() {
+    let net = Net::start().await;
+    let node = net.node("gate").await;
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+    alice.upload(token, "a", data(1, 10)).await.unwrap();
+    let before = alice.usage(token).await.unwrap();
+
+    net.devnet.time_travel(31 * 24 * 3600).await.unwrap();
+    let r = alice.upload(token, "b", data(2, 10)).await.unwrap_err();
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, ErrorCode::GateClosed)
+    );
+    assert_eq!(r.body.gate, Some(GateReason::NotSynced));
+    assert!(r.body.message.contains("not synced"), "{}", r.body.message);
+    assert_eq!(alice.usage(token).await.unwrap(), before);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_lowers_usage_and_unpins_only_unshared_content() {
+    let net = Net::start().await;
+    let node = net.node("delete").await;
+    let ipfs = node.store_url().unwrap();
+    let mut alice = net.user(0, &node);
+    let mut bob = net.user(1, &node);
+    alice.login().await;
+    bob.login().await;
+    let a = alice.mint(&net).await;
+    let b = bob.mint(&net).await;
+
+    let x = alice.upload(a, "x", data(1, 5000)).await.unwrap();
+    let shared = alice.upload(a, "shared", data(2, 3000)).await.unwrap();
+    let bob_shared = bob.upload(b, "shared", data(2, 3000)).await.unwrap();
+    assert_eq!(shared.file.cid, bob_shared.file.cid);
+    let before = alice.usage(a).await.unwrap();
+    assert_eq!(before.used, 8000);
+
+    let d = alice.delete(a, x.file.id).await.unwrap();
+    assert_eq!(d.file, x.file);
+    assert_eq!(
+        (d.usage.used, d.usage.file_count, d.usage.seq),
+        (3000, 1, before.seq + 1)
+    );
+    assert!(
+        !pins(&ipfs).await.contains(&x.file.cid),
+        "deleted content unpinned"
+    );
+    assert_eq!(
+        alice.download(a, &x.file.cid).await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        alice.delete(a, x.file.id).await.unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert_consistent(&alice, &ipfs, a).await;
+
+    // Content shared with another token stays pinned for it.
+    alice.delete(a, shared.file.id).await.unwrap();
+    assert!(pins(&ipfs).await.contains(&shared.file.cid));
+    assert_eq!(
+        bob.download(b, &shared.file.cid).await.unwrap(),
+        data(2, 3000)
+    );
+    let u = alice.usage(a).await.unwrap();
+    assert_eq!((u.used, u.file_count), (0, 0));
+    assert_consistent(&alice, &ipfs, a).await;
+    assert_consistent(&bob, &ipfs, b).await;
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_through_ten_thousand_files() {
+    let net = Net::start().await;
+    let node = net.node("list").await;
+    let ipfs = node.store_url().unwrap();
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+
+    let started = std::time::Instant::now();
+    let n = 10_000u64;
+    // Uploads for one token are serialized, so 8 clients keep the pipeline full.
+    let alice = std::sync::Arc::new(alice);
+    let mut tasks = Vec::new();
+    for w in 0..8u64 {
+        let alice = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(8) {
+                alice
+                    .upload(token, &format!("file-{i:05}"), data(i, 16))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    eprintln!("10,000 uploads in {:?}", started.elapsed());
+
+    let all = alice.list_all(token, 1000).await;
+    assert_eq!(all.len(), n as usize);
+    let ids: Vec<u64> = all.iter().map(|f| f.id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids strictly increasing across pages"
+    );
+    let names: HashSet<&str> = all.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names.len(), n as usize);
+    // Small pages agree with big ones.
+    let first = alice.list(token, 0, 7).await.unwrap();
+    assert_eq!(first.files, all[..7]);
+    assert_eq!(first.next, Some(all[6].id));
+    let last = alice.list(token, all[9_990].id, 100).await.unwrap();
+    assert_eq!(last.files, all[9_991..]);
+    assert_eq!(last.next, None);
+    assert_consistent(&alice, &ipfs, token).await;
+    let _ = Duration::ZERO;
+    node.shutdown().await;
+}

@@ -1,0 +1,393 @@
+//! The shared fixture: a devnet, nodes on 127.0.0.1:0 and signed-in users.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::DynProvider;
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use bytes::Bytes;
+use px_node::siwe::SiweMessage;
+use px_node::{NodeConfig, NodeHandle};
+use px_sdk::api::{self, ErrorBody, ErrorCode};
+use px_sdk::contracts::StorageNFT;
+use px_sdk::devnet::{Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
+use px_sdk::record::{MAX_RECORD_BYTES, UsageRecord};
+use reqwest::StatusCode;
+
+/// A devnet plus a scratch directory holding its deployment file and node data.
+pub struct Net {
+    pub devnet: Devnet,
+    pub dir: tempfile::TempDir,
+    pub deployment: PathBuf,
+}
+
+impl Net {
+    pub async fn start() -> Net {
+        let devnet = Devnet::spawn(DevnetConfig {
+            accounts: Some(40),
+            ..DevnetConfig::default()
+        })
+        .await
+        .expect("devnet starts (run `make bootstrap` first)");
+        let dir = tempfile::tempdir().unwrap();
+        let deployment = dir.path().join("deployment.json");
+        std::fs::write(&deployment, serde_json::to_vec(&devnet.deployment).unwrap()).unwrap();
+        Net {
+            devnet,
+            dir,
+            deployment,
+        }
+    }
+
+    /// A node configuration for this devnet with its data in `<dir>/<name>`.
+    pub fn config(&self, name: &str) -> NodeConfig {
+        let mut c = NodeConfig::new(&self.deployment);
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.rpc_url = self.devnet.rpc_url();
+        c.data_dir = self.dir.path().join(name);
+        c.owner_cache_ttl = Duration::from_secs(1);
+        c.store_sync_writes = false;
+        let key = self.devnet.signer(REGISTRAR).to_bytes();
+        c.registrar_key = Some(px_node::Secret::new(alloy::hex::encode(key)));
+        c
+    }
+
+    pub async fn node(&self, name: &str) -> NodeHandle {
+        px_node::spawn(self.config(name))
+            .await
+            .expect("node starts")
+    }
+
+    pub fn nft(&self, account: usize) -> StorageNFT::StorageNFTInstance<DynProvider> {
+        StorageNFT::new(
+            self.devnet.deployment.storage_nft,
+            self.devnet.provider(account),
+        )
+    }
+
+    /// User `n` (0-based) among the accounts free for users.
+    pub fn user(&self, n: usize, node: &NodeHandle) -> User {
+        let account = FIRST_USER + n;
+        User {
+            account,
+            signer: self.devnet.signer(account),
+            http: reqwest::Client::new(),
+            base: node.url(),
+            session: None,
+        }
+    }
+}
+
+/// An HTTP failure: status and error body.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl Refusal {
+    pub fn code(&self) -> ErrorCode {
+        self.body.error
+    }
+}
+
+pub type Answer<T> = Result<T, Refusal>;
+
+async fn answer<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Answer<T> {
+    let status = r.status();
+    if status.is_success() {
+        return Ok(r.json().await.expect("JSON answer"));
+    }
+    let text = r.text().await.unwrap();
+    let body: ErrorBody =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body for {status}: {text}"));
+    Err(Refusal { status, body })
+}
+
+/// A wallet talking to one node.
+pub struct User {
+    pub account: usize,
+    pub signer: PrivateKeySigner,
+    pub http: reqwest::Client,
+    pub base: String,
+    pub session: Option<String>,
+}
+
+impl User {
+    pub fn address(&self) -> Address {
+        self.signer.address()
+    }
+
+    pub async fn nonce(&self) -> api::NonceResponse {
+        let r = self
+            .http
+            .get(format!("{}/v1/auth/nonce", self.base))
+            .send()
+            .await
+            .unwrap();
+        answer(r).await.unwrap()
+    }
+
+    /// The message a well-behaved client signs for `nonce`.
+    pub fn message(&self, n: &api::NonceResponse) -> SiweMessage {
+        let now = px_node::node::unix_now();
+        SiweMessage {
+            domain: n.domain.clone(),
+            address: self.address(),
+            statement: Some("Sign in to PX storage.".into()),
+            uri: n.uri.clone(),
+            version: "1".into(),
+            chain_id: n.chain_id,
+            nonce: n.nonce.clone(),
+            issued_at: now,
+            expiration_time: Some(now + 300),
+            not_before: None,
+            request_id: None,
+            resources: vec![],
+        }
+    }
+
+    /// Sends a login for `message` signed by `signer`.
+    pub async fn login_with(
+        &self,
+        message: &SiweMessage,
+        signer: &PrivateKeySigner,
+    ) -> Answer<api::Session> {
+        let text = message.to_string();
+        let sig = signer.sign_message_sync(text.as_bytes()).unwrap();
+        let req = api::LoginRequest {
+            message: text,
+            signature: sig.as_bytes().to_vec().into(),
+        };
+        let r = self
+            .http
+            .post(format!("{}/v1/auth/login", self.base))
+            .json(&req)
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    pub async fn login(&mut self) {
+        let n = self.nonce().await;
+        let m = self.message(&n);
+        let s = self
+            .login_with(&m, &self.signer.clone())
+            .await
+            .expect("login succeeds");
+        assert_eq!(s.address, self.address());
+        self.session = Some(s.token);
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.session {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    pub async fn key_assignment(&self) -> Answer<api::KeyAssignment> {
+        let r = self
+            .auth(self.http.get(format!("{}/v1/key-assignment", self.base)))
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    /// Mints a free-plan token with a key assignment from the node; answers its id.
+    pub async fn mint(&self, net: &Net) -> u64 {
+        let a = self.key_assignment().await.expect("assignment");
+        let nft = net.nft(self.account);
+        nft.mintWithKey(
+            U256::from(1),
+            a.ipns_name.clone(),
+            U256::from(a.deadline),
+            a.signature.clone(),
+        )
+        .send()
+        .await
+        .expect("mintWithKey sent")
+        .get_receipt()
+        .await
+        .expect("mined");
+        let key = alloy::primitives::B256::from_slice(&a.ipns_name[6..]);
+        let id: U256 = nft.tokenOfKey(key).call().await.unwrap();
+        assert!(!id.is_zero(), "token minted and bound");
+        id.to::<u64>()
+    }
+
+    pub async fn upload(
+        &self,
+        token: u64,
+        name: &str,
+        data: impl Into<Bytes>,
+    ) -> Answer<api::UploadResult> {
+        let r = self
+            .auth(
+                self.http
+                    .post(format!("{}/v1/tokens/{token}/files", self.base)),
+            )
+            .query(&[("name", name)])
+            .body(data.into())
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    pub async fn usage(&self, token: u64) -> Answer<api::Usage> {
+        let r = self
+            .auth(
+                self.http
+                    .get(format!("{}/v1/tokens/{token}/usage", self.base)),
+            )
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    pub async fn list(&self, token: u64, after: u64, limit: u32) -> Answer<api::FileListPage> {
+        let r = self
+            .auth(
+                self.http
+                    .get(format!("{}/v1/tokens/{token}/files", self.base)),
+            )
+            .query(&[("after", after), ("limit", u64::from(limit))])
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    /// Every file of a token, following `next`.
+    pub async fn list_all(&self, token: u64, limit: u32) -> Vec<api::FileEntry> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.list(token, after, limit).await.unwrap();
+            assert!(page.files.len() <= limit as usize);
+            out.extend(page.files);
+            match page.next {
+                Some(n) => after = n,
+                None => return out,
+            }
+        }
+    }
+
+    pub async fn delete(&self, token: u64, file: u64) -> Answer<api::DeleteResult> {
+        let r = self
+            .auth(
+                self.http
+                    .delete(format!("{}/v1/tokens/{token}/files/{file}", self.base)),
+            )
+            .send()
+            .await
+            .unwrap();
+        answer(r).await
+    }
+
+    pub async fn download(&self, token: u64, cid: &str) -> Result<Vec<u8>, Refusal> {
+        let r = self
+            .auth(
+                self.http
+                    .get(format!("{}/v1/tokens/{token}/content/{cid}", self.base)),
+            )
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_success() {
+            return Ok(r.bytes().await.unwrap().to_vec());
+        }
+        let status = r.status();
+        Err(Refusal {
+            status,
+            body: r.json().await.unwrap(),
+        })
+    }
+}
+
+/// The usage record currently published under `ipns_id`, read back through the store.
+pub async fn published_record(ipfs_url: &str, ipns_id: &str) -> UsageRecord {
+    let ipfs = px_node::ipfs::Ipfs::new(ipfs_url).unwrap();
+    let path = ipfs.resolve(ipns_id).await.expect("name resolves");
+    let cid = path.strip_prefix("/ipfs/").expect("an /ipfs/ path");
+    let bytes = ipfs.cat_all(cid, MAX_RECORD_BYTES).await.unwrap();
+    UsageRecord::parse(&bytes, MAX_RECORD_BYTES).unwrap()
+}
+
+/// Checks that what the node says, what it published, its index objects and the store's pins
+/// all agree for `token`.
+pub async fn assert_consistent(user: &User, ipfs_url: &str, token: u64) {
+    let usage = user.usage(token).await.unwrap();
+    let files = user.list_all(token, 1000).await;
+    assert_eq!(files.len() as u64, usage.file_count, "file count");
+    assert_eq!(
+        files.iter().map(|f| f.size).sum::<u64>(),
+        usage.used,
+        "used bytes"
+    );
+    let record = published_record(ipfs_url, &usage.ipns_id).await;
+    assert_eq!(record.seq, usage.seq, "published sequence");
+    assert_eq!(record.used, usage.used, "published usage");
+    assert_eq!(record.file_count, usage.file_count, "published file count");
+    assert_eq!(record.index, usage.index, "published index");
+    assert_eq!(record.token_id, token);
+
+    // Walk the index objects: they list exactly the files.
+    let ipfs = px_node::ipfs::Ipfs::new(ipfs_url).unwrap();
+    let mut pages = vec![usage.index.clone()];
+    let root: px_node::index::BranchPage =
+        serde_json::from_slice(&ipfs.cat_all(&usage.index, 1 << 20).await.unwrap()).unwrap();
+    let mut indexed = Vec::new();
+    for inner in root.children {
+        pages.push(inner.cid.clone());
+        let inner: px_node::index::BranchPage =
+            serde_json::from_slice(&ipfs.cat_all(&inner.cid, 1 << 20).await.unwrap()).unwrap();
+        for leaf in inner.children {
+            pages.push(leaf.cid.clone());
+            let leaf: px_node::index::LeafPage =
+                serde_json::from_slice(&ipfs.cat_all(&leaf.cid, 1 << 20).await.unwrap()).unwrap();
+            indexed.extend(leaf.files);
+        }
+    }
+    assert_eq!(indexed, files, "index objects list the files");
+
+    // Everything referenced is pinned.
+    let pins: std::collections::HashSet<String> = ipfs.pins().await.unwrap().into_iter().collect();
+    let path = ipfs.resolve(&usage.ipns_id).await.unwrap();
+    let record_cid = path.strip_prefix("/ipfs/").unwrap().to_string();
+    for c in files
+        .iter()
+        .map(|f| &f.cid)
+        .chain(pages.iter())
+        .chain([&record_cid])
+    {
+        assert!(pins.contains(c), "{c} is pinned");
+    }
+}
+
+/// The set of recursive pins of the store.
+pub async fn pins(ipfs_url: &str) -> std::collections::HashSet<String> {
+    let ipfs = px_node::ipfs::Ipfs::new(ipfs_url).unwrap();
+    ipfs.pins().await.unwrap().into_iter().collect()
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

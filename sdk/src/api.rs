@@ -1,0 +1,265 @@
+//! Wire types of the storage node's HTTP API (`px-node`), shared by the node and the SDK client.
+//!
+//! # Flow
+//! 1. `GET /v1/auth/nonce` answers a [`NonceResponse`]: a single-use nonce with its expiry and
+//!    the domain, URI and chain id the node expects in the Sign-In with Ethereum (EIP-4361)
+//!    message.
+//! 2. The wallet signs the EIP-4361 message (EIP-191 `personal_sign`); `POST /v1/auth/login`
+//!    with a [`LoginRequest`] answers a [`Session`]. Every other `/v1` call carries
+//!    `Authorization: Bearer <Session::token>`.
+//! 3. Minting: `GET /v1/key-assignment` answers a [`KeyAssignment`] for the session's address
+//!    to pass to `StorageNFT.mintWithKey`; or, for a token minted without a key,
+//!    `POST /v1/tokens/{id}/key` binds one through `registerKey` ([`RegisteredKey`]).
+//! 4. Files: `POST /v1/tokens/{id}/files?name=..&sha256=..` with the raw bytes as the body
+//!    (a `Content-Length` is required) answers an [`UploadResult`];
+//!    `GET /v1/tokens/{id}/files?after=..&limit=..` a [`FileListPage`];
+//!    `DELETE /v1/tokens/{id}/files/{fileId}` a [`DeleteResult`];
+//!    `GET /v1/tokens/{id}/content/{cid}` streams the bytes; `GET /v1/tokens/{id}/usage` the
+//!    [`Usage`].
+//!
+//! Every refusal is an [`ErrorBody`] whose [`ErrorCode`] a client can match on; a closed
+//! on-chain gate also carries the contract's [`GateReason`].
+
+use alloy::primitives::{Address, Bytes};
+use serde::{Deserialize, Serialize};
+
+pub use crate::contracts::GateReason;
+
+/// Header carrying the session token: `Authorization: Bearer <token>`.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// Largest page of [`FileListPage`] the node returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// `GET /v1/auth/nonce`: what to put in the EIP-4361 message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NonceResponse {
+    /// Single-use nonce (alphanumeric, at least 8 characters as EIP-4361 requires).
+    pub nonce: String,
+    /// Unix time (seconds) after which the nonce is no longer accepted.
+    pub expires_at: u64,
+    /// The `domain` the message must name (RFC 3986 authority, e.g. `node.example:8080`).
+    pub domain: String,
+    /// The `URI` the message must name.
+    pub uri: String,
+    /// The `Chain ID` the message must name.
+    pub chain_id: u64,
+}
+
+/// `POST /v1/auth/login` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    /// The full EIP-4361 message, exactly as signed.
+    pub message: String,
+    /// The 65-byte EIP-191 signature of `message`.
+    pub signature: Bytes,
+}
+
+/// `POST /v1/auth/login` answer: a short-lived bearer token bound to `address`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// Bearer token for the `Authorization` header.
+    pub token: String,
+    /// The signed-in address.
+    pub address: Address,
+    /// Unix time (seconds) the session ends.
+    pub expires_at: u64,
+}
+
+/// `GET /v1/key-assignment`: an EIP-712 `KeyAssignment(address minter,bytes ipnsName,uint256
+/// deadline)` signed by the node's registrar key, for `StorageNFT.mintWithKey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyAssignment {
+    /// The address allowed to mint with this assignment (the session's address).
+    pub minter: Address,
+    /// The 38-byte binary IPNS name to bind.
+    pub ipns_name: Bytes,
+    /// The same name as a base36 `k51...` string.
+    pub ipns_id: String,
+    /// Unix time (seconds) after which the contract rejects the assignment.
+    pub deadline: u64,
+    /// The registrar's 65-byte signature.
+    pub signature: Bytes,
+    /// Chain id of the EIP-712 domain.
+    pub chain_id: u64,
+    /// StorageNFT address of the EIP-712 domain.
+    pub contract: Address,
+}
+
+/// `POST /v1/tokens/{id}/key`: the key the node bound with `registerKey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredKey {
+    /// Token id.
+    pub token_id: u64,
+    /// The 38-byte binary IPNS name now bound to the token.
+    pub ipns_name: Bytes,
+    /// The same name as a base36 `k51...` string.
+    pub ipns_id: String,
+}
+
+/// One stored file of a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    /// Per-token file id (increasing in upload order; the handle for delete).
+    pub id: u64,
+    /// File name as given at upload.
+    pub name: String,
+    /// CID of the stored bytes.
+    pub cid: String,
+    /// Size in bytes (what counts against the quota).
+    pub size: u64,
+    /// Hex SHA-256 of the plaintext, when the client sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Unix time (seconds) of the upload.
+    pub created_at: u64,
+}
+
+/// A token's usage as the node last published it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Token id.
+    pub token_id: u64,
+    /// Quota in bytes (on chain).
+    pub quota: u64,
+    /// Bytes stored.
+    pub used: u64,
+    /// Files stored.
+    pub file_count: u64,
+    /// Sequence number of the last published usage record.
+    pub seq: u64,
+    /// CID of the file index root (empty before the first upload).
+    pub index: String,
+    /// The token's IPNS name (base36 `k51...`).
+    pub ipns_id: String,
+}
+
+/// `POST /v1/tokens/{id}/files` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadResult {
+    /// The stored file.
+    pub file: FileEntry,
+    /// Usage after the upload (already published).
+    pub usage: Usage,
+}
+
+/// `DELETE /v1/tokens/{id}/files/{fileId}` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteResult {
+    /// The removed file.
+    pub file: FileEntry,
+    /// Usage after the delete (already published).
+    pub usage: Usage,
+}
+
+/// `GET /v1/tokens/{id}/files` answer: files with ids above `after`, in id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileListPage {
+    /// Up to `limit` files.
+    pub files: Vec<FileEntry>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+/// `GET /health` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `"ok"` when the chain and the IPFS backend answered, `"degraded"` otherwise.
+    pub status: String,
+    /// Whether the chain RPC answered.
+    pub chain: bool,
+    /// Whether the IPFS backend answered.
+    pub ipfs: bool,
+}
+
+/// Machine-readable refusal reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The request is malformed (missing or invalid parameter).
+    BadRequest,
+    /// No valid session: missing, unknown or expired bearer token.
+    Unauthorized,
+    /// Sign-in refused: the message is malformed or its signature does not match its address.
+    InvalidSignature,
+    /// Sign-in refused: the message names another domain, URI or chain.
+    WrongDomain,
+    /// Sign-in refused: the nonce is unknown, already used or expired.
+    InvalidNonce,
+    /// Sign-in refused: the message is expired or not yet valid.
+    MessageExpired,
+    /// The session's address does not own the token.
+    NotOwner,
+    /// The on-chain gate (`canUpload`) is closed; `gate` says why.
+    GateClosed,
+    /// The upload would take the token over its quota.
+    OverQuota,
+    /// The upload is larger than the node accepts.
+    TooLarge,
+    /// The upload carries no `Content-Length`.
+    LengthRequired,
+    /// The token has no IPNS key bound, or one this node does not hold.
+    NotServed,
+    /// The token already has a key.
+    KeyAlreadySet,
+    /// No such file or content for the token.
+    NotFound,
+    /// The chain or the IPFS backend failed; retry later.
+    Unavailable,
+    /// Anything else.
+    Internal,
+}
+
+/// The body of every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// What went wrong, for programs.
+    pub error: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+    /// For [`ErrorCode::GateClosed`]: the contract's reason (e.g. `not_synced`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateReason>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_names_gate_reason_in_snake_case() {
+        let body = ErrorBody {
+            error: ErrorCode::GateClosed,
+            message: "upload gate closed: not synced".into(),
+            gate: Some(GateReason::NotSynced),
+        };
+        let v: serde_json::Value = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["error"], "gate_closed");
+        assert_eq!(v["gate"], "not_synced");
+        let back: ErrorBody = serde_json::from_value(v).unwrap();
+        assert_eq!(back, body);
+    }
+
+    #[test]
+    fn list_page_omits_next_on_last_page() {
+        let page = FileListPage {
+            files: vec![],
+            next: None,
+        };
+        assert_eq!(serde_json::to_string(&page).unwrap(), r#"{"files":[]}"#);
+    }
+}

@@ -8,13 +8,20 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 FORGE_PROFILE ?= default
 
-.PHONY: demo test bootstrap build forge-build forge-test abi abi-check cargo-test \
+.PHONY: demo devnet test bootstrap build forge-build forge-test abi abi-check cargo-test \
         fmt fmt-check clippy lint slither snapshot ci clean
+
+BINS := -p px-sdk -p px-store -p px-node -p px-oracle --bins
 
 ## demo: install, build, start a local devnet and run the end-to-end story
 demo: bootstrap forge-build
-	$(CARGO) build $(CARGO_FLAGS) -p px-sdk --bin px
+	$(CARGO) build $(CARGO_FLAGS) $(BINS)
 	./target/debug/px devnet --story
+
+## devnet: the same stack, kept running for driving it with `px` by hand (Ctrl-C stops it)
+devnet: bootstrap forge-build
+	$(CARGO) build $(CARGO_FLAGS) $(BINS)
+	./target/debug/px devnet
 
 ## test: install, build and run every test (forge unit/fuzz/invariant/gas snapshots, cargo)
 test: bootstrap forge-test abi-check cargo-test

@@ -64,7 +64,11 @@ impl std::fmt::Debug for ClientConfig {
 
 impl ClientConfig {
     /// A configuration without a storage node.
-    pub fn new(rpc_url: impl Into<String>, signer: PrivateKeySigner, deployment: Deployment) -> Self {
+    pub fn new(
+        rpc_url: impl Into<String>,
+        signer: PrivateKeySigner,
+        deployment: Deployment,
+    ) -> Self {
         Self {
             rpc_url: rpc_url.into(),
             signer,
@@ -209,6 +213,10 @@ sol! {
         uint256 deadline;
     }
 }
+
+/// Seconds after which the Operator lets an unanswered request be cancelled
+/// (`StorageNFT.REQUEST_EXPIRY`, Chainlink `Operator.EXPIRYTIME`).
+pub const REQUEST_EXPIRY_SECS: u64 = 300;
 
 /// The name of a [`sync_status`] code.
 pub fn sync_status_name(status: u8) -> &'static str {
@@ -429,7 +437,12 @@ impl Client {
         if px.allowance(self.address(), spender).call().await? >= amount {
             return Ok(());
         }
-        let receipt = px.approve(spender, amount).send().await?.get_receipt().await?;
+        let receipt = px
+            .approve(spender, amount)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
         if !receipt.status() {
             return Err(Error::Reverted {
                 reason: "PXToken approve failed".into(),
@@ -439,7 +452,11 @@ impl Client {
     }
 
     /// Signs an EIP-2612 permit letting the StorageNFT contract spend `value` PX.
-    async fn sign_permit(&self, value: U256, deadline: U256) -> Result<alloy::primitives::Signature> {
+    async fn sign_permit(
+        &self,
+        value: U256,
+        deadline: U256,
+    ) -> Result<alloy::primitives::Signature> {
         let px = self.px();
         let nonce = px.nonces(self.address()).call().await?;
         let separator = px.DOMAIN_SEPARATOR().call().await?;
@@ -461,10 +478,7 @@ impl Client {
         Ok(self.inner.signer.sign_hash(&digest).await?)
     }
 
-    async fn minted_token(
-        &self,
-        receipt: alloy::rpc::types::TransactionReceipt,
-    ) -> Result<u64> {
+    async fn minted_token(&self, receipt: alloy::rpc::types::TransactionReceipt) -> Result<u64> {
         if !receipt.status() {
             return Err(Error::Reverted {
                 reason: format!("mint transaction {} failed", receipt.transaction_hash),
@@ -486,9 +500,15 @@ impl Client {
             Payment::Permit if !plan.free => {
                 let deadline = U256::from(self.chain_time().await? + 3600);
                 let sig = self.sign_permit(plan.token_price, deadline).await?;
-                nft.mintWithPermit(id, deadline, 27 + u8::from(sig.v()), sig.r().into(), sig.s().into())
-                    .send()
-                    .await?
+                nft.mintWithPermit(
+                    id,
+                    deadline,
+                    27 + u8::from(sig.v()),
+                    sig.r().into(),
+                    sig.s().into(),
+                )
+                .send()
+                .await?
             }
             Payment::Allowance if !plan.free => {
                 self.approve_if_needed(plan.token_price).await?;
@@ -534,17 +554,22 @@ impl Client {
             }
             _ => {}
         }
-        self.minted_token(call.send().await?.get_receipt().await?).await
+        self.minted_token(call.send().await?.get_receipt().await?)
+            .await
     }
 
     /// A token's state.
     pub async fn token(&self, id: u64) -> Result<TokenState> {
         let nft = self.nft();
         let tid = U256::from(id);
-        let owner = nft.ownerOf(tid).call().await.map_err(|e| match Error::from(e) {
-            Error::Reverted { .. } => Error::NoSuchToken(id),
-            other => other,
-        })?;
+        let owner = nft
+            .ownerOf(tid)
+            .call()
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Reverted { .. } => Error::NoSuchToken(id),
+                other => other,
+            })?;
         let info = nft.tokenInfo(tid).call().await?;
         let sync_window = u64_of(nft.syncWindow().call().await?);
         Ok(TokenState {
@@ -599,7 +624,9 @@ impl Client {
                 "the plan expired {} ago; renew token {id}",
                 human_duration(s.now.saturating_sub(s.expires_at))
             ),
-            (GateReason::Paused, _) => "the contract is paused by its admin; try again later".into(),
+            (GateReason::Paused, _) => {
+                "the contract is paused by its admin; try again later".into()
+            }
             (GateReason::NoKey, _) => format!(
                 "no storage node key is bound to token {id}; mint through a node (`px mint`) or \
                  ask the node to register a key"
@@ -657,10 +684,13 @@ impl Client {
         if state.ipns_key.is_none() {
             return Err(Error::SyncNotAllowed {
                 token_id: id,
-                detail: "the token has no IPNS key bound, so there is no usage record to read".into(),
+                detail: "the token has no IPNS key bound, so there is no usage record to read"
+                    .into(),
             });
         }
-        if state.pending {
+        // Mirrors StorageNFT.requestSync: a pending request blocks a new one until the
+        // Operator's 5-minute expiry, after which the contract cancels it and sends a new one.
+        if state.pending && state.now < state.requested_at + REQUEST_EXPIRY_SECS {
             return Err(Error::SyncNotAllowed {
                 token_id: id,
                 detail: format!(
@@ -668,9 +698,10 @@ impl Client {
                 ),
             });
         }
+        // The minimum interval counts from the last request (none yet: no wait).
         let min = u64_of(nft.minSyncInterval().call().await?);
-        let last = state.last_sync_at.max(state.requested_at);
-        if state.now < last + min {
+        let last = state.requested_at;
+        if !state.pending && last != 0 && state.now < last + min {
             return Err(Error::SyncNotAllowed {
                 token_id: id,
                 detail: format!(
@@ -688,12 +719,17 @@ impl Client {
             .await?;
         if !receipt.status() {
             return Err(Error::Reverted {
-                reason: format!("requestSync transaction {} failed", receipt.transaction_hash),
+                reason: format!(
+                    "requestSync transaction {} failed",
+                    receipt.transaction_hash
+                ),
             });
         }
         let ev = receipt
             .decoded_log::<StorageNFT::SyncRequested>()
-            .ok_or_else(|| Error::Rpc("requestSync receipt carries no SyncRequested event".into()))?;
+            .ok_or_else(|| {
+                Error::Rpc("requestSync receipt carries no SyncRequested event".into())
+            })?;
         Ok(SyncRequest {
             token_id: id,
             request_id: ev.requestId,
@@ -758,7 +794,9 @@ impl Client {
         loop {
             let head = self.inner.provider.get_block_number().await?;
             if head >= from {
-                let logs = self.logs(&filter.clone().from_block(from).to_block(head)).await?;
+                let logs = self
+                    .logs(&filter.clone().from_block(from).to_block(head))
+                    .await?;
                 for log in &logs {
                     if let Ok(ev) = log.log_decode::<StorageNFT::Synced>() {
                         let ev = ev.inner.data;

@@ -68,7 +68,10 @@ pub(crate) async fn run(a: Args) -> eyre::Result<()> {
         let result = story(&stack).await;
         stack.stop().await;
         result?;
-        println!("\nall story steps passed in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "\nall story steps passed in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         return Ok(());
     }
     stack.print_endpoints();
@@ -126,7 +129,10 @@ impl Stack {
         })
         .await?;
         let deployment_file = dir.join("deployment.json");
-        std::fs::write(&deployment_file, serde_json::to_vec_pretty(&devnet.deployment)?)?;
+        std::fs::write(
+            &deployment_file,
+            serde_json::to_vec_pretty(&devnet.deployment)?,
+        )?;
 
         let store_port = free_port()?;
         let node_port = free_port()?;
@@ -146,16 +152,13 @@ impl Stack {
         let timeout = Duration::from_secs(a.startup_timeout);
 
         step_note("starting px-store");
-        stack.spawn(
-            "px-store",
-            |c| {
-                c.arg("daemon")
-                    .arg("--api")
-                    .arg(format!("127.0.0.1:{store_port}"))
-                    .arg("--repo")
-                    .arg(dir.join("store"));
-            },
-        )?;
+        stack.spawn("px-store", |c| {
+            c.arg("daemon")
+                .arg("--api")
+                .arg(format!("127.0.0.1:{store_port}"))
+                .arg("--repo")
+                .arg(dir.join("store"));
+        })?;
         wait_ready(&stack, "px-store", timeout, || {
             let url = format!("{}/api/v0/version", stack.store_url);
             async move { reqwest::Client::new().post(url).send().await }
@@ -212,7 +215,10 @@ impl Stack {
         .await?;
 
         step_note("funding demo accounts with PXToken");
-        let px = PXToken::new(stack.devnet.deployment.px_token, stack.devnet.provider(ADMIN));
+        let px = PXToken::new(
+            stack.devnet.deployment.px_token,
+            stack.devnet.provider(ADMIN),
+        );
         let amount: U256 = parse_units(&FUNDING_PX.to_string(), 18)?.into();
         for i in FIRST_USER..FIRST_USER + FUNDED_USERS {
             px.mint(stack.devnet.address(i), amount)
@@ -227,7 +233,11 @@ impl Stack {
     }
 
     /// Spawns a service binary with its output going to `logs/<name>.log`.
-    fn spawn(&mut self, name: &'static str, configure: impl FnOnce(&mut Command)) -> eyre::Result<()> {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        configure: impl FnOnce(&mut Command),
+    ) -> eyre::Result<()> {
         let bin = service_bin(name)?;
         let log = self.dir.join("logs").join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
@@ -238,8 +248,13 @@ impl Stack {
             .kill_on_drop(true)
             .env("RUST_LOG", "info");
         configure(&mut cmd);
-        let child = cmd.spawn().wrap_err_with(|| format!("cannot start {}", bin.display()))?;
-        self.services.lock().expect("not poisoned").push(Service { name, child, log });
+        let child = cmd
+            .spawn()
+            .wrap_err_with(|| format!("cannot start {}", bin.display()))?;
+        self.services
+            .lock()
+            .expect("not poisoned")
+            .push(Service { name, child, log });
         Ok(())
     }
 
@@ -267,7 +282,10 @@ impl Stack {
             if let Some(pid) = s.child.id().and_then(|p| Pid::from_raw(p as i32)) {
                 let _ = kill_process(pid, Signal::TERM);
             }
-            if tokio::time::timeout(Duration::from_secs(5), s.child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), s.child.wait())
+                .await
+                .is_err()
+            {
                 let _ = s.child.kill().await;
             }
         }
@@ -290,9 +308,16 @@ impl Stack {
     fn print_endpoints(&self) {
         let d = &self.devnet.deployment;
         println!("PX devnet is running; Ctrl-C stops everything.\n");
-        println!("  chain        {} (chain id {})", self.devnet.rpc_url(), d.chain_id);
+        println!(
+            "  chain        {} (chain id {})",
+            self.devnet.rpc_url(),
+            d.chain_id
+        );
         println!("  store        {} (Kubo RPC API)", self.store_url);
-        println!("  node         {}  (OpenAPI at /openapi.json)", self.node_url);
+        println!(
+            "  node         {}  (OpenAPI at /openapi.json)",
+            self.node_url
+        );
         println!("  oracle EA    {}  (POST /, GET /health)", self.adapter_url);
         println!("  deployment   {}", self.deployment_file.display());
         println!("  StorageNFT   {}", d.storage_nft);
@@ -300,21 +325,33 @@ impl Stack {
         println!("  LinkToken    {}", d.link);
         println!("  Operator     {}", d.operator);
         println!("  logs         {}", self.dir.join("logs").display());
-        println!("\n  demo accounts ({FUNDING_PX} PX each; anvil development keys, never use them elsewhere):");
+        println!(
+            "\n  demo accounts ({FUNDING_PX} PX each; anvil development keys, never use them elsewhere):"
+        );
         for i in FIRST_USER..FIRST_USER + FUNDED_USERS {
-            println!("    {}  {}", self.devnet.address(i), key_hex(&self.devnet.signer(i)));
+            println!(
+                "    {}  {}",
+                self.devnet.address(i),
+                key_hex(&self.devnet.signer(i))
+            );
         }
         println!("\n  Drive it with px from another shell:");
         println!("    source {}", self.dir.join("env").display());
-        println!("    px plans && px mint --plan 2 && px upload 1 README.md && px ls 1 && px sync 1 --wait");
+        println!(
+            "    px plans && px mint --plan 2 && px upload 1 README.md && px ls 1 && px sync 1 --wait"
+        );
     }
 }
 
 /// The scripted story, each step printed with its result.
 async fn story(stack: &Stack) -> eyre::Result<()> {
     let signer = stack.devnet.signer(FIRST_USER);
-    let config = ClientConfig::new(stack.devnet.rpc_url(), signer, stack.devnet.deployment.clone())
-        .with_node(stack.node_url.clone());
+    let config = ClientConfig::new(
+        stack.devnet.rpc_url(),
+        signer,
+        stack.devnet.deployment.clone(),
+    )
+    .with_node(stack.node_url.clone());
     let client = Client::new(config).await?;
     let mut steps = Steps::default();
     println!("\nstory as {} ", client.address());
@@ -329,7 +366,9 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
     steps
         .run("the node's IPNS key is bound on chain", async {
             let t = client.token(id).await?;
-            let key = t.ipns_key.ok_or_else(|| eyre!("token {id} has no IPNS key"))?;
+            let key = t
+                .ipns_key
+                .ok_or_else(|| eyre!("token {id} has no IPNS key"))?;
             Ok(((), format!("ed25519 key {key}")))
         })
         .await?;
@@ -366,11 +405,22 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         .await?;
 
     steps
-        .run("request a sync; the oracle answers through the Operator", async {
-            let req = client.request_sync(id).await?;
-            let synced = client.wait_answer(&req, Duration::from_secs(120)).await?;
-            Ok(((), format!("request {} -> seq {}, {} used", req.request_id, synced.seq, human_bytes(synced.used))))
-        })
+        .run(
+            "request a sync; the oracle answers through the Operator",
+            async {
+                let req = client.request_sync(id).await?;
+                let synced = client.wait_answer(&req, Duration::from_secs(120)).await?;
+                Ok((
+                    (),
+                    format!(
+                        "request {} -> seq {}, {} used",
+                        req.request_id,
+                        synced.seq,
+                        human_bytes(synced.used)
+                    ),
+                ))
+            },
+        )
         .await?;
 
     steps
@@ -380,19 +430,35 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
             if (chain.used, chain.file_count, chain.seq) != (node.used, node.file_count, node.seq) {
                 bail!(
                     "chain has used {} files {} seq {}, node has used {} files {} seq {}",
-                    chain.used, chain.file_count, chain.seq, node.used, node.file_count, node.seq
+                    chain.used,
+                    chain.file_count,
+                    chain.seq,
+                    node.used,
+                    node.file_count,
+                    node.seq
                 );
             }
-            Ok(((), format!("used {} in {} file(s) at seq {}", human_bytes(chain.used), chain.file_count, chain.seq)))
+            Ok((
+                (),
+                format!(
+                    "used {} in {} file(s) at seq {}",
+                    human_bytes(chain.used),
+                    chain.file_count,
+                    chain.seq
+                ),
+            ))
         })
         .await?;
 
     steps
-        .run("move chain time 31 days ahead (past the 30-day sync window)", async {
-            stack.devnet.time_travel(TIME_TRAVEL_SECS).await?;
-            let gate = client.can_upload(id, 1).await?;
-            Ok(((), format!("gate now: {}", gate.reason)))
-        })
+        .run(
+            "move chain time 31 days ahead (past the 30-day sync window)",
+            async {
+                stack.devnet.time_travel(TIME_TRAVEL_SECS).await?;
+                let gate = client.can_upload(id, 1).await?;
+                Ok(((), format!("gate now: {}", gate.reason)))
+            },
+        )
         .await?;
 
     let second = demo_bytes(200_000, 2);
@@ -400,9 +466,10 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         .run("upload is refused with reason \"not synced\"", async {
             match upload(&client, id, "notes.txt", second.clone()).await {
                 Err(e) => match e.downcast_ref::<SdkError>() {
-                    Some(SdkError::GateClosed { reason: GateReason::NotSynced, .. }) => {
-                        Ok(((), format!("refused: {e}")))
-                    }
+                    Some(SdkError::GateClosed {
+                        reason: GateReason::NotSynced,
+                        ..
+                    }) => Ok(((), format!("refused: {e}"))),
                     _ => bail!("refused for another reason: {e}"),
                 },
                 Ok(r) => bail!("the upload was accepted as {}", r.file.cid),
@@ -421,7 +488,15 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
     steps
         .run("upload is accepted", async {
             let r = upload(&client, id, "notes.txt", second.clone()).await?;
-            Ok(((), format!("{} as {}; {} file(s)", human_bytes(r.plain_size), r.file.cid, r.usage.file_count)))
+            Ok((
+                (),
+                format!(
+                    "{} as {}; {} file(s)",
+                    human_bytes(r.plain_size),
+                    r.file.cid,
+                    r.usage.file_count
+                ),
+            ))
         })
         .await?;
 
@@ -430,7 +505,11 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
             let mut out = Vec::with_capacity(first.len());
             client.download(id, &uploaded.file.cid, &mut out).await?;
             if out != first {
-                bail!("downloaded {} bytes that differ from the {} uploaded", out.len(), first.len());
+                bail!(
+                    "downloaded {} bytes that differ from the {} uploaded",
+                    out.len(),
+                    first.len()
+                );
             }
             Ok(((), format!("{} identical bytes", out.len())))
         })
@@ -450,7 +529,9 @@ async fn upload(
         sha256: Some(hex(&sha2::Sha256::digest(&bytes))),
         ..Default::default()
     };
-    Ok(client.upload(id, std::io::Cursor::new(bytes), name, opts).await?)
+    Ok(client
+        .upload(id, std::io::Cursor::new(bytes), name, opts)
+        .await?)
 }
 
 /// Deterministic, incompressible-looking demo content.
@@ -482,7 +563,11 @@ impl Steps {
         let started = Instant::now();
         match f.await {
             Ok((v, detail)) => {
-                println!("[{:>2}] ok   {what} ({:.1} s)\n          {detail}", self.n, started.elapsed().as_secs_f64());
+                println!(
+                    "[{:>2}] ok   {what} ({:.1} s)\n          {detail}",
+                    self.n,
+                    started.elapsed().as_secs_f64()
+                );
                 Ok(v)
             }
             Err(e) => {
@@ -529,7 +614,9 @@ fn service_bin(name: &str) -> eyre::Result<PathBuf> {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().ok_or_else(|| eyre!("no directory for {}", exe.display()))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| eyre!("no directory for {}", exe.display()))?;
     let bin = dir.join(name);
     if bin.is_file() {
         return Ok(bin);

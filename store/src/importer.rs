@@ -179,7 +179,10 @@ impl Importer {
     }
 
     /// Flushes the last blocks (the root last) and returns the root.
-    pub fn finish<E>(mut self, mut sink: impl FnMut(Block) -> Result<(), E>) -> Result<Imported, E> {
+    pub fn finish<E>(
+        mut self,
+        mut sink: impl FnMut(Block) -> Result<(), E>,
+    ) -> Result<Imported, E> {
         let adder = std::mem::take(&mut self.adder);
         self.emit(adder.finish(), &mut sink)?;
         let cid = self
@@ -286,8 +289,20 @@ mod tests {
 
     #[test]
     fn rejects_bad_options() {
-        assert!(Importer::new(&ImportOptions { cid_version: 2, ..Default::default() }).is_err());
-        assert!(Importer::new(&ImportOptions { chunk_size: 0, ..Default::default() }).is_err());
+        assert!(
+            Importer::new(&ImportOptions {
+                cid_version: 2,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            Importer::new(&ImportOptions {
+                chunk_size: 0,
+                ..Default::default()
+            })
+            .is_err()
+        );
         assert!(ImportOptions::parse_chunker("rabin-1-2-3").is_err());
         assert!(ImportOptions::parse_chunker("size-0").is_err());
         assert_eq!(ImportOptions::parse_chunker("size-1024").unwrap(), 1024);

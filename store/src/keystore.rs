@@ -57,7 +57,9 @@ impl KeyStore {
             .map_err(|e| Error::Internal(e.to_string()))?;
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{name}.{}-{n}.tmp", std::process::id()));
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -138,7 +140,9 @@ impl KeyStore {
         if let Ok(target) = name_or_id.parse::<IpnsName>() {
             for (name, id) in self.list()? {
                 if id == target {
-                    let key = self.load(&name)?.ok_or_else(|| Error::KeyNotFound(name.clone()))?;
+                    let key = self
+                        .load(&name)?
+                        .ok_or_else(|| Error::KeyNotFound(name.clone()))?;
                     return Ok((name, key));
                 }
             }
@@ -160,14 +164,19 @@ mod tests {
         let k = ks.generate("alpha").unwrap();
         assert!(matches!(ks.generate("alpha"), Err(Error::KeyExists(_))));
         assert!(matches!(ks.generate("../x"), Err(Error::BadRequest(_))));
-        let mode = fs::metadata(dir.path().join("keystore/alpha")).unwrap().mode();
+        let mode = fs::metadata(dir.path().join("keystore/alpha"))
+            .unwrap()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
 
         let ks = KeyStore::open(dir.path()).unwrap();
         assert_eq!(ks.identity().unwrap().public(), me);
         let list = ks.list().unwrap();
         assert_eq!(list[0].0, "self");
-        assert_eq!(list[1], ("alpha".into(), IpnsName::from_public_key(&k.public())));
+        assert_eq!(
+            list[1],
+            ("alpha".into(), IpnsName::from_public_key(&k.public()))
+        );
         let by_id = ks.find(&list[1].1.to_string()).unwrap();
         assert_eq!(by_id.0, "alpha");
         assert!(matches!(ks.find("nope"), Err(Error::KeyNotFound(_))));

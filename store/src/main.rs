@@ -8,7 +8,11 @@ use px_store::{DEFAULT_API, DEFAULT_MAX_REQUEST_BYTES, StoreConfig};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "px-store", version, about = "Embedded content store speaking the Kubo RPC API")]
+#[command(
+    name = "px-store",
+    version,
+    about = "Embedded content store speaking the Kubo RPC API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

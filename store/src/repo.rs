@@ -168,7 +168,10 @@ impl Repo {
     /// Whether `cid` is a recursive pin root.
     pub fn is_pinned_root(&self, cid: &Cid) -> Result<bool> {
         let tx = self.db.begin_read()?;
-        Ok(tx.open_table(PINS)?.get(cid.to_bytes().as_slice())?.is_some())
+        Ok(tx
+            .open_table(PINS)?
+            .get(cid.to_bytes().as_slice())?
+            .is_some())
     }
 
     /// Removes every block not reachable from a pin; returns the removed blocks as raw CIDv1.
@@ -196,7 +199,9 @@ impl Repo {
     pub fn record(&self, name: &IpnsName) -> Result<Option<Vec<u8>>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(RECORDS)?;
-        Ok(table.get(name.to_bytes().as_slice())?.map(|v| v.value().to_vec()))
+        Ok(table
+            .get(name.to_bytes().as_slice())?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Stores a record for a name (callers verify it and its ordering first).

@@ -13,7 +13,7 @@ use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -21,6 +21,9 @@ use super::{Params, ndjson};
 use crate::AppState;
 use crate::error::{Error, Result};
 use crate::importer::{ImportOptions, Imported, Importer};
+
+/// Body bytes are handed to the worker in batches of at least this many bytes.
+const MIN_BATCH_BYTES: usize = 512 * 1024;
 
 /// Progress lines are emitted at most every this many bytes.
 const PROGRESS_EVERY: u64 = 1 << 20;
@@ -53,7 +56,13 @@ impl AddOptions {
         {
             return Err(Error::Unsupported(format!("hash {hash:?} (only sha2-256)")));
         }
-        for unsupported in ["trickle", "wrap-with-directory", "inline", "nocopy", "fscache"] {
+        for unsupported in [
+            "trickle",
+            "wrap-with-directory",
+            "inline",
+            "nocopy",
+            "fscache",
+        ] {
             if p.flag(unsupported, false)? {
                 return Err(Error::Unsupported(unsupported.to_string()));
             }
@@ -92,6 +101,9 @@ enum AddLine {
 
 enum Msg {
     Start(String),
+    /// Part content, cut at multiples of the chunk size from the start of the part, so the
+    /// importer hashes straight from this buffer and the worker wakes once per batch rather
+    /// than once per HTTP frame.
     Data(Bytes),
     End,
     Commit,
@@ -112,21 +124,21 @@ fn worker(
     let mut results = Vec::new();
     let mut current: Option<(String, Importer)> = None;
     let stage = |staging: &mut Option<crate::blockstore::Staging<'_>>,
-                     b: crate::importer::Block|
+                 b: crate::importer::Block|
      -> Result<()> {
         match staging {
-            Some(st) => st.put(&b.cid, &b.data),
+            Some(st) => st.put(&b.cid, b.data),
             None => Ok(()),
         }
     };
     while let Some(msg) = rx.blocking_recv() {
         match msg {
             Msg::Start(name) => current = Some((name, Importer::new(&opts.import)?)),
-            Msg::Data(bytes) => {
+            Msg::Data(batch) => {
                 let (_, importer) = current
                     .as_mut()
                     .ok_or_else(|| Error::Internal("data before part start".into()))?;
-                importer.push(&bytes, |b| stage(&mut staging, b))?;
+                importer.push(&batch, |b| stage(&mut staging, b))?;
             }
             Msg::End => {
                 let (name, importer) = current
@@ -173,8 +185,10 @@ async fn feed(
     mut mp: Multipart,
     tx: &mpsc::Sender<Msg>,
     limit: u64,
+    chunk_size: usize,
     progress: Option<&mpsc::Sender<AddLine>>,
 ) -> Result<()> {
+    let batch_bytes = chunk_size * MIN_BATCH_BYTES.div_ceil(chunk_size);
     let gone = || Error::Internal("import worker stopped".into());
     let mut files = 0;
     while let Some(mut field) = mp
@@ -186,11 +200,23 @@ async fn feed(
             return Err(Error::Unsupported("adding directories".into()));
         }
         let name = part_name(&field)?;
-        tx.send(Msg::Start(name.clone())).await.map_err(|_| gone())?;
+        tx.send(Msg::Start(name.clone()))
+            .await
+            .map_err(|_| gone())?;
         let (mut total, mut reported) = (0u64, 0u64);
-        while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        let mut batch = BytesMut::with_capacity(batch_bytes);
+        while let Some(mut chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
             total += chunk.len() as u64;
-            tx.send(Msg::Data(chunk)).await.map_err(|_| gone())?;
+            while !chunk.is_empty() {
+                let take = chunk.len().min(batch_bytes - batch.len());
+                batch.extend_from_slice(&chunk.split_to(take));
+                if batch.len() == batch_bytes {
+                    let full = std::mem::replace(&mut batch, BytesMut::with_capacity(batch_bytes));
+                    tx.send(Msg::Data(full.freeze()))
+                        .await
+                        .map_err(|_| gone())?;
+                }
+            }
             if let Some(p) = progress
                 && total - reported >= PROGRESS_EVERY
             {
@@ -202,6 +228,11 @@ async fn feed(
                     })
                     .await;
             }
+        }
+        if !batch.is_empty() {
+            tx.send(Msg::Data(batch.freeze()))
+                .await
+                .map_err(|_| gone())?;
         }
         if let Some(p) = progress {
             let _ = p
@@ -229,11 +260,10 @@ async fn run_import(
     progress: Option<mpsc::Sender<AddLine>>,
 ) -> Result<Vec<AddLine>> {
     let limit = state.config().max_request_bytes;
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = mpsc::channel(4);
     let worker_state = state.clone();
-    let worker =
-        tokio::task::spawn_blocking(move || worker(worker_state, opts, rx));
-    let fed = feed(mp, &tx, limit, progress.as_ref()).await;
+    let worker = tokio::task::spawn_blocking(move || worker(worker_state, opts, rx));
+    let fed = feed(mp, &tx, limit, opts.import.chunk_size, progress.as_ref()).await;
     drop(tx);
     let outcome = worker
         .await

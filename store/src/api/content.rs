@@ -155,5 +155,7 @@ pub(crate) async fn block_stat(
     let p = Params::parse(query.as_deref())?;
     let cid = parse_cid_arg(p.arg()?)?;
     let block = blocking(move || get_block(&state, &cid)).await?;
-    Ok(json(&json!({ "Key": cid.to_string(), "Size": block.len() })))
+    Ok(json(
+        &json!({ "Key": cid.to_string(), "Size": block.len() }),
+    ))
 }

@@ -137,7 +137,9 @@ impl Params {
         self.get(key)
             .map(|v| {
                 v.parse::<u64>().map_err(|_| {
-                    Error::BadRequest(format!("option {key:?}: {v:?} is not a non-negative integer"))
+                    Error::BadRequest(format!(
+                        "option {key:?}: {v:?} is not a non-negative integer"
+                    ))
                 })
             })
             .transpose()
@@ -168,7 +170,11 @@ pub(crate) fn ndjson<T: Serialize>(items: &[T]) -> Result<Response> {
         serde_json::to_writer(&mut body, item).map_err(|e| Error::Internal(e.to_string()))?;
         body.push(b'\n');
     }
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from(body)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response())
 }
 
 /// Runs blocking work on the blocking pool.

@@ -38,10 +38,16 @@ pub(crate) async fn key_gen(
     let name = p.arg()?.to_string();
     match p.get("type").unwrap_or("ed25519") {
         "ed25519" => {}
-        other => return Err(Error::Unsupported(format!("key type {other:?} (only ed25519)"))),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "key type {other:?} (only ed25519)"
+            )));
+        }
     }
     if name == SELF_KEY {
-        return Err(Error::BadRequest("cannot create key with name 'self'".into()));
+        return Err(Error::BadRequest(
+            "cannot create key with name 'self'".into(),
+        ));
     }
     let n = name.clone();
     let key = blocking(move || state.repo().keys.generate(&n)).await?;
@@ -117,9 +123,10 @@ pub(crate) async fn publish(
             .lock()
             .map_err(|_| Error::Internal("lock poisoned".into()))?;
         let sequence = match stored_record(&state, &name)? {
-            Some((_, old)) => old.sequence.checked_add(1).ok_or_else(|| {
-                Error::Internal("sequence number exhausted".into())
-            })?,
+            Some((_, old)) => old
+                .sequence
+                .checked_add(1)
+                .ok_or_else(|| Error::Internal("sequence number exhausted".into()))?,
             None => 1,
         };
         let record = create_record(&key, &value, sequence, eol, ttl)?;

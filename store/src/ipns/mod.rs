@@ -23,7 +23,7 @@ mod name;
 mod record;
 pub mod time;
 
-pub use name::{IpnsName, LIBP2P_KEY_CODEC};
+pub use name::{ED25519_NAME_PREFIX, IpnsName, LIBP2P_KEY_CODEC};
 pub use record::{
     IpnsEntry, MAX_RECORD_SIZE, SignatureKind, VerifiedRecord, VerifyOptions, create_record,
     verify_record,

@@ -12,6 +12,10 @@ use super::IpnsError;
 /// Multicodec of a CID that names a libp2p public key.
 pub const LIBP2P_KEY_CODEC: u64 = 0x72;
 
+/// The first six bytes of every ed25519 IPNS name in binary form: identity multihash of length
+/// 36 over the protobuf public key (KeyType Ed25519, 32-byte data).
+pub const ED25519_NAME_PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+
 /// An IPNS name (equivalently a libp2p [`PeerId`]).
 ///
 /// Parses every form Kubo accepts for a key name: `k51...` (base36 CIDv1), any other multibase
@@ -47,6 +51,27 @@ impl IpnsName {
         PeerId::from_bytes(bytes)
             .map(Self)
             .map_err(|e| IpnsError::InvalidName(e.to_string()))
+    }
+
+    /// The 32-byte ed25519 public key inlined in the name (the `bytes32` the contracts keep),
+    /// or `None` for names of other key types.
+    pub fn ed25519_key(&self) -> Option<[u8; 32]> {
+        let bytes = self.to_bytes();
+        match bytes.strip_prefix(&ED25519_NAME_PREFIX[..]) {
+            Some(key) => key.try_into().ok(),
+            None => None,
+        }
+    }
+
+    /// The name of an ed25519 public key given as its 32 bytes.
+    pub fn from_ed25519_key(key: &[u8; 32]) -> Result<Self, IpnsError> {
+        let mut bytes = ED25519_NAME_PREFIX.to_vec();
+        bytes.extend_from_slice(key);
+        let name = Self::from_bytes(&bytes)?;
+        // Reject 32-byte strings that are not a valid curve point.
+        name.inline_public_key()
+            .ok_or_else(|| IpnsError::InvalidName("not an ed25519 public key".into()))?;
+        Ok(name)
     }
 
     /// The name as a CIDv1 with the `libp2p-key` codec.
@@ -131,6 +156,9 @@ mod tests {
         assert_eq!(&bytes[..6], &[0x00, 0x24, 0x08, 0x01, 0x12, 0x20]);
         assert_eq!(IpnsName::from_bytes(&bytes).unwrap(), name);
         assert_eq!(name.inline_public_key().unwrap(), key.public());
+        let raw = name.ed25519_key().unwrap();
+        assert_eq!(&bytes[6..], &raw[..]);
+        assert_eq!(IpnsName::from_ed25519_key(&raw).unwrap(), name);
     }
 
     #[test]

@@ -305,8 +305,8 @@ fn signer_key(name: &IpnsName, entry: &IpnsEntry) -> Result<PublicKey, IpnsError
     if let Some(key) = name.inline_public_key() {
         // If the record also embeds a key, it must be the same one.
         if let Some(embedded) = &entry.pub_key {
-            let embedded =
-                PublicKey::try_decode_protobuf(embedded).map_err(|_| IpnsError::InvalidPublicKey)?;
+            let embedded = PublicKey::try_decode_protobuf(embedded)
+                .map_err(|_| IpnsError::InvalidPublicKey)?;
             if embedded != key {
                 return Err(IpnsError::PublicKeyMismatch);
             }
@@ -525,7 +525,12 @@ mod tests {
     fn malformed_protobuf_is_rejected() {
         let (_, name) = fresh();
         let opts = VerifyOptions::default();
-        for bad in [&[0x0a, 0x05, 1][..], &[0x28][..], &[0x6d, 1, 2][..], &[0xff; 11][..]] {
+        for bad in [
+            &[0x0a, 0x05, 1][..],
+            &[0x28][..],
+            &[0x6d, 1, 2][..],
+            &[0xff; 11][..],
+        ] {
             assert!(
                 matches!(
                     verify_record(&name, bad, &opts),

@@ -20,7 +20,12 @@ async fn fixture_cids_match_kubo() {
     let store = spawn_store().await;
     let mib: Vec<u8> = (0..1 << 20).map(|i| (i % 256) as u8).collect();
     let cases: Vec<(Vec<u8>, Add<'static>, &str, &str)> = vec![
-        (vec![], Add::default(), "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH", "6"),
+        (
+            vec![],
+            Add::default(),
+            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH",
+            "6",
+        ),
         (
             b"hello world\n".to_vec(),
             Add::default(),
@@ -64,7 +69,10 @@ async fn fixture_cids_match_kubo() {
     let empty_dir = [0x0a, 0x02, 0x08, 0x01];
     let mh = multihash_codetable::Code::Sha2_256.digest(&empty_dir);
     let v0 = cid::Cid::new_v0(mh).unwrap();
-    assert_eq!(v0.to_string(), "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn");
+    assert_eq!(
+        v0.to_string(),
+        "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+    );
     let v1 = cid::Cid::new_v1(0x70, mh);
     assert_eq!(
         v1.to_string(),
@@ -106,7 +114,11 @@ async fn add_then_cat_round_trips_at_every_boundary() {
             assert_eq!(cid, expected.cid.to_string(), "len {len} v{v}");
             assert_eq!(size, expected.dag_size.to_string(), "len {len} v{v}");
             let back = store.cat(&cid).await;
-            assert!(back == data, "len {len} v{v}: cat returned {} bytes", back.len());
+            assert!(
+                back == data,
+                "len {len} v{v}: cat returned {} bytes",
+                back.len()
+            );
             // Large sizes are checked for one CID version only, to keep the suite fast.
             if len > 10 * CHUNK {
                 break;
@@ -145,7 +157,10 @@ async fn balanced_layout_wraps_the_175th_leaf() {
     assert_eq!(root_links[0], full, "first child is the full 174-leaf node");
     let tail = links(&store, &root_links[1]).await;
     assert_eq!(tail.len(), 1, "second child wraps the single last leaf");
-    assert!(links(&store, &tail[0]).await.is_empty(), "and that is a leaf");
+    assert!(
+        links(&store, &tail[0]).await.is_empty(),
+        "and that is a leaf"
+    );
     // Size is the root's cumulative DAG size: sum of all block sizes.
     let stat = store.client.block_stat(&cid).await.unwrap();
     let first = store.client.block_stat(&full).await.unwrap();
@@ -176,7 +191,11 @@ async fn cat_ranges_match_slices() {
                 .await
                 .unwrap();
             let end = (off + len).min(data.len());
-            let want = if off >= data.len() { &[][..] } else { &data[off..end] };
+            let want = if off >= data.len() {
+                &[][..]
+            } else {
+                &data[off..end]
+            };
             assert_eq!(got, want, "offset {off} length {len}");
         }
     }

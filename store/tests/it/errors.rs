@@ -45,7 +45,13 @@ async fn invalid_and_unknown_cids() {
     expect_error(res, 400).await;
     // Not pinned.
     let (cid, _) = store
-        .add(b"loose".to_vec(), Add { pin: Some(false), ..Default::default() })
+        .add(
+            b"loose".to_vec(),
+            Add {
+                pin: Some(false),
+                ..Default::default()
+            },
+        )
         .await;
     let res = store
         .http
@@ -60,10 +66,20 @@ async fn invalid_and_unknown_cids() {
 #[tokio::test]
 async fn unknown_command_method_and_options() {
     let store = spawn_store().await;
-    let res = store.http.post(store.url("swarm/peers")).send().await.unwrap();
+    let res = store
+        .http
+        .post(store.url("swarm/peers"))
+        .send()
+        .await
+        .unwrap();
     let msg = expect_error(res, 400).await;
     assert!(msg.contains("unknown command"), "{msg}");
-    let res = store.http.post(format!("{}/nope", store.handle.api_url())).send().await.unwrap();
+    let res = store
+        .http
+        .post(format!("{}/nope", store.handle.api_url()))
+        .send()
+        .await
+        .unwrap();
     expect_error(res, 400).await;
 
     let res = store.http.get(store.url("version")).send().await.unwrap();
@@ -78,13 +94,31 @@ async fn unknown_command_method_and_options() {
     ] {
         let form = reqwest::multipart::Form::new()
             .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()));
-        let res = store.http.post(store.url(query)).multipart(form).send().await.unwrap();
+        let res = store
+            .http
+            .post(store.url(query))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
         expect_error(res, 400).await;
     }
-    let err = store.client.key_gen("r", KeyType::Rsa, 2048).await.unwrap_err();
+    let err = store
+        .client
+        .key_gen("r", KeyType::Rsa, 2048)
+        .await
+        .unwrap_err();
     assert_eq!(api_code(err), 1);
-    store.client.key_gen("dup", KeyType::Ed25519, 0).await.unwrap();
-    let err = store.client.key_gen("dup", KeyType::Ed25519, 0).await.unwrap_err();
+    store
+        .client
+        .key_gen("dup", KeyType::Ed25519, 0)
+        .await
+        .unwrap();
+    let err = store
+        .client
+        .key_gen("dup", KeyType::Ed25519, 0)
+        .await
+        .unwrap_err();
     assert_eq!(api_code(err), 1);
     let res = store
         .http
@@ -93,14 +127,21 @@ async fn unknown_command_method_and_options() {
         .await
         .unwrap();
     expect_error(res, 400).await;
-    let res = store
-        .http
-        .post(store.url("name/resolve?arg=k51qzi5uqu5dlkw8pxuw9qmqayfdeh4kfebhmreauqdc6a7c3y7d5i9fi8mk9w"))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        store
+            .http
+            .post(store.url(
+                "name/resolve?arg=k51qzi5uqu5dlkw8pxuw9qmqayfdeh4kfebhmreauqdc6a7c3y7d5i9fi8mk9w",
+            ))
+            .send()
+            .await
+            .unwrap();
     expect_error(res, 500).await;
-    assert_eq!(store.block_files(), 0, "nothing stored by rejected requests");
+    assert_eq!(
+        store.block_files(),
+        0,
+        "nothing stored by rejected requests"
+    );
     store.stop().await;
 }
 
@@ -122,7 +163,9 @@ async fn malformed_multipart_stores_nothing() {
     let mut body = Vec::new();
     body.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\nContent-Type: application/octet-stream\r\n\r\n");
     body.extend_from_slice(&first);
-    body.extend_from_slice(b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\n\r\n");
+    body.extend_from_slice(
+        b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b\"\r\n\r\n",
+    );
     body.extend_from_slice(&content(300_000, 2));
     let res = store
         .http
@@ -133,10 +176,16 @@ async fn malformed_multipart_stores_nothing() {
         .await
         .unwrap();
     expect_error(res, 400).await;
-    assert_eq!(store.block_files(), 0, "no block of the complete first part was kept");
+    assert_eq!(
+        store.block_files(),
+        0,
+        "no block of the complete first part was kept"
+    );
     let pins = store.client.pin_ls(None, None).await.unwrap();
     assert!(pins.keys.is_empty());
-    let cid = px_store::importer::cid_of(&first, &Default::default()).unwrap().cid;
+    let cid = px_store::importer::cid_of(&first, &Default::default())
+        .unwrap()
+        .cid;
     assert!(store.client.block_stat(&cid.to_string()).await.is_err());
     store.stop().await;
 }
@@ -172,7 +221,13 @@ async fn corrupt_block_is_detected_on_read() {
     let store = spawn_store().await;
     let data = b"precious bytes".to_vec();
     let (cid, _) = store
-        .add(data.clone(), Add { cid_version: Some(1), ..Default::default() })
+        .add(
+            data.clone(),
+            Add {
+                cid_version: Some(1),
+                ..Default::default()
+            },
+        )
         .await;
     // Flip a byte in the only block file.
     let mut files = Vec::new();
@@ -201,13 +256,33 @@ async fn only_hash_pin_and_gc() {
     let store = spawn_store().await;
     let data = content(700_000, 9);
     let (hashed, _) = store
-        .add(data.clone(), Add { only_hash: Some(true), ..Default::default() })
+        .add(
+            data.clone(),
+            Add {
+                only_hash: Some(true),
+                ..Default::default()
+            },
+        )
         .await;
     assert_eq!(store.block_files(), 0, "only-hash stores nothing");
-    assert!(store.client.pin_ls(None, None).await.unwrap().keys.is_empty());
+    assert!(
+        store
+            .client
+            .pin_ls(None, None)
+            .await
+            .unwrap()
+            .keys
+            .is_empty()
+    );
 
     let (loose, _) = store
-        .add(content(300_000, 10), Add { pin: Some(false), ..Default::default() })
+        .add(
+            content(300_000, 10),
+            Add {
+                pin: Some(false),
+                ..Default::default()
+            },
+        )
         .await;
     let (pinned, _) = store.add(data.clone(), Add::default()).await;
     assert_eq!(pinned, hashed);
@@ -224,7 +299,11 @@ async fn only_hash_pin_and_gc() {
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
-    assert_eq!(removed.len(), 3, "the loose file: root and two leaves: {removed:?}");
+    assert_eq!(
+        removed.len(),
+        3,
+        "the loose file: root and two leaves: {removed:?}"
+    );
     assert!(store.client.block_stat(&loose).await.is_err());
     assert_eq!(store.cat(&pinned).await, data);
 
@@ -242,7 +321,13 @@ async fn only_hash_pin_and_gc() {
         .unwrap();
     expect_error(res, 500).await;
     let (again, _) = store
-        .add(data, Add { pin: Some(false), ..Default::default() })
+        .add(
+            data,
+            Add {
+                pin: Some(false),
+                ..Default::default()
+            },
+        )
         .await;
     store.client.pin_add(&again, true).await.unwrap();
     store.raw(RepoGc).await;
@@ -267,13 +352,15 @@ async fn progress_streams_lines() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
-    let lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(lines.len() >= 3, "{text}");
     let last = lines.last().unwrap();
     assert_eq!(last["Name"], "big.bin");
-    let expected = px_store::importer::cid_of(&data, &px_store::importer::ImportOptions::v1())
-        .unwrap();
+    let expected =
+        px_store::importer::cid_of(&data, &px_store::importer::ImportOptions::v1()).unwrap();
     assert_eq!(last["Hash"], expected.cid.to_string());
     assert_eq!(last["Size"], expected.dag_size.to_string());
     let progress: Vec<u64> = lines[..lines.len() - 1]

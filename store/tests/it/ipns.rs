@@ -20,7 +20,11 @@ fn vectors() -> Vec<(String, String, Vec<u8>)> {
         let file = path.file_name().unwrap().to_str().unwrap().to_string();
         let stem = file.strip_suffix(".ipns-record").unwrap();
         let (name, case) = stem.split_once('_').unwrap();
-        out.push((name.to_string(), case.to_string(), std::fs::read(&path).unwrap()));
+        out.push((
+            name.to_string(),
+            case.to_string(),
+            std::fs::read(&path).unwrap(),
+        ));
     }
     out.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(out.len(), 6);
@@ -89,7 +93,11 @@ async fn routing_put_accepts_valid_vectors_and_rejects_the_rest() {
                     .await
                     .unwrap();
                 assert_eq!(resolved.path, value, "{case}");
-                let (status, raw) = store.raw(RoutingGet { arg: format!("/ipns/{name}") }).await;
+                let (status, raw) = store
+                    .raw(RoutingGet {
+                        arg: format!("/ipns/{name}"),
+                    })
+                    .await;
                 assert_eq!((status, raw.to_vec()), (200, record), "{case}");
             }
             None => {
@@ -148,7 +156,12 @@ async fn publish_resolve_and_routing_get_round_trip() {
         .unwrap();
     assert!(key.id.starts_with("k51"), "{}", key.id);
     let listed = store.client.key_list().await.unwrap();
-    assert!(listed.keys.iter().any(|k| k.name == "usage" && k.id == key.id));
+    assert!(
+        listed
+            .keys
+            .iter()
+            .any(|k| k.name == "usage" && k.id == key.id)
+    );
 
     let mut last_seq = 0;
     for round in 0..3u8 {
@@ -168,10 +181,17 @@ async fn publish_resolve_and_routing_get_round_trip() {
             .unwrap();
         assert_eq!(resolved.path, format!("/ipfs/{cid}"));
 
-        let (status, record) = store.raw(RoutingGet { arg: format!("/ipns/{}", key.id) }).await;
+        let (status, record) = store
+            .raw(RoutingGet {
+                arg: format!("/ipns/{}", key.id),
+            })
+            .await;
         assert_eq!(status, 200);
         let seq = check_record_independently(&key.id, &record, &format!("/ipfs/{cid}"), 90, 7200);
-        assert!(seq > last_seq, "sequence must increase: {seq} after {last_seq}");
+        assert!(
+            seq > last_seq,
+            "sequence must increase: {seq} after {last_seq}"
+        );
         last_seq = seq;
 
         // And the crate's own verifier agrees.
@@ -182,8 +202,15 @@ async fn publish_resolve_and_routing_get_round_trip() {
 
     // Publishing with the default key names the identity.
     let (cid, _) = store.add(b"self".to_vec(), Add::default()).await;
-    let published = store.client.name_publish(&cid, true, None, None, None).await.unwrap();
-    assert_eq!(published.name, store.client.key_list().await.unwrap().keys[0].id);
+    let published = store
+        .client
+        .name_publish(&cid, true, None, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        published.name,
+        store.client.key_list().await.unwrap().keys[0].id
+    );
     store.stop().await;
 }
 
@@ -217,16 +244,33 @@ fn check_record_independently(
 
     // data is canonical DAG-CBOR with exactly the five fields.
     let ipld: Ipld = serde_ipld_dagcbor::from_slice(data).unwrap();
-    assert_eq!(serde_ipld_dagcbor::to_vec(&ipld).unwrap(), *data, "canonical");
-    let Ipld::Map(map) = ipld else { panic!("data is not a map") };
+    assert_eq!(
+        serde_ipld_dagcbor::to_vec(&ipld).unwrap(),
+        *data,
+        "canonical"
+    );
+    let Ipld::Map(map) = ipld else {
+        panic!("data is not a map")
+    };
     let keys: Vec<_> = map.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["Sequence", "TTL", "Validity", "ValidityType", "Value"]);
-    let Ipld::Bytes(v) = &map["Value"] else { panic!() };
+    assert_eq!(
+        keys,
+        ["Sequence", "TTL", "Validity", "ValidityType", "Value"]
+    );
+    let Ipld::Bytes(v) = &map["Value"] else {
+        panic!()
+    };
     assert_eq!(v, value.as_bytes());
-    let Ipld::Bytes(validity) = &map["Validity"] else { panic!() };
+    let Ipld::Bytes(validity) = &map["Validity"] else {
+        panic!()
+    };
     assert_eq!(map["ValidityType"], Ipld::Integer(0));
-    let Ipld::Integer(seq) = map["Sequence"] else { panic!() };
-    let Ipld::Integer(ttl) = map["TTL"] else { panic!() };
+    let Ipld::Integer(seq) = map["Sequence"] else {
+        panic!()
+    };
+    let Ipld::Integer(ttl) = map["TTL"] else {
+        panic!()
+    };
     assert_eq!(ttl, i128::from(ttl_secs) * 1_000_000_000);
 
     // The V1 fields mirror data, and the V1 signature covers value || validity || "EOL".
@@ -256,15 +300,27 @@ fn check_record_independently(
 #[tokio::test]
 async fn routing_put_rejects_stale_and_foreign_records() {
     let store = spawn_store().await;
-    let key = store.client.key_gen("k", KeyType::Ed25519, 0).await.unwrap();
-    let other = store.client.key_gen("other", KeyType::Ed25519, 0).await.unwrap();
+    let key = store
+        .client
+        .key_gen("k", KeyType::Ed25519, 0)
+        .await
+        .unwrap();
+    let other = store
+        .client
+        .key_gen("other", KeyType::Ed25519, 0)
+        .await
+        .unwrap();
     let (cid, _) = store.add(b"x".to_vec(), Add::default()).await;
     store
         .client
         .name_publish(&cid, true, None, None, Some("k"))
         .await
         .unwrap();
-    let (_, first) = store.raw(RoutingGet { arg: format!("/ipns/{}", key.id) }).await;
+    let (_, first) = store
+        .raw(RoutingGet {
+            arg: format!("/ipns/{}", key.id),
+        })
+        .await;
     store
         .client
         .name_publish(&cid, true, None, None, Some("k"))
@@ -272,8 +328,8 @@ async fn routing_put_rejects_stale_and_foreign_records() {
         .unwrap();
 
     let put = |name: String, record: Vec<u8>| {
-        let form = reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(record));
+        let form =
+            reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(record));
         store
             .http
             .post(store.url(&format!("routing/put?arg=/ipns/{name}")))

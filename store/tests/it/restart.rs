@@ -11,14 +11,22 @@ async fn everything_survives_a_restart() {
     let store = spawn_with(config(dir.path()), None).await;
     let data = content(1_000_000, 42);
     let (cid, _) = store.add(data.clone(), Add::default()).await;
-    let key = store.client.key_gen("node", KeyType::Ed25519, 0).await.unwrap();
+    let key = store
+        .client
+        .key_gen("node", KeyType::Ed25519, 0)
+        .await
+        .unwrap();
     store
         .client
         .name_publish(&cid, true, None, None, Some("node"))
         .await
         .unwrap();
     let id = store.client.id(None).await.unwrap().id;
-    let (_, record) = store.raw(RoutingGet { arg: format!("/ipns/{}", key.id) }).await;
+    let (_, record) = store
+        .raw(RoutingGet {
+            arg: format!("/ipns/{}", key.id),
+        })
+        .await;
     store.stop().await;
 
     // A second daemon cannot open the repo while the first runs; after shutdown it can.
@@ -35,7 +43,11 @@ async fn everything_survives_a_restart() {
         .await
         .unwrap();
     assert_eq!(resolved.path, format!("/ipfs/{cid}"));
-    let (_, same) = store.raw(RoutingGet { arg: format!("/ipns/{}", key.id) }).await;
+    let (_, same) = store
+        .raw(RoutingGet {
+            arg: format!("/ipns/{}", key.id),
+        })
+        .await;
     assert_eq!(same, record);
 
     // The sequence continues from the stored record.
@@ -44,7 +56,11 @@ async fn everything_survives_a_restart() {
         .name_publish(&cid, true, None, None, Some("node"))
         .await
         .unwrap();
-    let (_, next) = store.raw(RoutingGet { arg: format!("/ipns/{}", key.id) }).await;
+    let (_, next) = store
+        .raw(RoutingGet {
+            arg: format!("/ipns/{}", key.id),
+        })
+        .await;
     let name: px_store::ipns::IpnsName = key.id.parse().unwrap();
     let opts = px_store::ipns::VerifyOptions::default();
     let a = px_store::ipns::verify_record(&name, &record, &opts).unwrap();
@@ -68,7 +84,11 @@ async fn private_keys_are_mode_0600() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let store = spawn_with(config(dir.path()), None).await;
-    store.client.key_gen("secret", KeyType::Ed25519, 0).await.unwrap();
+    store
+        .client
+        .key_gen("secret", KeyType::Ed25519, 0)
+        .await
+        .unwrap();
     for entry in std::fs::read_dir(dir.path().join("keystore")).unwrap() {
         let meta = entry.unwrap().metadata().unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600);

@@ -1,0 +1,236 @@
+//! Add and cat throughput of a 256 MiB file against single-core SHA-256, in one run.
+//!
+//! Targets: add >= 0.6 x SHA-256 (hashing every block once is the floor of the work), cat
+//! >= 1 GB/s from a warm repo. Everything goes through the real HTTP API of an in-process
+//! store on 127.0.0.1:0; client and server share the machine's cores. Add is measured with
+//! `sync_writes` on (the default: blocks fsynced before the pin commits) and off (crash-safe
+//! against a killed process, not against power loss), and with the importer alone (no HTTP,
+//! no disk) for reference.
+//!
+//! `cargo bench -p px-store --bench throughput` (env `PX_BENCH_MIB` overrides the size).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
+use px_store::StoreConfig;
+use px_store::importer::{ImportOptions, Importer};
+use sha2::{Digest, Sha256};
+
+const CHUNK: usize = 256 * 1024;
+
+fn data(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn mbps(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {
+    let mut best: Option<(Duration, T)> = None;
+    for _ in 0..runs {
+        let (d, v) = f();
+        if best.as_ref().is_none_or(|(b, _)| d < *b) {
+            best = Some((d, v));
+        }
+    }
+    best.expect("runs > 0")
+}
+
+/// Streams `data` as one multipart file part in 1 MiB frames.
+async fn add_reqwest(http: &reqwest::Client, url: &str, data: &Bytes, query: &str) -> String {
+    let frames: Vec<Result<Bytes, std::io::Error>> = (0..data.len())
+        .step_by(1 << 20)
+        .map(|o| Ok(data.slice(o..(o + (1 << 20)).min(data.len()))))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(frames));
+    let part = reqwest::multipart::Part::stream_with_length(body, data.len() as u64).file_name("f");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let res = http
+        .post(format!("{url}/api/v0/add{query}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(res.text().await.unwrap().trim()).unwrap();
+    v["Hash"].as_str().unwrap().to_string()
+}
+
+#[tokio::main]
+async fn main() {
+    let mib: usize = std::env::var("PX_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let len = mib << 20;
+    let payload = data(len);
+    println!(
+        "px-store throughput bench, {mib} MiB file, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    // 1. Single-core SHA-256 over 256 KiB blocks.
+    let (sha, _) = best_of(3, || {
+        let t = Instant::now();
+        let mut acc = 0u8;
+        for c in payload.chunks(CHUNK) {
+            acc ^= Sha256::digest(c)[0];
+        }
+        (t.elapsed(), acc)
+    });
+    let sha_mbps = mbps(len, sha);
+    println!("sha256 (1 core)                 {:>8.0} MB/s", sha_mbps);
+
+    // 2. Importer alone (chunk + dag-pb encode + hash, no HTTP, no disk).
+    for (label, opts) in [
+        ("importer v0 (no I/O)", ImportOptions::default()),
+        ("importer v1 (no I/O)", ImportOptions::v1()),
+    ] {
+        let (d, cid) = best_of(3, || {
+            let t = Instant::now();
+            let mut imp = Importer::new(&opts).unwrap();
+            for c in payload.chunks(1 << 20) {
+                imp.push(c, |_| Ok::<_, px_store::Error>(())).unwrap();
+            }
+            let out = imp.finish(|_| Ok::<_, px_store::Error>(())).unwrap();
+            (t.elapsed(), out.cid)
+        });
+        println!(
+            "{label:<31} {:>8.0} MB/s  {:.2} x sha256  ({cid})",
+            mbps(len, d),
+            mbps(len, d) / sha_mbps
+        );
+    }
+
+    // 3. The repo filesystem's own write speed for block-sized files (no fsync): the floor of
+    //    any add that persists its blocks, whatever the software does.
+    let base = std::env::var("PX_BENCH_DIR")
+        .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+    let (fs_write, _) = best_of(3, || {
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let t = Instant::now();
+        for (i, c) in payload.chunks(CHUNK).enumerate() {
+            std::fs::write(dir.path().join(i.to_string()), c).unwrap();
+        }
+        (t.elapsed(), dir)
+    });
+    println!(
+        "repo fs write, 256 KiB files    {:>8.0} MB/s  (in {base})",
+        mbps(len, fs_write)
+    );
+
+    let bytes = Bytes::from(payload.clone());
+    for sync in [true, false] {
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.api = "127.0.0.1:0".parse().unwrap();
+        config.sync_writes = sync;
+        let store = px_store::spawn(config).await.unwrap();
+        let url = store.api_url();
+        let http = reqwest::Client::new();
+
+        if sync {
+            // HTTP + multipart + import, nothing written (only-hash).
+            let (d, _) = {
+                let mut best = Duration::MAX;
+                for _ in 0..3 {
+                    let t = Instant::now();
+                    add_reqwest(&http, &format!("{url}"), &bytes, "?only-hash=true").await;
+                    best = best.min(t.elapsed());
+                }
+                (best, ())
+            };
+            println!(
+                "add over HTTP, only-hash        {:>8.0} MB/s  {:.2} x sha256",
+                mbps(len, d),
+                mbps(len, d) / sha_mbps
+            );
+        }
+
+        // 4. Add over HTTP (fresh repo for each run so every block is really written).
+        let mut best = Duration::MAX;
+        let mut cid = String::new();
+        for run in 0..3 {
+            if run > 0 {
+                // Unpin and gc so the next run writes every block again.
+                http.post(format!("{url}/api/v0/pin/rm?arg={cid}"))
+                    .send()
+                    .await
+                    .unwrap();
+                http.post(format!("{url}/api/v0/repo/gc"))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            let t = Instant::now();
+            cid = add_reqwest(&http, &url, &bytes, "").await;
+            best = best.min(t.elapsed());
+        }
+        let add_mbps = mbps(len, best);
+        println!(
+            "add over HTTP, sync_writes={sync:<5} {:>8.0} MB/s  {:.2} x sha256  (target >= 0.60)",
+            add_mbps,
+            add_mbps / sha_mbps
+        );
+
+        if sync {
+            // Same add through the ipfs-api-backend-hyper client (its multipart writer is the
+            // client-side bottleneck; reported for reference).
+            http.post(format!("{url}/api/v0/pin/rm?arg={cid}"))
+                .send()
+                .await
+                .unwrap();
+            http.post(format!("{url}/api/v0/repo/gc"))
+                .send()
+                .await
+                .unwrap();
+            let client = IpfsClient::from_str(&url).unwrap();
+            let t = Instant::now();
+            let res = client
+                .add(std::io::Cursor::new(payload.clone()))
+                .await
+                .unwrap();
+            let d = t.elapsed();
+            assert_eq!(res.hash, cid);
+            println!(
+                "add via ipfs-api-backend-hyper  {:>8.0} MB/s  {:.2} x sha256",
+                mbps(len, d),
+                mbps(len, d) / sha_mbps
+            );
+
+            // 5. Cat from the warm repo (every block re-hashed on read), through the client.
+            let mut times = Vec::new();
+            for _ in 0..4 {
+                let t = Instant::now();
+                let n = client
+                    .cat(&cid)
+                    .try_fold(0usize, |n, c| async move { Ok(n + c.len()) })
+                    .await
+                    .unwrap();
+                assert_eq!(n, len);
+                times.push(t.elapsed());
+            }
+            times.remove(0); // first run warms the page cache
+            let best = *times.iter().min().unwrap();
+            println!(
+                "cat warm via client (verified)  {:>8.0} MB/s  (target >= 1000)",
+                mbps(len, best)
+            );
+        }
+        store.shutdown().await;
+    }
+}

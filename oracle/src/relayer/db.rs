@@ -39,7 +39,7 @@ pub struct SentTx {
 
 /// Where a request is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "stage")]
+#[serde(rename_all = "camelCase")]
 pub enum Stage {
     /// Seen, not yet answered.
     Open,

@@ -1,0 +1,229 @@
+//! The relayer end to end: round trip, IPFS outage, reorg, kill -9 and restart.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use alloy::primitives::U256;
+use alloy::providers::Provider;
+use cid::Cid;
+use px_sdk::contracts::{StorageNFT, sync_status};
+use px_sdk::devnet::ORACLE;
+use tokio::process::{Child, Command};
+
+use crate::common::{Env, TestResult, free_port, wait_for};
+
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_writes_the_published_usage_on_chain() -> TestResult {
+    let env = Env::spawn(None).await?;
+    let mut config = env.config();
+    config.adapter.enabled = false;
+    let oracle = px_oracle::spawn(config).await?;
+
+    let token = env.mint(0).await?;
+    let name = env.key_gen("token-a").await?;
+    env.bind(token, &name).await?;
+    let (ok, _) = env.nft(0).canUpload(token, U256::from(1)).call().await.map(|r| (r.ok, r.reason))?;
+    assert!(ok, "freshly minted token is inside its sync window");
+    let record = env.record(token, 123_456, 7);
+    let cid = env.publish_record("token-a", &record).await?;
+
+    let request_id = env.request_sync(0, token).await?;
+    let info = env.wait_answered(token, ANSWER_WITHIN).await?;
+    assert_eq!(info.lastStatus, sync_status::OK);
+    assert_eq!(info.used, 123_456);
+    assert_eq!(info.fileCount, 3);
+    assert_eq!(info.seq, 7);
+    assert_eq!(env.answers_for(request_id).await?, 1);
+
+    // The Synced event carries the record's CID.
+    let filter = alloy::rpc::types::Filter::new()
+        .address(env.devnet.deployment.storage_nft)
+        .event_signature(<StorageNFT::Synced as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+        .from_block(0);
+    let logs = env.devnet.provider(0).get_logs(&filter).await?;
+    let synced = logs[0].log_decode::<StorageNFT::Synced>()?;
+    assert_eq!(synced.inner.data.recordCid.to_vec(), Cid::try_from(cid.as_str())?.to_bytes());
+    assert_eq!(env.oracle_tx_count().await?, 1);
+
+    let db = oracle.relayer().expect("relayer runs").db().clone();
+    // The relayer notices the receipt on its next poll.
+    let done = wait_for(Duration::from_secs(5), || async {
+        let entry = db.get(&request_id).ok().flatten()?;
+        matches!(entry.stage, px_oracle::relayer::db::Stage::Done { status: 0, .. }).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "request marked done");
+    let metrics = oracle.metrics().render();
+    assert!(metrics.contains("px_oracle_fulfills_total{kind=\"confirmed\"} 1"), "{metrics}");
+    oracle.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipfs_outage_delays_the_answer_and_writes_nothing_wrong() -> TestResult {
+    let mut env = Env::spawn(None).await?;
+    let mut config = env.config();
+    config.adapter.enabled = false;
+    let oracle = px_oracle::spawn(config).await?;
+    let token = env.mint(0).await?;
+    let name = env.key_gen("token-b").await?;
+    env.bind(token, &name).await?;
+    env.publish_record("token-b", &env.record(token, 999, 3)).await?;
+
+    env.store.stop().await;
+    env.request_sync(0, token).await?;
+    let failed = wait_for(Duration::from_secs(10), || async {
+        oracle
+            .metrics()
+            .render()
+            .contains("px_oracle_failures_total{kind=\"ipfs_unavailable\"}")
+            .then_some(())
+    })
+    .await;
+    assert!(failed.is_some(), "relayer saw the IPFS failure");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let info = env.info(token).await?;
+    assert!(info.pending, "nothing answered while IPFS is down");
+    assert_eq!(info.used, 0);
+    assert_eq!(env.oracle_tx_count().await?, 0);
+
+    env.store.start().await?;
+    let info = env.wait_answered(token, ANSWER_WITHIN).await?;
+    assert_eq!(info.lastStatus, sync_status::OK);
+    assert_eq!(info.used, 999);
+    assert_eq!(env.oracle_tx_count().await?, 1);
+    oracle.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_reorged_out_is_never_fulfilled() -> TestResult {
+    let mut env = Env::spawn(None).await?;
+    let mut config = env.config();
+    config.adapter.enabled = false;
+    let oracle = px_oracle::spawn(config).await?;
+    let token = env.mint(0).await?;
+    let name = env.key_gen("token-c").await?;
+    env.bind(token, &name).await?;
+    env.publish_record("token-c", &env.record(token, 5, 1)).await?;
+
+    // Keep the relayer from answering at once, so the reorg lands between "seen" and "sent".
+    env.store.stop().await;
+    let p = env.devnet.provider(0);
+    let snapshot: U256 = p.raw_request("evm_snapshot".into(), ()).await?;
+    let request_id = env.request_sync(0, token).await?;
+    let db = oracle.relayer().expect("relayer runs").db().clone();
+    let seen = wait_for(Duration::from_secs(10), || async { db.get(&request_id).ok().flatten() }).await;
+    assert!(seen.is_some(), "relayer recorded the request");
+
+    let reverted: bool = p.raw_request("evm_revert".into(), (snapshot,)).await?;
+    assert!(reverted);
+    for _ in 0..3 {
+        env.devnet.mine().await?;
+    }
+    env.store.start().await?;
+    let gone = wait_for(Duration::from_secs(15), || async {
+        db.get(&request_id).ok().flatten().is_none().then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the reorged request was dropped");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(env.oracle_tx_count().await?, 0, "no fulfill was sent");
+    let info = env.info(token).await?;
+    assert!(!info.pending);
+    assert_eq!(info.used, 0);
+    // Dropped either by the scanner (cursor block replaced) or by the worker (request's block
+    // replaced), whichever noticed first.
+    let metrics = oracle.metrics().render();
+    assert!(
+        metrics.contains("px_oracle_failures_total{kind=\"reorg\"}")
+            || metrics.contains("px_oracle_fulfills_total{kind=\"skipped_reorged\"}"),
+        "{metrics}"
+    );
+    oracle.shutdown().await;
+    Ok(())
+}
+
+/// The oracle binary with the environment's settings, adapter on `port` (for metrics).
+fn oracle_process(env: &Env, port: u16) -> std::io::Result<Child> {
+    let key = alloy::hex::encode_prefixed(env.devnet.signer(ORACLE).to_bytes());
+    Command::new(env!("CARGO_BIN_EXE_px-oracle"))
+        .env_clear()
+        .env("RPC_URL", env.devnet.rpc_url())
+        .env("DEPLOYMENT", &env.deployment_path)
+        .env("IPFS_API_URL", env.store.url())
+        .env("IPFS_FLAVOR", "embedded")
+        .env("ORACLE_PRIVATE_KEY", key)
+        .env("RELAYER_DB", env.dir.path().join("relayer.redb"))
+        .env("POLL_INTERVAL", "100")
+        .env("EA_HOST", "127.0.0.1")
+        .env("EA_PORT", port.to_string())
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+}
+
+async fn metric(port: u16, needle: &str) -> Option<String> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines().find(|l| l.starts_with(needle)).map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_and_restart_fulfills_each_request_exactly_once() -> TestResult {
+    let mut env = Env::spawn(None).await?;
+    let mut tokens = Vec::new();
+    for i in 0..6 {
+        let token = env.mint(0).await?;
+        let key = format!("kill-{i}");
+        let name = env.key_gen(&key).await?;
+        env.bind(token, &name).await?;
+        env.publish_record(&key, &env.record(token, 1000 + i, 2)).await?;
+        tokens.push(token);
+    }
+
+    // Phase 1: the relayer sees a request and cannot answer yet (IPFS down); kill -9 it.
+    env.store.stop().await;
+    let port = free_port();
+    let mut child = oracle_process(&env, port)?;
+    let first = env.request_sync(0, tokens[0]).await?;
+    let seen = wait_for(Duration::from_secs(20), || {
+        metric(port, "px_oracle_failures_total{kind=\"ipfs_unavailable\"}")
+    })
+    .await;
+    assert!(seen.is_some(), "relayer saw the request");
+    child.kill().await?;
+    assert!(env.info(tokens[0]).await?.pending);
+    env.store.start().await?;
+
+    // Phase 2: more requests, and kill -9 at arbitrary points while they are being fulfilled.
+    let mut requests = vec![(tokens[0], first)];
+    for &token in &tokens[1..] {
+        requests.push((token, env.request_sync(0, token).await?));
+    }
+    for round in 0..4u64 {
+        let mut child = oracle_process(&env, port)?;
+        tokio::time::sleep(Duration::from_millis(150 + 70 * round)).await;
+        child.kill().await?;
+    }
+
+    // Phase 3: let it finish.
+    let _child = oracle_process(&env, port)?;
+    for (i, &(token, request_id)) in requests.iter().enumerate() {
+        let info = env.wait_answered(token, ANSWER_WITHIN).await?;
+        assert_eq!(info.lastStatus, sync_status::OK);
+        assert_eq!(info.used, 1000 + i as u64);
+        assert_eq!(env.answers_for(request_id).await?, 1, "request {i} answered once");
+    }
+    // Exactly one transaction per request: nothing double-sent, nothing reverted.
+    assert_eq!(env.oracle_tx_count().await?, requests.len() as u64);
+    Ok(())
+}

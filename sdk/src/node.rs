@@ -198,14 +198,19 @@ impl Client {
             expiration_time: Some(now + 300),
         }
         .to_string();
-        let signature = alloy::signers::Signer::sign_message(&self.inner.signer, message.as_bytes())
-            .await?;
+        let signature =
+            alloy::signers::Signer::sign_message(&self.inner.signer, message.as_bytes()).await?;
         let req = api::LoginRequest {
             message,
             signature: signature.as_bytes().to_vec().into(),
         };
-        let session: api::Session =
-            read_json(http.post(format!("{base}/v1/auth/login")).json(&req).send().await?).await?;
+        let session: api::Session = read_json(
+            http.post(format!("{base}/v1/auth/login"))
+                .json(&req)
+                .send()
+                .await?,
+        )
+        .await?;
         if session.address != self.address() {
             return Err(Error::NodeMismatch(format!(
                 "signed in as {}, but the node issued a session for {}",
@@ -243,7 +248,9 @@ impl Client {
         path: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response> {
-        let resp = build(self.authed(method.clone(), path).await?).send().await?;
+        let resp = build(self.authed(method.clone(), path).await?)
+            .send()
+            .await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -291,7 +298,11 @@ impl Client {
 
     /// Mints through the node: gets a key assignment and mints with it, so the token can
     /// store files on that node right away.
-    pub async fn mint_via_node(&self, plan_id: u64, payment: crate::client::Payment) -> Result<u64> {
+    pub async fn mint_via_node(
+        &self,
+        plan_id: u64,
+        payment: crate::client::Payment,
+    ) -> Result<u64> {
         let assignment = self.key_assignment().await?;
         self.mint_with_key(plan_id, &assignment, payment).await
     }
@@ -306,7 +317,12 @@ impl Client {
     }
 
     /// One page of a token's files: ids above `after`, at most `limit` (≤ [`api::MAX_PAGE`]).
-    pub async fn list_page(&self, token_id: u64, after: Option<u64>, limit: u32) -> Result<FileListPage> {
+    pub async fn list_page(
+        &self,
+        token_id: u64,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<FileListPage> {
         let mut query = vec![("limit", limit.min(api::MAX_PAGE).to_string())];
         if let Some(a) = after {
             query.push(("after", a.to_string()));
@@ -485,7 +501,10 @@ impl Client {
         let resp = self
             .authed(Method::POST, &path)
             .await?
-            .query(&[("name", wire_name.as_str()), ("sha256", source.sha256.as_str())])
+            .query(&[
+                ("name", wire_name.as_str()),
+                ("sha256", source.sha256.as_str()),
+            ])
             .header(reqwest::header::CONTENT_LENGTH, body_len)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(reqwest::Body::wrap_stream(body))
@@ -524,7 +543,12 @@ impl Client {
     }
 
     /// Downloads `cid` of token `token_id` into `writer` with the default options.
-    pub async fn download<W>(&self, token_id: u64, cid: &str, writer: &mut W) -> Result<DownloadResult>
+    pub async fn download<W>(
+        &self,
+        token_id: u64,
+        cid: &str,
+        writer: &mut W,
+    ) -> Result<DownloadResult>
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
@@ -797,7 +821,16 @@ where
                 ))));
                 return Some((Err(e), st));
             }
-            let pushed = prep.push(&st.buf[..n], &mut sink);
+            let mut pushed = prep.push(&st.buf[..n], &mut sink);
+            // The whole announced input is in: finish now, since the HTTP client stops
+            // polling the body once `Content-Length` bytes went out.
+            if pushed.is_ok() && st.read == st.size {
+                let prep = st.preparer.take().expect("present");
+                match prep.finish(&mut sink) {
+                    Ok(p) => *st.result.lock().expect("not poisoned") = Some(Ok(p)),
+                    Err(e) => pushed = Err(e),
+                }
+            }
             st.out = out;
             if let Err(e) = pushed {
                 let e = st.fail(e);
@@ -826,7 +859,10 @@ async fn check(resp: Response) -> Result<Response> {
         Err(_) => Error::Node {
             status: status.as_u16(),
             code: None,
-            message: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+            message: format!(
+                "HTTP {status}: {}",
+                text.chars().take(200).collect::<String>()
+            ),
         },
     })
 }

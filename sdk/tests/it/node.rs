@@ -1,0 +1,296 @@
+//! The node side of the client against a real `px-node` (embedded store) on anvil.
+
+use std::time::Duration;
+
+use px_sdk::{
+    DownloadOptions, Error, Payment, UploadOptions, api::GateReason, crypto, devnet::FIRST_USER,
+};
+
+use crate::common::{spawn_chain, spawn_node};
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test]
+async fn encrypted_upload_list_download_delete_and_sync() {
+    let env = spawn_chain().await;
+    let node = spawn_node(&env).await;
+    let client = env.node_client(FIRST_USER, &node).await;
+
+    // Minting through the node binds its IPNS key.
+    let id = client.mint_via_node(1, Payment::Auto).await.unwrap();
+    assert!(client.token(id).await.unwrap().ipns_key.is_some());
+
+    // Sizes around the 256 KiB segment size.
+    let seg = crypto::DEFAULT_SEGMENT_SIZE;
+    let mut uploaded = Vec::new();
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for (i, n) in [1, seg - 1, seg, seg + 1, 2 * seg + 5]
+        .into_iter()
+        .enumerate()
+    {
+        let plain = data(n, i as u8);
+        let p = progress.clone();
+        let opts = UploadOptions {
+            progress: Some(std::sync::Arc::new(move |done, _| {
+                p.store(done, std::sync::atomic::Ordering::Relaxed)
+            })),
+            ..Default::default()
+        };
+        let name = format!("file-{i}.bin");
+        let r = client
+            .upload(id, std::io::Cursor::new(plain.clone()), &name, opts)
+            .await
+            .unwrap();
+        assert!(r.encrypted);
+        assert_eq!(r.plain_size, n as u64);
+        assert_eq!(r.file.size, crypto::encrypted_len(n as u64, seg));
+        assert_eq!(
+            progress.load(std::sync::atomic::Ordering::Relaxed),
+            n as u64
+        );
+        // The node sees neither the name nor the plaintext.
+        assert!(crypto::is_encrypted_name(&r.file.name));
+        assert!(!r.file.name.contains("file-"));
+        uploaded.push((name, plain, r));
+    }
+
+    // Listing decrypts names; sizes and count add up in the node's usage.
+    let files = client.list(id).await.unwrap();
+    assert_eq!(files.len(), uploaded.len());
+    for ((name, _, r), f) in uploaded.iter().zip(&files) {
+        assert_eq!(&f.name, name);
+        assert_eq!(f.entry.cid, r.file.cid);
+        assert!(f.encrypted);
+    }
+    let usage = client.usage(id).await.unwrap();
+    let total: u64 = uploaded.iter().map(|(_, _, r)| r.file.size).sum();
+    assert_eq!(
+        (usage.used, usage.file_count),
+        (total, uploaded.len() as u64)
+    );
+    // Paging: one file per page still yields every file.
+    let first = client.list_page(id, None, 1).await.unwrap();
+    assert_eq!(first.files.len(), 1);
+    assert!(first.next.is_some());
+
+    // Download compares bytes and the plaintext hash of the entry.
+    for (name, plain, r) in &uploaded {
+        let mut out = Vec::new();
+        let d = client.download(id, &r.file.cid, &mut out).await.unwrap();
+        assert_eq!(&out, plain, "{name}");
+        assert!(d.encrypted);
+        assert_eq!(d.file.as_ref().unwrap().name, *name);
+        // What the node stores is ciphertext.
+        let mut raw = Vec::new();
+        client
+            .download_with(
+                id,
+                &r.file.cid,
+                &mut raw,
+                DownloadOptions {
+                    decrypt: false,
+                    verify: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(crypto::is_encrypted(&raw));
+        assert_eq!(raw.len() as u64, r.file.size);
+    }
+
+    // Delete: gone from the list and the usage.
+    let (_, _, victim) = &uploaded[0];
+    let del = client.delete(id, &victim.file.cid).await.unwrap();
+    assert_eq!(del.usage.file_count, uploaded.len() as u64 - 1);
+    assert!(
+        client
+            .list(id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|f| f.entry.cid != victim.file.cid)
+    );
+    assert!(matches!(
+        client.delete(id, &victim.file.cid).await,
+        Err(Error::FileNotFound { .. })
+    ));
+
+    // Sync what the node published and wait for it.
+    let usage = client.usage(id).await.unwrap();
+    client.request_sync(id).await.unwrap();
+    let (synced, ok) = tokio::join!(
+        client.wait_synced(id, Duration::from_secs(60)),
+        env.fulfill_when_requested(id, usage.used, usage.file_count as u32, usage.seq)
+    );
+    assert!(ok);
+    let synced = synced.unwrap();
+    assert_eq!((synced.used, synced.seq), (usage.used, usage.seq));
+    assert_eq!(client.token(id).await.unwrap().used, usage.used);
+}
+
+#[tokio::test]
+async fn unencrypted_upload_round_trips_and_is_stored_as_is() {
+    let env = spawn_chain().await;
+    let node = spawn_node(&env).await;
+    let client = env.node_client(FIRST_USER, &node).await;
+    let id = client.mint_via_node(1, Payment::Auto).await.unwrap();
+    let plain = b"hello world\n".to_vec();
+    let r = client
+        .upload(
+            id,
+            std::io::Cursor::new(plain.clone()),
+            "hello.txt",
+            UploadOptions {
+                encrypt: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Kubo's CID of the plain bytes: computed client side and confirmed by the node.
+    assert_eq!(r.file.cid, "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o");
+    assert_eq!(r.file.name, "hello.txt");
+    let mut out = Vec::new();
+    let d = client.download(id, &r.file.cid, &mut out).await.unwrap();
+    assert_eq!(out, plain);
+    assert!(!d.encrypted);
+    assert_eq!(
+        d.sha256,
+        "a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447"
+    );
+}
+
+#[tokio::test]
+async fn wrong_key_is_reported_for_listing_and_download() {
+    let env = spawn_chain().await;
+    let node = spawn_node(&env).await;
+    let key = crypto::OwnerKey::generate().unwrap();
+    let client = env
+        .node_client_with_key(FIRST_USER, &node, key.clone())
+        .await;
+    let id = client.mint_via_node(1, Payment::Auto).await.unwrap();
+    let r = client
+        .upload(
+            id,
+            std::io::Cursor::new(data(1000, 1)),
+            "secret.txt",
+            UploadOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    // Same wallet, another key (here: the wallet-derived one): a clear error, no garbage.
+    let other = env.node_client(FIRST_USER, &node).await;
+    assert_ne!(other.owner_key().await.unwrap().id(), key.id());
+    match other.list(id).await.unwrap_err() {
+        Error::WrongKey { expected, actual } => {
+            assert_eq!(expected, key.id_hex());
+            assert_eq!(actual, other.owner_key().await.unwrap().id_hex());
+        }
+        e => panic!("expected WrongKey, got {e:?}"),
+    }
+    let mut out = Vec::new();
+    let err = other
+        .download_with(
+            id,
+            &r.file.cid,
+            &mut out,
+            DownloadOptions {
+                verify: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongKey { .. }), "{err:?}");
+    assert!(out.is_empty(), "nothing may be written with a wrong key");
+    assert!(err.to_string().starts_with("wrong key"));
+
+    // The wallet-derived key is the same on a "new device" (a fresh client).
+    let again = env.node_client(FIRST_USER, &node).await;
+    assert_eq!(
+        again.owner_key().await.unwrap().id(),
+        other.owner_key().await.unwrap().id()
+    );
+
+    // A stranger is not the owner: the node refuses.
+    let stranger = env.node_client(FIRST_USER + 1, &node).await;
+    match stranger.list(id).await.unwrap_err() {
+        Error::Node { status, .. } => assert_eq!(status, 403),
+        e => panic!("expected a node refusal, got {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn upload_is_refused_while_unsynced_and_allowed_after_a_sync() {
+    let env = spawn_chain().await;
+    let node = spawn_node(&env).await;
+    let client = env.node_client(FIRST_USER, &node).await;
+    let id = client.mint_via_node(1, Payment::Auto).await.unwrap();
+    client
+        .upload(
+            id,
+            std::io::Cursor::new(data(10, 0)),
+            "a",
+            UploadOptions::default(),
+        )
+        .await
+        .unwrap();
+
+    env.time_travel_days(31).await;
+    match client
+        .upload(
+            id,
+            std::io::Cursor::new(data(10, 1)),
+            "b",
+            UploadOptions::default(),
+        )
+        .await
+        .unwrap_err()
+    {
+        Error::GateClosed { reason, detail, .. } => {
+            assert_eq!(reason, GateReason::NotSynced);
+            assert!(detail.contains(&format!("px sync {id} --wait")), "{detail}");
+        }
+        e => panic!("expected GateClosed, got {e:?}"),
+    }
+    // The node enforces the gate too (client check skipped).
+    match client
+        .upload(
+            id,
+            std::io::Cursor::new(data(10, 2)),
+            "c",
+            UploadOptions {
+                check_gate: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err()
+    {
+        Error::GateClosed { reason, .. } => assert_eq!(reason, GateReason::NotSynced),
+        e => panic!("expected GateClosed from the node, got {e:?}"),
+    }
+
+    // auto_sync requests the sync, the oracle answers, the upload goes through.
+    let usage = client.usage(id).await.unwrap();
+    let (r, ok) = tokio::join!(
+        client.upload(
+            id,
+            std::io::Cursor::new(data(10, 3)),
+            "d",
+            UploadOptions {
+                auto_sync: true,
+                ..Default::default()
+            },
+        ),
+        env.fulfill_when_requested(id, usage.used, usage.file_count as u32, usage.seq)
+    );
+    assert!(ok);
+    r.unwrap();
+    assert_eq!(client.list(id).await.unwrap().len(), 2);
+}

@@ -8,13 +8,14 @@
 //! ```
 //!
 //! Pins are recursive: a pinned root keeps its whole DAG. Garbage collection takes the write
-//! side of `gc_lock`; imports (from staging commit to pin commit) and `pin/add` take the read
-//! side, so gc never sees blocks that are stored but not yet pinned. The redb database holds an
+//! side of `gc_lock`; imports (from their first staged block to their pin commit) and
+//! `pin/add` take the read side, so gc never removes a block an import relies on before the
+//! import's pin is committed. The redb database holds an
 //! exclusive file lock, so two daemons cannot share a repo.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use cid::Cid;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -69,9 +70,20 @@ impl Repo {
         })
     }
 
-    /// Moves an import's blocks into the store and pins `roots`, under the gc read lock.
-    pub fn commit_import(&self, staging: Staging<'_>, roots: &[Cid]) -> Result<()> {
-        let _guard = self.gc_lock.read().map_err(lock_poisoned)?;
+    /// Holds off garbage collection for the duration of an import: blocks the import found
+    /// already stored (and did not stage again) must not be collected before its pins commit.
+    pub fn import_guard(&self) -> Result<RwLockReadGuard<'_, ()>> {
+        self.gc_lock.read().map_err(lock_poisoned)
+    }
+
+    /// Moves an import's blocks into the store and pins `roots`. The caller holds the
+    /// [`Repo::import_guard`] it took before staging.
+    pub fn commit_import(
+        &self,
+        _guard: &RwLockReadGuard<'_, ()>,
+        staging: Staging<'_>,
+        roots: &[Cid],
+    ) -> Result<()> {
         staging.commit()?;
         if !roots.is_empty() {
             let tx = self.db.begin_write()?;

@@ -116,6 +116,11 @@ fn worker(
     mut rx: mpsc::Receiver<Msg>,
 ) -> Result<Vec<(String, Imported)>> {
     let repo = state.repo();
+    let guard = if opts.only_hash {
+        None
+    } else {
+        Some(repo.import_guard()?)
+    };
     let mut staging = if opts.only_hash {
         None
     } else {
@@ -148,13 +153,13 @@ fn worker(
                 results.push((name, out));
             }
             Msg::Commit => {
-                if let Some(st) = staging.take() {
+                if let (Some(st), Some(guard)) = (staging.take(), guard.as_ref()) {
                     let roots: Vec<_> = if opts.pin {
                         results.iter().map(|(_, r)| r.cid).collect()
                     } else {
                         Vec::new()
                     };
-                    repo.commit_import(st, &roots)?;
+                    repo.commit_import(guard, st, &roots)?;
                 }
                 return Ok(results);
             }

@@ -43,28 +43,33 @@ fn get_block(state: &AppState, cid: &Cid) -> Result<Bytes> {
         .ok_or_else(|| Error::BlockNotFound(cid.to_string()))
 }
 
-/// Starts a file read: returns the first content and the walk to continue, if any.
-fn start_cat(
-    state: &AppState,
-    root: &Cid,
-    range: Option<Range<u64>>,
-) -> Result<(Bytes, Option<FileVisit>)> {
+/// The first content of a read, the walk to continue (if any) and the exact number of bytes
+/// the whole read yields.
+type CatStart = (Bytes, Option<FileVisit>, u64);
+
+/// Starts a file read.
+fn start_cat(state: &AppState, root: &Cid, range: Option<Range<u64>>) -> Result<CatStart> {
     let block = get_block(state, root)?;
     let mut idle = IdleFileVisit::default();
-    if let Some(r) = range {
+    if let Some(r) = range.clone() {
         idle = idle.with_target_range(r);
     }
-    match root.codec() {
+    let (first, next, size) = match root.codec() {
         dagpb::RAW => {
-            let (content, _, _, _) = idle.start_from_raw(&block);
-            Ok((slice_of(&block, content), None))
+            let (content, size, _, _) = idle.start_from_raw(&block);
+            (slice_of(&block, content), None, size)
         }
         dagpb::DAG_PB => {
-            let (content, _, _, next) = idle.start(&block).map_err(|e| not_a_file(root, e))?;
-            Ok((slice_of(&block, content), next))
+            let (content, size, _, next) = idle.start(&block).map_err(|e| not_a_file(root, e))?;
+            (slice_of(&block, content), next, size)
         }
-        c => Err(not_a_file(root, format_args!("codec 0x{c:x}"))),
-    }
+        c => return Err(not_a_file(root, format_args!("codec 0x{c:x}"))),
+    };
+    let total = match range {
+        None => size,
+        Some(r) => r.end.min(size).saturating_sub(r.start),
+    };
+    Ok((first, next, total))
 }
 
 /// Continues a walk on the blocking pool, sending content into `tx`.
@@ -115,7 +120,7 @@ pub(crate) async fn cat(
         return Ok(octets(Body::empty()));
     }
     let st = state.clone();
-    let (first, next) = blocking(move || start_cat(&st, &root, range)).await?;
+    let (first, next, total) = blocking(move || start_cat(&st, &root, range)).await?;
     if next.is_none() {
         return Ok(octets(Body::from(first)));
     }
@@ -124,7 +129,16 @@ pub(crate) async fn cat(
         let _ = tx.send(Ok(first)).await;
     }
     tokio::task::spawn_blocking(move || produce(state, next, tx));
-    Ok(octets(Body::from_stream(tokio_stream_from(rx))))
+    // The exact length is known up front: if the producer stops early for any reason the
+    // connection is cut instead of a short body passing as the whole file.
+    let mut res = octets(Body::from_stream(tokio_stream_from(rx)));
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, total.into());
+    headers.insert(
+        header::HeaderName::from_static("x-content-length"),
+        total.into(),
+    );
+    Ok(res)
 }
 
 fn octets(body: Body) -> Response {

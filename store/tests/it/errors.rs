@@ -371,3 +371,30 @@ async fn progress_streams_lines() {
     assert_eq!(*progress.last().unwrap(), data.len() as u64);
     store.stop().await;
 }
+
+#[tokio::test]
+async fn cat_with_a_lost_block_fails_instead_of_truncating() {
+    use futures::TryStreamExt;
+    let store = spawn_store().await;
+    let data = content(5 * 262_144, 77);
+    let (cid, _) = store.add(data.clone(), Add::default()).await;
+    // Delete the block of the fourth leaf from disk.
+    let leaf = px_store::importer::cid_of(
+        &data[3 * 262_144..4 * 262_144],
+        &px_store::importer::ImportOptions::default(),
+    )
+    .unwrap()
+    .cid;
+    let digest = leaf.hash().digest();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::remove_file(store.repo.join("blocks").join(&hex[..2]).join(&hex)).unwrap();
+
+    let got = store
+        .client
+        .cat(&cid)
+        .map_ok(|c| c.to_vec())
+        .try_concat()
+        .await;
+    assert!(got.is_err(), "a short body must not pass as the file");
+    store.stop().await;
+}

@@ -383,9 +383,14 @@ impl Db {
             .unwrap_or_default())
     }
 
-    /// Replaces the journal of a token.
-    pub fn put_journal(&self, token_id: u64, j: &Journal) -> Result<()> {
-        let tx = self.db.begin_write()?;
+    /// Replaces the journal of a token. A non-durable write is persisted by the next durable
+    /// commit (used to clear a journal: losing that in a crash only repeats idempotent work).
+    pub fn put_journal(&self, token_id: u64, j: &Journal, durable: bool) -> Result<()> {
+        let mut tx = self.db.begin_write()?;
+        if !durable {
+            tx.set_durability(redb::Durability::None)
+                .map_err(|e| Error::Db(e.to_string()))?;
+        }
         {
             let mut t = tx.open_table(JOURNAL)?;
             if j.pending.is_empty() && j.release.is_empty() {

@@ -12,13 +12,14 @@
 //! Empty pages are dropped. Every page names its token and position, so two pages never share
 //! a CID and a page's pin belongs to exactly one place in one token's index.
 
+use std::collections::BTreeMap;
+
 use alloy::primitives::Address;
 use px_sdk::api::FileEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
 use crate::error::Result;
-use crate::ipfs::Ipfs;
 
 /// Files per leaf page.
 pub const LEAF_FANOUT: u64 = 256;
@@ -75,8 +76,9 @@ pub struct BranchPage {
 pub struct IndexChange {
     /// `(level, page, cid)` rows to write (`None` removes); level 2 is the root.
     pub pages: Vec<(u8, u64, Option<String>)>,
-    /// New objects (added unpinned; the caller pins them).
-    pub new: Vec<String>,
+    /// New objects `(cid, bytes)`, not yet added: the caller journals the CIDs, then adds
+    /// them pinned.
+    pub new: Vec<(String, Vec<u8>)>,
     /// Objects the change replaces (to unpin once committed).
     pub old: Vec<String>,
     /// The new root CID.
@@ -86,10 +88,19 @@ pub struct IndexChange {
 /// What the change does to the file list.
 #[derive(Debug, Clone, Copy)]
 pub enum Edit<'a> {
-    /// Adds this file.
-    Add(&'a FileEntry),
+    /// Adds these files (ids above every existing one).
+    Add(&'a [FileEntry]),
     /// Removes the file with this id.
     Remove(u64),
+}
+
+/// The CID `add` gives `bytes` with Kubo's defaults (CIDv0, 256 KiB chunks), computed locally
+/// so it can be journaled before the object is added and pinned.
+pub fn object_cid(bytes: &[u8]) -> Result<String> {
+    let opts = px_store::importer::ImportOptions::default();
+    let imported = px_store::importer::cid_of(bytes, &opts)
+        .map_err(|e| crate::Error::Internal(format!("cannot compute CID: {e}")))?;
+    Ok(imported.cid.to_string())
 }
 
 fn replace(
@@ -97,97 +108,117 @@ fn replace(
     level: u8,
     page: u64,
     old: Option<String>,
-    new: Option<String>,
-) {
-    if old == new {
-        return;
+    new: Option<Vec<u8>>,
+) -> Result<Option<String>> {
+    let cid = new.as_deref().map(object_cid).transpose()?;
+    if old == cid {
+        return Ok(cid);
     }
     if let Some(o) = old {
         change.old.push(o);
     }
-    if let Some(n) = &new {
-        change.new.push(n.clone());
+    if let (Some(c), Some(bytes)) = (&cid, new) {
+        change.new.push((c.clone(), bytes));
     }
-    change.pages.push((level, page, new));
+    change.pages.push((level, page, cid.clone()));
+    Ok(cid)
 }
 
-/// Rewrites the leaf, inner page and root touched by `edit`, adding the new pages to IPFS.
-/// `db` holds the committed state, without the edit applied.
-pub async fn apply(
-    ipfs: &Ipfs,
+/// Rewrites the leaves, inner pages and root touched by `edit` (objects are returned, not
+/// added). `db` holds the committed state, without the edit applied.
+pub fn apply(
     db: &Db,
     chain_id: u64,
     contract: Address,
     token_id: u64,
     edit: Edit<'_>,
 ) -> Result<IndexChange> {
-    let fid = match edit {
-        Edit::Add(f) => f.id,
-        Edit::Remove(id) => id,
-    };
     let mut change = IndexChange::default();
-
-    let leaf_no = fid / LEAF_FANOUT;
-    let mut files = db.files_in(token_id, leaf_no * LEAF_FANOUT, (leaf_no + 1) * LEAF_FANOUT)?;
+    // Leaves touched, with their new file lists.
+    let mut leaves: BTreeMap<u64, Vec<FileEntry>> = BTreeMap::new();
     match edit {
-        Edit::Add(f) => {
-            files.retain(|x| x.id != f.id);
-            files.push(f.clone());
-            files.sort_by_key(|x| x.id);
+        Edit::Add(files) => {
+            for f in files {
+                let leaf_no = f.id / LEAF_FANOUT;
+                if !leaves.contains_key(&leaf_no) {
+                    let from = leaf_no * LEAF_FANOUT;
+                    leaves.insert(leaf_no, db.files_in(token_id, from, from + LEAF_FANOUT)?);
+                }
+                let list = leaves.get_mut(&leaf_no).expect("inserted");
+                list.retain(|x| x.id != f.id);
+                list.push(f.clone());
+            }
         }
-        Edit::Remove(id) => files.retain(|x| x.id != id),
+        Edit::Remove(id) => {
+            let leaf_no = id / LEAF_FANOUT;
+            let from = leaf_no * LEAF_FANOUT;
+            let mut list = db.files_in(token_id, from, from + LEAF_FANOUT)?;
+            list.retain(|x| x.id != id);
+            leaves.insert(leaf_no, list);
+        }
     }
-    let old_leaf = db.page(token_id, 0, leaf_no)?;
-    let new_leaf = if files.is_empty() {
-        None
-    } else {
-        let page = LeafPage {
-            token: token_id,
-            level: 0,
-            page: leaf_no,
-            files,
+    // New leaf CIDs, grouped by inner page.
+    let mut inners: BTreeMap<u64, Vec<(u64, Option<String>)>> = BTreeMap::new();
+    for (leaf_no, mut files) in leaves {
+        files.sort_by_key(|x| x.id);
+        let old = db.page(token_id, 0, leaf_no)?;
+        let bytes = if files.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_vec(&LeafPage {
+                token: token_id,
+                level: 0,
+                page: leaf_no,
+                files,
+            })?)
         };
-        Some(ipfs.add_bytes_unpinned(serde_json::to_vec(&page)?).await?)
-    };
-    replace(&mut change, 0, leaf_no, old_leaf, new_leaf.clone());
-
-    let inner_no = leaf_no / INNER_FANOUT;
-    let mut leaves = db.pages_in(
-        token_id,
-        0,
-        inner_no * INNER_FANOUT,
-        (inner_no + 1) * INNER_FANOUT,
-    )?;
-    leaves.retain(|(p, _)| *p != leaf_no);
-    if let Some(cid) = new_leaf {
-        leaves.push((leaf_no, cid));
-        leaves.sort_by_key(|(p, _)| *p);
+        let cid = replace(&mut change, 0, leaf_no, old, bytes)?;
+        inners
+            .entry(leaf_no / INNER_FANOUT)
+            .or_default()
+            .push((leaf_no, cid));
     }
-    let old_inner = db.page(token_id, 1, inner_no)?;
-    let new_inner = if leaves.is_empty() {
-        None
-    } else {
-        let page = BranchPage {
-            version: None,
-            chain_id: None,
-            contract: None,
-            token: token_id,
-            level: 1,
-            page: inner_no,
-            children: leaves
-                .into_iter()
-                .map(|(page, cid)| Child { page, cid })
-                .collect(),
+    let mut root_edits: Vec<(u64, Option<String>)> = Vec::new();
+    for (inner_no, edits) in inners {
+        let from = inner_no * INNER_FANOUT;
+        let mut children: BTreeMap<u64, String> = db
+            .pages_in(token_id, 0, from, from + INNER_FANOUT)?
+            .into_iter()
+            .collect();
+        for (leaf_no, cid) in edits {
+            match cid {
+                Some(c) => children.insert(leaf_no, c),
+                None => children.remove(&leaf_no),
+            };
+        }
+        let old = db.page(token_id, 1, inner_no)?;
+        let bytes = if children.is_empty() {
+            None
+        } else {
+            let page = BranchPage {
+                version: None,
+                chain_id: None,
+                contract: None,
+                token: token_id,
+                level: 1,
+                page: inner_no,
+                children: children
+                    .into_iter()
+                    .map(|(page, cid)| Child { page, cid })
+                    .collect(),
+            };
+            Some(serde_json::to_vec(&page)?)
         };
-        Some(ipfs.add_bytes_unpinned(serde_json::to_vec(&page)?).await?)
-    };
-    replace(&mut change, 1, inner_no, old_inner, new_inner.clone());
-
-    let mut inners = db.pages_in(token_id, 1, 0, u64::MAX)?;
-    inners.retain(|(p, _)| *p != inner_no);
-    if let Some(cid) = new_inner {
-        inners.push((inner_no, cid));
-        inners.sort_by_key(|(p, _)| *p);
+        let cid = replace(&mut change, 1, inner_no, old, bytes)?;
+        root_edits.push((inner_no, cid));
+    }
+    let mut children: BTreeMap<u64, String> =
+        db.pages_in(token_id, 1, 0, u64::MAX)?.into_iter().collect();
+    for (inner_no, cid) in root_edits {
+        match cid {
+            Some(c) => children.insert(inner_no, c),
+            None => children.remove(&inner_no),
+        };
     }
     let root = BranchPage {
         version: Some(1),
@@ -196,14 +227,19 @@ pub async fn apply(
         token: token_id,
         level: 2,
         page: 0,
-        children: inners
+        children: children
             .into_iter()
             .map(|(page, cid)| Child { page, cid })
             .collect(),
     };
-    let root_cid = ipfs.add_bytes_unpinned(serde_json::to_vec(&root)?).await?;
     let old_root = db.page(token_id, 2, 0)?;
-    replace(&mut change, 2, 0, old_root, Some(root_cid.clone()));
-    change.root = root_cid;
+    let root_cid = replace(
+        &mut change,
+        2,
+        0,
+        old_root,
+        Some(serde_json::to_vec(&root)?),
+    )?;
+    change.root = root_cid.expect("the root always exists");
     Ok(change)
 }

@@ -86,9 +86,26 @@ impl Ipfs {
         Ok(r.hash)
     }
 
-    /// Adds a small object without pinning it; answers its CID.
-    pub async fn add_bytes_unpinned(&self, data: Vec<u8>) -> Result<String> {
-        self.add_unpinned(std::io::Cursor::new(data)).await
+    /// Adds a small object and pins it, checking that the backend computed `cid` (so the
+    /// caller can journal the CID before the pin exists).
+    pub async fn add_pinned(&self, cid: &str, data: Vec<u8>) -> Result<()> {
+        let opts = Add {
+            pin: Some(true),
+            cid_version: Some(0),
+            ..Add::default()
+        };
+        let r = self
+            .client
+            .add_async_with_options(std::io::Cursor::new(data).compat(), opts)
+            .await?;
+        if r.hash != cid {
+            let _ = self.unpin(&r.hash).await;
+            return Err(Error::Ipfs(format!(
+                "backend stored {} as {}, expected {cid}",
+                r.hash, cid
+            )));
+        }
+        Ok(())
     }
 
     /// Pins `cid` recursively.

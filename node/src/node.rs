@@ -72,6 +72,19 @@ fn failpoint(name: &str) {
     }
 }
 
+/// Content already in the IPFS backend, for [`Node::import_files`].
+#[derive(Debug, Clone)]
+pub struct ImportFile {
+    /// File name.
+    pub name: String,
+    /// CID of the stored bytes.
+    pub cid: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the plaintext, if known.
+    pub sha256: Option<String>,
+}
+
 /// Settings the core needs (from [`crate::NodeConfig`] and the bound address).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -446,9 +459,9 @@ impl Node {
                 limit: self.settings.max_upload_bytes,
             });
         }
-        if name.is_empty() || name.len() > 255 || name.contains(['/', '\0']) {
+        if name.is_empty() || name.len() > 1024 || name.contains(['/', '\0']) {
             return Err(Error::BadRequest(
-                "file name must be 1-255 bytes without '/'".into(),
+                "file name must be 1-1024 bytes without '/'".into(),
             ));
         }
         if let Some(h) = &sha256
@@ -517,9 +530,63 @@ impl Node {
         next.next_file_id += 1;
         next.quota = quota;
         let usage = self
-            .apply(token_id, &state, next, Edit::Add(&file), vec![cid])
+            .apply(
+                token_id,
+                &state,
+                next,
+                Edit::Add(std::slice::from_ref(&file)),
+                vec![cid],
+            )
             .await?;
         Ok(api::UploadResult { file, usage })
+    }
+
+    /// Adds content already stored in the IPFS backend to a token's index in one update (one
+    /// new record): for operators migrating an existing collection, and for seeding large
+    /// indexes in tests and benchmarks. Not exposed over HTTP: the sizes are the operator's
+    /// word. The gate and quota are checked as for uploads; every CID is pinned.
+    pub async fn import_files(&self, token_id: u64, files: Vec<ImportFile>) -> Result<Usage> {
+        let state = self.ensure_token(token_id).await?;
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        let quota = self.chain.token_facts(token_id).await?.quota;
+        match self.chain.gate(token_id, total).await? {
+            None => {}
+            Some(GateReason::QuotaExceeded) => {
+                return Err(Error::OverQuota {
+                    used: state.used,
+                    size: total,
+                    quota,
+                });
+            }
+            Some(reason) => return Err(Error::GateClosed(reason)),
+        }
+        let _reservation = self.reserve(token_id, state.used, total, quota)?;
+        let lock = self.token_lock(token_id);
+        let _guard = lock.lock().await;
+        let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
+        let now = unix_now();
+        let entries: Vec<FileEntry> = files
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| FileEntry {
+                id: state.next_file_id + i as u64,
+                name: f.name,
+                cid: f.cid,
+                size: f.size,
+                sha256: f.sha256,
+                created_at: now,
+            })
+            .collect();
+        let mut cids: Vec<String> = entries.iter().map(|f| f.cid.clone()).collect();
+        cids.sort();
+        cids.dedup();
+        let mut next = state.clone();
+        next.used += total;
+        next.file_count += entries.len() as u64;
+        next.next_file_id += entries.len() as u64;
+        next.quota = quota;
+        self.apply(token_id, &state, next, Edit::Add(&entries), cids)
+            .await
     }
 
     fn reserve(&self, token_id: u64, used: u64, size: u64, quota: u64) -> Result<Reservation<'_>> {
@@ -568,17 +635,17 @@ impl Node {
     }
 
     /// Steps 2-4 of an update (see the module docs); the token lock is held by the caller.
-    /// `pins` are objects already added for the edit (the uploaded file).
+    /// `files` are CIDs already added (unpinned) for the edit: the uploaded files.
     async fn apply(
         &self,
         token_id: u64,
         old: &TokenState,
         mut next: TokenState,
         edit: Edit<'_>,
-        mut pins: Vec<String>,
+        files: Vec<String>,
     ) -> Result<Usage> {
         let (chain_id, contract) = (self.chain.chain_id(), self.chain.contract());
-        let change = index::apply(&self.ipfs, &self.db, chain_id, contract, token_id, edit).await?;
+        let change = index::apply(&self.db, chain_id, contract, token_id, edit)?;
         next.seq = old.seq + 1;
         next.index_root = change.root.clone();
         let record = UsageRecord {
@@ -593,17 +660,20 @@ impl Node {
             index: change.root.clone(),
             updated_at: unix_now(),
         };
-        let record_cid = self.ipfs.add_bytes_unpinned(record.to_bytes()).await?;
+        let record_bytes = record.to_bytes();
+        let record_cid = index::object_cid(&record_bytes)?;
         next.record_cid = record_cid.clone();
-        pins.extend(change.new.iter().cloned());
-        pins.push(record_cid.clone());
+        let mut objects = change.new.clone();
+        objects.push((record_cid.clone(), record_bytes));
+        let mut pins = files.clone();
+        pins.extend(objects.iter().map(|(c, _)| c.clone()));
 
-        // Journal, then pin.
+        // Journal every CID this update will pin, then pin.
         let journal = Journal {
             pending: pins.clone(),
             release: Vec::new(),
         };
-        self.write(move |db| db.put_journal(token_id, &journal))
+        self.write(move |db| db.put_journal(token_id, &journal, true))
             .await?;
         {
             let mut p = self.pinning.lock().await;
@@ -611,15 +681,13 @@ impl Node {
                 *p.entry(c.clone()).or_default() += 1;
             }
         }
-        let pinned = async {
-            for c in &pins {
+        let result = async {
+            for c in &files {
                 self.ipfs.pin(c).await?;
             }
-            Ok::<_, Error>(())
-        }
-        .await;
-        let result = async {
-            pinned?;
+            for (cid, bytes) in objects {
+                self.ipfs.add_pinned(&cid, bytes).await?;
+            }
             failpoint("after_pin");
             let mut release = change.old.clone();
             if !old.record_cid.is_empty() {
@@ -632,7 +700,7 @@ impl Node {
                 ..Update::default()
             };
             match edit {
-                Edit::Add(f) => update.add_files.push(f.clone()),
+                Edit::Add(f) => update.add_files.extend_from_slice(f),
                 Edit::Remove(id) => {
                     let f = self
                         .db
@@ -688,7 +756,7 @@ impl Node {
             for c in release {
                 self.unpin_if_unreferenced(token_id, c).await?;
             }
-            self.write(move |db| db.put_journal(token_id, &Journal::default()))
+            self.write(move |db| db.put_journal(token_id, &Journal::default(), false))
                 .await
         }
         .await;
@@ -740,7 +808,7 @@ impl Node {
         for c in j.pending.iter().chain(j.release.iter()) {
             self.unpin_if_unreferenced(token_id, c).await?;
         }
-        self.write(move |db| db.put_journal(token_id, &Journal::default()))
+        self.write(move |db| db.put_journal(token_id, &Journal::default(), true))
             .await
     }
 

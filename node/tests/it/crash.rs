@@ -1,1 +1,203 @@
-//! Crash consistency (filled in below).
+//! Crash consistency: the node process is killed (SIGKILL mid-upload, or aborted at a
+//! failpoint between pinning and committing, or between committing and publishing), then a
+//! node restarts on the same data directory. The published record must match what is stored
+//! and pinned, with no orphan counted and no orphan pin left.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use px_sdk::devnet::REGISTRAR;
+
+use crate::fixture::{Net, User, assert_consistent, data, pins};
+
+/// Starts the `px-node` binary on `data_dir` (embedded store inside the process).
+fn start_process(
+    net: &Net,
+    data_dir: &std::path::Path,
+    failpoint: Option<&str>,
+) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_px-node"));
+    cmd.env("PX_NODE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PX_NODE_RPC_URL", net.devnet.rpc_url())
+        .env("PX_NODE_DEPLOYMENT", &net.deployment)
+        .env("PX_NODE_DATA_DIR", data_dir)
+        .env(
+            "PX_NODE_REGISTRAR_KEY",
+            alloy::hex::encode(net.devnet.signer(REGISTRAR).to_bytes()),
+        )
+        .env("PX_NODE_OWNER_CACHE_SECS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(f) = failpoint {
+        cmd.env("PX_NODE_FAILPOINT", f);
+    }
+    (
+        cmd.spawn().expect("px-node binary starts"),
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+async fn wait_healthy(url: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{url}/health")).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node at {url} did not become healthy");
+}
+
+/// Every object the token's committed state references: files, index pages, the record.
+async fn referenced(user: &User, ipfs_url: &str, token: u64) -> HashSet<String> {
+    let usage = user.usage(token).await.unwrap();
+    let ipfs = px_node::ipfs::Ipfs::new(ipfs_url).unwrap();
+    let mut out: HashSet<String> = user
+        .list_all(token, 1000)
+        .await
+        .into_iter()
+        .map(|f| f.cid)
+        .collect();
+    out.insert(usage.index.clone());
+    let root: px_node::index::BranchPage =
+        serde_json::from_slice(&ipfs.cat_all(&usage.index, 1 << 20).await.unwrap()).unwrap();
+    for inner in root.children {
+        let page: px_node::index::BranchPage =
+            serde_json::from_slice(&ipfs.cat_all(&inner.cid, 1 << 20).await.unwrap()).unwrap();
+        out.insert(inner.cid);
+        out.extend(page.children.into_iter().map(|c| c.cid));
+    }
+    let path = ipfs.resolve(&usage.ipns_id).await.unwrap();
+    out.insert(path.trim_start_matches("/ipfs/").to_string());
+    out
+}
+
+/// Uploads a file to a node process that dies while handling it.
+async fn upload_and_die(user: &User, token: u64, child: &mut Child, len: usize, kill_midway: bool) {
+    let body: Vec<u8> = data(99, len);
+    let url = format!("{}/v1/tokens/{token}/files?name=doomed", user.base);
+    let session = user.session.clone().unwrap();
+    let request = if kill_midway {
+        // Send half, then stall until the process is killed.
+        let half = bytes::Bytes::from(body[..len / 2].to_vec());
+        let stream = futures::stream::unfold(0u8, move |state| {
+            let half = half.clone();
+            async move {
+                match state {
+                    0 => Some((Ok::<_, std::io::Error>(half), 1)),
+                    _ => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        None
+                    }
+                }
+            }
+        });
+        user.http
+            .post(&url)
+            .bearer_auth(&session)
+            .header("content-length", len.to_string())
+            .body(reqwest::Body::wrap_stream(stream))
+    } else {
+        user.http.post(&url).bearer_auth(&session).body(body)
+    };
+    let send = tokio::spawn(request.send());
+    if kill_midway {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        child.kill().unwrap();
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the node process died");
+    let r = send.await.unwrap();
+    assert!(r.is_err(), "the upload got no answer: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_recovers_a_consistent_record() {
+    let net = Net::start().await;
+    let data_dir = net.dir.path().join("crash");
+    let mut config = net.config("crash");
+    config.store_sync_writes = true;
+
+    // A token with some files, served in-process.
+    let node = px_node::spawn(config.clone()).await.unwrap();
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+    for i in 0..3 {
+        alice
+            .upload(token, &format!("f{i}"), data(i, 10_000))
+            .await
+            .unwrap();
+    }
+    let ipfs = node.store_url().unwrap();
+    let before = alice.usage(token).await.unwrap();
+    let before_pins = pins(&ipfs).await;
+    assert_eq!(before_pins, referenced(&alice, &ipfs, token).await);
+    let session = alice.session.clone();
+    node.shutdown().await;
+
+    // 1. SIGKILL while the body streams, 2. abort after pinning, before committing.
+    for (failpoint, kill_midway) in [(None, true), (Some("after_pin"), false)] {
+        let (mut child, url) = start_process(&net, &data_dir, failpoint);
+        wait_healthy(&url).await;
+        let user = User {
+            session: session.clone(),
+            ..net.user_at(0, url)
+        };
+        upload_and_die(&user, token, &mut child, 4 << 20, kill_midway).await;
+
+        let node = px_node::spawn(config.clone()).await.unwrap();
+        let ipfs = node.store_url().unwrap();
+        let alice = User {
+            session: session.clone(),
+            ..net.user(0, &node)
+        };
+        let after = alice.usage(token).await.unwrap();
+        assert_eq!(after, before, "{failpoint:?}: usage and sequence unchanged");
+        assert_consistent(&alice, &ipfs, token).await;
+        assert_eq!(
+            pins(&ipfs).await,
+            before_pins,
+            "{failpoint:?}: no orphan pinned"
+        );
+        node.shutdown().await;
+    }
+
+    // 3. Abort after committing, before publishing: the restart publishes the new record.
+    let (mut child, url) = start_process(&net, &data_dir, Some("after_commit"));
+    wait_healthy(&url).await;
+    let user = User {
+        session: session.clone(),
+        ..net.user_at(0, url)
+    };
+    upload_and_die(&user, token, &mut child, 20_000, false).await;
+    let node = px_node::spawn(config.clone()).await.unwrap();
+    let ipfs = node.store_url().unwrap();
+    let alice = User {
+        session: session.clone(),
+        ..net.user(0, &node)
+    };
+    let after = alice.usage(token).await.unwrap();
+    assert_eq!(
+        (after.used, after.file_count, after.seq),
+        (before.used + 20_000, 4, before.seq + 1)
+    );
+    assert_consistent(&alice, &ipfs, token).await;
+    assert_eq!(
+        pins(&ipfs).await,
+        referenced(&alice, &ipfs, token).await,
+        "released pins removed"
+    );
+    // And the node keeps working.
+    let r = alice.upload(token, "after", data(5, 10)).await.unwrap();
+    assert_eq!(r.usage.seq, before.seq + 2);
+    node.shutdown().await;
+}

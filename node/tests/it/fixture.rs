@@ -71,12 +71,17 @@ impl Net {
 
     /// User `n` (0-based) among the accounts free for users.
     pub fn user(&self, n: usize, node: &NodeHandle) -> User {
+        self.user_at(n, node.url())
+    }
+
+    /// User `n` talking to the node at `base`.
+    pub fn user_at(&self, n: usize, base: String) -> User {
         let account = FIRST_USER + n;
         User {
             account,
             signer: self.devnet.signer(account),
             http: reqwest::Client::new(),
-            base: node.url(),
+            base,
             session: None,
         }
     }

@@ -25,6 +25,8 @@ use crate::importer::{ImportOptions, Imported, Importer};
 /// Body bytes are handed to the worker in batches of at least this many bytes.
 const MIN_BATCH_BYTES: usize = 512 * 1024;
 
+const WORKER_GONE: &str = "import worker stopped";
+
 /// Progress lines are emitted at most every this many bytes.
 const PROGRESS_EVERY: u64 = 1 << 20;
 
@@ -194,7 +196,7 @@ async fn feed(
     progress: Option<&mpsc::Sender<AddLine>>,
 ) -> Result<()> {
     let batch_bytes = chunk_size * MIN_BATCH_BYTES.div_ceil(chunk_size);
-    let gone = || Error::Internal("import worker stopped".into());
+    let gone = || Error::Internal(WORKER_GONE.into());
     let mut files = 0;
     while let Some(mut field) = mp
         .next_field()
@@ -273,9 +275,14 @@ async fn run_import(
     let outcome = worker
         .await
         .map_err(|e| Error::Internal(format!("import task failed: {e}")))?;
-    // A feeding error is the root cause; the worker then only reports the abort.
-    fed?;
-    let results = outcome?;
+    let results = match (fed, outcome) {
+        (Ok(()), outcome) => outcome?,
+        // The worker failed first (e.g. a disk error): its error is the cause.
+        (Err(Error::Internal(m)), Err(cause)) if m == WORKER_GONE => return Err(cause),
+        // A request error (malformed body, over the limit) is the cause; the worker only
+        // reports the abort.
+        (Err(e), _) => return Err(e),
+    };
     Ok(results
         .into_iter()
         .map(|(name, out)| {

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use cid::Cid;
 use serde::Serialize;
+use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::error::{Error, Result};
@@ -48,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v0", api)
         .fallback(unknown_command)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 

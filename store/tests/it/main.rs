@@ -6,3 +6,4 @@ mod conformance;
 mod errors;
 mod ipns;
 mod restart;
+mod router;

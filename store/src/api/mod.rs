@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use cid::Cid;
 use serde::Serialize;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -49,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v0", api)
         .fallback(unknown_command)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -64,6 +66,13 @@ async fn method_not_allowed() -> Response {
         kind: "error",
     };
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// A handler panic (a bug) still answers with a Kubo error body instead of a dropped
+/// connection.
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(target: "store::api", "handler panicked");
+    Error::Internal("handler panicked".into()).into_response()
 }
 
 /// Parsed query string, keeping repeated keys in order.

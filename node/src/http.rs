@@ -31,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/key-assignment", get(key_assignment))
         .route("/v1/tokens/{token_id}/key", post(register_key))
         .route("/v1/tokens/{token_id}/usage", get(usage))
+        .route("/v1/tokens/{token_id}/refresh", post(refresh))
         .route("/v1/tokens/{token_id}/files", post(upload).get(list))
         .route("/v1/tokens/{token_id}/files/{file_id}", delete(delete_file))
         .route("/v1/tokens/{token_id}/content/{cid}", get(download))
@@ -122,6 +123,14 @@ async fn usage(
     Path(token_id): Path<u64>,
 ) -> Result<Json<api::Usage>> {
     Ok(Json(node.usage(token_id, me).await?))
+}
+
+async fn refresh(
+    State(node): State<AppState>,
+    Caller(me): Caller,
+    Path(token_id): Path<u64>,
+) -> Result<Json<api::Usage>> {
+    Ok(Json(node.refresh(token_id, me).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -534,7 +534,7 @@ impl Node {
                 token_id,
                 &state,
                 next,
-                Edit::Add(std::slice::from_ref(&file)),
+                Some(Edit::Add(std::slice::from_ref(&file))),
                 vec![cid],
             )
             .await?;
@@ -585,7 +585,7 @@ impl Node {
         next.file_count += entries.len() as u64;
         next.next_file_id += entries.len() as u64;
         next.quota = quota;
-        self.apply(token_id, &state, next, Edit::Add(&entries), cids)
+        self.apply(token_id, &state, next, Some(Edit::Add(&entries)), cids)
             .await
     }
 
@@ -608,6 +608,23 @@ impl Node {
         })
     }
 
+    /// Publishes a fresh usage record for a token: the same files, the quota as the chain has
+    /// it now, sequence + 1 and a new time. A sync needs it when nothing changed since the last
+    /// one: the contract accepts only a record newer than the last synced one, so the node
+    /// attests current usage anew (through the same journaled update as an upload).
+    pub async fn refresh(&self, token_id: u64, caller: Address) -> Result<Usage> {
+        self.authorize(token_id, caller).await?;
+        self.ensure_token(token_id).await?;
+        let quota = self.chain.token_facts(token_id).await?.quota;
+        let lock = self.token_lock(token_id);
+        let _guard = lock.lock().await;
+        let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
+        let mut next = state.clone();
+        next.quota = quota;
+        let usage = self.apply(token_id, &state, next, None, vec![]).await?;
+        Ok(usage)
+    }
+
     /// Deletes a file of a token.
     pub async fn delete(
         &self,
@@ -628,7 +645,7 @@ impl Node {
         next.used -= file.size;
         next.file_count -= 1;
         let usage = self
-            .apply(token_id, &state, next, Edit::Remove(file_id), vec![])
+            .apply(token_id, &state, next, Some(Edit::Remove(file_id)), vec![])
             .await?;
         self.metrics.delete();
         Ok(api::DeleteResult { file, usage })
@@ -641,11 +658,18 @@ impl Node {
         token_id: u64,
         old: &TokenState,
         mut next: TokenState,
-        edit: Edit<'_>,
+        edit: Option<Edit<'_>>,
         files: Vec<String>,
     ) -> Result<Usage> {
         let (chain_id, contract) = (self.chain.chain_id(), self.chain.contract());
-        let change = index::apply(&self.db, chain_id, contract, token_id, edit)?;
+        let change = match edit {
+            Some(edit) => index::apply(&self.db, chain_id, contract, token_id, edit)?,
+            // A refresh: same files, same index.
+            None => index::IndexChange {
+                root: old.index_root.clone(),
+                ..Default::default()
+            },
+        };
         next.seq = old.seq + 1;
         next.index_root = change.root.clone();
         let record = UsageRecord {
@@ -700,8 +724,9 @@ impl Node {
                 ..Update::default()
             };
             match edit {
-                Edit::Add(f) => update.add_files.extend_from_slice(f),
-                Edit::Remove(id) => {
+                None => {}
+                Some(Edit::Add(f)) => update.add_files.extend_from_slice(f),
+                Some(Edit::Remove(id)) => {
                     let f = self
                         .db
                         .file(token_id, id)?

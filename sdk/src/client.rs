@@ -268,7 +268,8 @@ pub(crate) struct Inner {
     pub(crate) deployment: Deployment,
     pub(crate) node_url: Option<String>,
     pub(crate) http: reqwest::Client,
-    pub(crate) session: tokio::sync::Mutex<Option<api::Session>>,
+    /// The node session and when it was obtained (unix seconds).
+    pub(crate) session: tokio::sync::Mutex<Option<(api::Session, u64)>>,
     pub(crate) owner_key: tokio::sync::OnceCell<OwnerKey>,
     pub(crate) poll: Duration,
 }
@@ -598,7 +599,7 @@ impl Client {
             .canUpload(U256::from(id), U256::from(size))
             .call()
             .await?;
-        let code: u8 = r.reason.into();
+        let code: u8 = r.reason;
         let reason = GateReason::from_u8(code)
             .ok_or_else(|| Error::Rpc(format!("unknown gate reason {code}")))?;
         Ok(Gate { ok: r.ok, reason })
@@ -710,6 +711,11 @@ impl Client {
                     human_duration(last + min - state.now)
                 ),
             });
+        }
+        // A fresh record from the node, so the answer is newer than the last sync even when
+        // nothing changed since (the contract rejects a record that is not newer).
+        if self.inner.node_url.is_some() {
+            self.refresh(id).await?;
         }
         let receipt = nft
             .requestSync(U256::from(id))

@@ -218,7 +218,7 @@ impl Client {
                 session.address
             )));
         }
-        *self.inner.session.lock().await = Some(session.clone());
+        *self.inner.session.lock().await = Some((session.clone(), now));
         Ok(session)
     }
 
@@ -226,10 +226,12 @@ impl Client {
     async fn session_token(&self) -> Result<String> {
         {
             let session = self.inner.session.lock().await;
-            if let Some(s) = session.as_ref()
-                && s.expires_at > unix_now() + RENEW_BEFORE
-            {
-                return Ok(s.token.clone());
+            if let Some((s, obtained)) = session.as_ref() {
+                // Renew ahead of expiry: 2 minutes, or a quarter of a shorter lifetime.
+                let margin = RENEW_BEFORE.min(s.expires_at.saturating_sub(*obtained) / 4);
+                if s.expires_at > unix_now() + margin {
+                    return Ok(s.token.clone());
+                }
             }
         }
         Ok(self.login().await?.token)
@@ -305,6 +307,23 @@ impl Client {
     ) -> Result<u64> {
         let assignment = self.key_assignment().await?;
         self.mint_with_key(plan_id, &assignment, payment).await
+    }
+
+    /// Asks the node to publish a fresh usage record (same files, sequence + 1).
+    ///
+    /// The contract accepts a sync only for a record newer than the last synced one, so a sync
+    /// after a quiet period needs the node to attest current usage anew;
+    /// [`Client::request_sync`] calls this first whenever a node is configured.
+    pub async fn refresh(&self, token_id: u64) -> Result<api::Usage> {
+        read_json(
+            self.call(
+                Method::POST,
+                &format!("/v1/tokens/{token_id}/refresh"),
+                |r| r,
+            )
+            .await?,
+        )
+        .await
     }
 
     /// The token's usage as the node last published it.

@@ -3,6 +3,7 @@
 
 mod common;
 mod conformance;
+mod crash;
 mod errors;
 mod ipns;
 mod restart;

@@ -1,0 +1,120 @@
+//! Crash safety: SIGKILL the daemon binary in the middle of an add; after a restart on the
+//! same repo no block of the interrupted add is visible and the staging area is gone.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use ipfs_api_backend_hyper::IpfsApi;
+use ipfs_api_backend_hyper::request::Add;
+
+use crate::common::{config, content, spawn_with};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        files_under(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn killed_mid_add_leaves_no_visible_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = format!("127.0.0.1:{port}");
+    let mut daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_px-store"))
+            .args(["daemon", "--api", &api, "--repo"])
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn daemon"),
+    );
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while http
+        .post(format!("http://{api}/api/v0/version"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "daemon did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // An upload that sends 8 MiB and then stalls, so the daemon is mid-import when killed.
+    let data = Bytes::from(content(8 << 20, 11));
+    let frames = futures::stream::iter(
+        (0..8).map(move |i| Ok::<_, std::io::Error>(data.slice(i << 20..(i + 1) << 20))),
+    )
+    .chain(futures::stream::pending());
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(frames)).file_name("f");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let upload = tokio::spawn(
+        http.post(format!("http://{api}/api/v0/add"))
+            .multipart(form)
+            .send(),
+    );
+
+    let staging = dir.path().join("staging");
+    let start = Instant::now();
+    while files_under(&staging) < 16 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no staged blocks appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    daemon.0.kill().unwrap(); // SIGKILL
+    daemon.0.wait().unwrap();
+    assert!(
+        upload.await.unwrap().is_err(),
+        "the upload cannot have succeeded"
+    );
+    assert_eq!(files_under(&dir.path().join("blocks")), 0);
+
+    // Restart in-process on the same repo: the leftovers are wiped, nothing is visible.
+    let store = spawn_with(config(dir.path()), None).await;
+    assert_eq!(files_under(&staging), 0);
+    assert_eq!(store.block_files(), 0);
+    assert!(
+        store
+            .client
+            .pin_ls(None, None)
+            .await
+            .unwrap()
+            .keys
+            .is_empty()
+    );
+    // And the repo works.
+    let (cid, _) = store.add(b"after the crash".to_vec(), Add::default()).await;
+    assert_eq!(store.cat(&cid).await, b"after the crash");
+    store.stop().await;
+}

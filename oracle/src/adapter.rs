@@ -218,7 +218,12 @@ async fn answer(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, AdapterError> {
     let Json(body) = body.map_err(|e| {
-        AdapterError::new("1", StatusCode::BAD_REQUEST, "AdapterInputError", e.body_text())
+        AdapterError::new(
+            "1",
+            StatusCode::BAD_REQUEST,
+            "AdapterInputError",
+            e.body_text(),
+        )
     })?;
     let id = job_run_id(&body);
     let bad = |m: String| AdapterError::new(&id, StatusCode::BAD_REQUEST, "AdapterInputError", m);
@@ -248,18 +253,19 @@ async fn answer(
                     Error::TokenNotFound(_) => {
                         (StatusCode::NOT_FOUND, "TokenNotFound", "token_not_found")
                     }
-                    Error::IpfsUnavailable(_) => {
-                        (StatusCode::BAD_GATEWAY, "IpfsUnavailable", "ipfs_unavailable")
-                    }
+                    Error::IpfsUnavailable(_) => (
+                        StatusCode::BAD_GATEWAY,
+                        "IpfsUnavailable",
+                        "ipfs_unavailable",
+                    ),
                     _ => (StatusCode::BAD_GATEWAY, "ChainRpcError", "rpc"),
                 };
                 state.metrics.failure(reason);
                 AdapterError::new(&id, status, name, e.to_string())
             })?;
-            state.metrics.answer(
-                &crate::status_label(answer.status),
-                started.elapsed(),
-            );
+            state
+                .metrics
+                .answer(&crate::status_label(answer.status), started.elapsed());
             state.remember(&answer);
             answer
         }

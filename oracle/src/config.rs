@@ -181,7 +181,11 @@ pub struct Config {
 
 /// Command-line flags; each also reads the environment variable named in its help.
 #[derive(Debug, Clone, Default, Parser)]
-#[command(name = "px-oracle", version, about = "PX storage oracle: Chainlink external adapter and relayer")]
+#[command(
+    name = "px-oracle",
+    version,
+    about = "PX storage oracle: Chainlink external adapter and relayer"
+)]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, short, env = "PX_ORACLE_CONFIG")]
@@ -320,20 +324,29 @@ impl Config {
             return Err(Error::Config("confirmations must be at least 1".into()));
         }
         if self.relayer.concurrency == 0 {
-            return Err(Error::Config("relayer concurrency must be at least 1".into()));
+            return Err(Error::Config(
+                "relayer concurrency must be at least 1".into(),
+            ));
         }
         if self.chain.deployment.is_none() {
-            return Err(Error::Config("a deployment file is required (--deployment)".into()));
+            return Err(Error::Config(
+                "a deployment file is required (--deployment)".into(),
+            ));
         }
         if self.relayer.enabled && self.relayer.private_key.is_none() && !self.adapter.enabled {
-            return Err(Error::Config("nothing to run: no relayer key and the adapter is off".into()));
+            return Err(Error::Config(
+                "nothing to run: no relayer key and the adapter is off".into(),
+            ));
         }
         Ok(())
     }
 
     /// The JSON-RPC URL.
     pub fn rpc_url(&self) -> &str {
-        self.chain.rpc_url.as_deref().unwrap_or("http://127.0.0.1:8545")
+        self.chain
+            .rpc_url
+            .as_deref()
+            .unwrap_or("http://127.0.0.1:8545")
     }
 
     /// Whether the relayer runs: enabled and a key is set.
@@ -367,7 +380,10 @@ mod tests {
         assert_eq!(c.adapter.port, 9000);
         assert_eq!(c.ipfs.flavor, IpfsFlavor::Embedded);
         assert_eq!(c.relayer.confirmations, 3);
-        assert_eq!(format!("{:?}", c.relayer.private_key), "Some(Secret([redacted]))");
+        assert_eq!(
+            format!("{:?}", c.relayer.private_key),
+            "Some(Secret([redacted]))"
+        );
         let cli = Cli::parse_from(["px-oracle", "--port", "9001", "--confirmations", "2"]);
         c.apply(&cli);
         assert_eq!(c.adapter.port, 9001);

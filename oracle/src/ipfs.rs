@@ -49,7 +49,9 @@ impl std::str::FromStr for IpfsFlavor {
             "kubo" => Ok(Self::Kubo),
             "embedded" | "px-store" => Ok(Self::Embedded),
             "btfs" => Ok(Self::Btfs),
-            other => Err(format!("unknown IPFS flavor {other:?} (kubo, embedded, btfs)")),
+            other => Err(format!(
+                "unknown IPFS flavor {other:?} (kubo, embedded, btfs)"
+            )),
         }
     }
 }
@@ -166,7 +168,9 @@ fn classify(e: ipfs_api_backend_hyper::Error) -> IpfsError {
     match e {
         ipfs_api_backend_hyper::Error::Api(api) => {
             let m = api.message.to_ascii_lowercase();
-            if m.contains("not found") || m.contains("could not find") || m.contains("could not resolve")
+            if m.contains("not found")
+                || m.contains("could not find")
+                || m.contains("could not resolve")
             {
                 IpfsError::NotFound(api.message)
             } else {

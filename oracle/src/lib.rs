@@ -196,7 +196,11 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
 
     let mut relayer = None;
     if config.relayer_active() {
-        let key = config.relayer.private_key.as_ref().expect("checked by relayer_active");
+        let key = config
+            .relayer
+            .private_key
+            .as_ref()
+            .expect("checked by relayer_active");
         let signer: PrivateKeySigner = key
             .expose()
             .trim()

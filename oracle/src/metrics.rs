@@ -171,7 +171,9 @@ impl Metrics {
 
     /// Sets the scan cursor.
     pub fn set_cursor(&self, block: u64) {
-        self.inner.cursor.set(i64::try_from(block).unwrap_or(i64::MAX));
+        self.inner
+            .cursor
+            .set(i64::try_from(block).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.

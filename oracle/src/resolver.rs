@@ -24,7 +24,9 @@ use cid::Cid;
 use px_sdk::contracts::{StorageNFT, sync_status};
 use px_sdk::record::{RecordError, UsageRecord};
 use px_store::importer::{ImportOptions, cid_of};
-use px_store::ipns::{IpnsEntry, IpnsError, IpnsName, MAX_RECORD_SIZE, VerifyOptions, verify_record};
+use px_store::ipns::{
+    IpnsEntry, IpnsError, IpnsName, MAX_RECORD_SIZE, VerifyOptions, verify_record,
+};
 use serde::Serialize;
 use tracing::instrument;
 
@@ -136,7 +138,9 @@ impl Answer {
 
     /// The record CID in text form, if any.
     pub fn cid_string(&self) -> Option<String> {
-        Cid::try_from(self.record_cid.as_ref()).ok().map(|c| c.to_string())
+        Cid::try_from(self.record_cid.as_ref())
+            .ok()
+            .map(|c| c.to_string())
     }
 }
 
@@ -267,12 +271,16 @@ impl Resolver {
             .strip_prefix("/ipfs/")
             .and_then(|c| Cid::try_from(c).ok())
             .ok_or_else(|| {
-                Rejection::BadUsageRecord(format!("IPNS value {:?} is not /ipfs/<cid>", record.value))
+                Rejection::BadUsageRecord(format!(
+                    "IPNS value {:?} is not /ipfs/<cid>",
+                    record.value
+                ))
             })?;
         let limit = inner.opts.max_record_bytes;
         let bytes = inner.ipfs.cat(&cid, limit).await.map_err(|e| match e {
             IpfsError::TooLarge { limit } => {
-                Rejection::BadUsageRecord(format!("usage record over the {limit}-byte limit")).into()
+                Rejection::BadUsageRecord(format!("usage record over the {limit}-byte limit"))
+                    .into()
             }
             e => ipfs_failure(e, "usage record"),
         })?;

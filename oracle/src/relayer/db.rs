@@ -147,7 +147,12 @@ impl Db {
 
     /// Records newly seen requests (keeping existing entries untouched) and moves the cursor,
     /// atomically. Returns the entries that were new.
-    pub fn record_scan(&self, requests: Vec<Request>, cursor: Cursor, now_ms: u64) -> Result<Vec<Entry>> {
+    pub fn record_scan(
+        &self,
+        requests: Vec<Request>,
+        cursor: Cursor,
+        now_ms: u64,
+    ) -> Result<Vec<Entry>> {
         let tx = self.db.begin_write()?;
         let mut fresh = Vec::new();
         {
@@ -199,7 +204,10 @@ impl Db {
     pub fn get(&self, id: &B256) -> Result<Option<Entry>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(REQUESTS)?;
-        table.get(id.as_slice())?.map(|v| from_json(v.value())).transpose()
+        table
+            .get(id.as_slice())?
+            .map(|v| from_json(v.value()))
+            .transpose()
     }
 
     /// Every entry that is not final.
@@ -233,7 +241,9 @@ impl Db {
         let changed;
         {
             let mut table = tx.open_table(REQUESTS)?;
-            let current = table.get(id.as_slice())?.map(|v| from_json::<Entry>(v.value()));
+            let current = table
+                .get(id.as_slice())?
+                .map(|v| from_json::<Entry>(v.value()));
             let Some(mut entry) = current.transpose()? else {
                 return Ok(false);
             };
@@ -298,17 +308,37 @@ mod tests {
         let path = dir.path().join("r.redb");
         let db = Db::open(&path, 1, Address::ZERO).unwrap();
         assert_eq!(db.cursor().unwrap(), None);
-        let c = Cursor { block: 5, hash: B256::ZERO };
-        assert_eq!(db.record_scan(vec![request(1), request(2)], c, 0).unwrap().len(), 2);
+        let c = Cursor {
+            block: 5,
+            hash: B256::ZERO,
+        };
+        assert_eq!(
+            db.record_scan(vec![request(1), request(2)], c, 0)
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(db.record_scan(vec![request(1)], c, 0).unwrap().len(), 0);
         let id = B256::repeat_byte(1);
-        assert!(db.set_stage(&id, Stage::Done { tx: B256::ZERO, status: 0 }).unwrap());
+        assert!(
+            db.set_stage(
+                &id,
+                Stage::Done {
+                    tx: B256::ZERO,
+                    status: 0
+                }
+            )
+            .unwrap()
+        );
         assert!(!db.set_stage(&id, Stage::Open).unwrap());
         drop(db);
         let db = Db::open(&path, 1, Address::ZERO).unwrap();
         assert_eq!(db.cursor().unwrap(), Some(c));
         assert_eq!(db.unfinished().unwrap().len(), 1);
         drop(db);
-        assert!(matches!(Db::open(&path, 2, Address::ZERO), Err(Error::Config(_))));
+        assert!(matches!(
+            Db::open(&path, 2, Address::ZERO),
+            Err(Error::Config(_))
+        ));
     }
 }

@@ -280,9 +280,6 @@ impl Relayer {
             }
             let me = Arc::clone(self);
             workers.spawn(async move {
-                let Ok(_permit) = Arc::clone(&me.permits).acquire_owned().await else {
-                    return;
-                };
                 me.work(id).await;
                 me.in_flight.lock().expect("in-flight lock").remove(&id);
             });
@@ -303,7 +300,14 @@ impl Relayer {
                 }
             };
             let step = match &entry.stage {
-                Stage::Open => self.answer(&entry).await,
+                Stage::Open => {
+                    // Answering (IPFS, simulation, signing) is bounded; waiting for receipts
+                    // is not, so a slow block never holds back other requests.
+                    let Ok(_permit) = self.permits.acquire().await else {
+                        return;
+                    };
+                    self.answer(&entry).await
+                }
                 Stage::Sending { .. } => self.confirm(&entry).await,
                 _ => return,
             };
@@ -351,7 +355,13 @@ impl Relayer {
         let id = req.request_id;
         let now = self.chain_now().await?;
         if req.expiration() <= now {
-            return self.finish(&id, Stage::Skipped { reason: "expired".into() }, "skipped_expired");
+            return self.finish(
+                &id,
+                Stage::Skipped {
+                    reason: "expired".into(),
+                },
+                "skipped_expired",
+            );
         }
         if self.block_hash(req.block_number).await? != Some(req.block_hash) {
             tracing::warn!(target: "oracle::relayer", request_id = %id, "request's block was reorged out");
@@ -515,8 +525,7 @@ impl Relayer {
                 continue;
             };
             if receipt.status() {
-                let waited = unix_now()
-                    .saturating_sub(Duration::from_millis(entry.seen_at_ms));
+                let waited = unix_now().saturating_sub(Duration::from_millis(entry.seen_at_ms));
                 self.metrics.fulfill_latency(waited);
                 tracing::info!(target: "oracle::relayer", request_id = %id, tx = %tx.hash, block = ?receipt.block_number, status, "fulfilled");
                 return self.finish(
@@ -583,7 +592,9 @@ impl Relayer {
         let pct = self.settings.fee_bump_percent;
         let cap = self.settings.max_fee_per_gas;
         let max_fee = bumped(last.max_fee_per_gas, pct).max(est_fee).min(cap);
-        let tip = bumped(last.max_priority_fee_per_gas, pct).max(est_tip).min(max_fee);
+        let tip = bumped(last.max_priority_fee_per_gas, pct)
+            .max(est_tip)
+            .min(max_fee);
         if max_fee <= last.max_fee_per_gas {
             // At the fee cap: keep waiting on the current version.
             self.broadcast(&last.raw).await;

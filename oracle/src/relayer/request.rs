@@ -172,8 +172,14 @@ mod tests {
 
     #[test]
     fn reads_token_id_forms() {
-        assert_eq!(cbor_token_id(&chainlink_uint(&[0x05])).unwrap(), U256::from(5));
-        assert_eq!(cbor_token_id(&chainlink_uint(&[0x18, 200])).unwrap(), U256::from(200));
+        assert_eq!(
+            cbor_token_id(&chainlink_uint(&[0x05])).unwrap(),
+            U256::from(5)
+        );
+        assert_eq!(
+            cbor_token_id(&chainlink_uint(&[0x18, 200])).unwrap(),
+            U256::from(200)
+        );
         assert_eq!(
             cbor_token_id(&chainlink_uint(&[0x1b, 0, 0, 0, 1, 0, 0, 0, 0])).unwrap(),
             U256::from(1u64 << 32)

@@ -25,7 +25,11 @@ fn assert_error(body: &Value, job: &str, status: u16, name: &str) {
     assert_eq!(body["status"], "errored", "{body}");
     assert_eq!(body["statusCode"], status, "{body}");
     assert_eq!(body["error"]["name"], name, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +46,9 @@ async fn adapter_answers_in_the_chainlink_shapes() -> TestResult {
     let good = env.mint(0).await?;
     let name = env.key_gen("ea-good").await?;
     env.bind(good, &name).await?;
-    let cid = env.publish_record("ea-good", &env.record(good, 777, 4)).await?;
+    let cid = env
+        .publish_record("ea-good", &env.record(good, 777, 4))
+        .await?;
 
     let bad = env.mint(0).await?;
     let name = env.key_gen("ea-bad").await?;
@@ -51,7 +57,12 @@ async fn adapter_answers_in_the_chainlink_shapes() -> TestResult {
     env.publish("ea-bad", &bad_cid).await?;
 
     // Success shape, token id as a number.
-    let (status, body) = post(&client, &base, json!({"id": "run-1", "data": {"tokenId": good.to::<u64>()}}).to_string()).await?;
+    let (status, body) = post(
+        &client,
+        &base,
+        json!({"id": "run-1", "data": {"tokenId": good.to::<u64>()}}).to_string(),
+    )
+    .await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["jobRunID"], "run-1");
     assert_eq!(body["statusCode"], 200);
@@ -68,20 +79,35 @@ async fn adapter_answers_in_the_chainlink_shapes() -> TestResult {
     assert_eq!(data["tokenId"], good.to_string());
 
     // A bad record is still an adapter success, carrying the error status.
-    let (status, body) = post(&client, &base, json!({"id": 9, "data": {"tokenId": bad.to_string()}}).to_string()).await?;
+    let (status, body) = post(
+        &client,
+        &base,
+        json!({"id": 9, "data": {"tokenId": bad.to_string()}}).to_string(),
+    )
+    .await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["jobRunID"], "9");
     assert_eq!(body["data"]["status"], sync_status::BAD_USAGE_RECORD);
     assert_eq!(body["data"]["used"], "0");
-    assert!(body["data"]["reason"].as_str().is_some_and(|r| r.contains("not valid")));
+    assert!(
+        body["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not valid"))
+    );
 
     // Bad input: 400 in the error shape.
     for (body, job) in [
         (json!({"id": "x"}).to_string(), "x"),
         (json!({"id": "x", "data": {}}).to_string(), "x"),
-        (json!({"id": "x", "data": {"tokenId": "twelve"}}).to_string(), "x"),
+        (
+            json!({"id": "x", "data": {"tokenId": "twelve"}}).to_string(),
+            "x",
+        ),
         (json!({"id": "x", "data": {"tokenId": -1}}).to_string(), "x"),
-        (json!({"id": "x", "data": {"tokenId": "18446744073709551616"}}).to_string(), "x"),
+        (
+            json!({"id": "x", "data": {"tokenId": "18446744073709551616"}}).to_string(),
+            "x",
+        ),
         (json!({"id": "x", "data": "1"}).to_string(), "x"),
         ("{not json".to_string(), "1"),
     ] {
@@ -91,16 +117,31 @@ async fn adapter_answers_in_the_chainlink_shapes() -> TestResult {
     }
 
     // Unknown token: 404.
-    let (status, res) = post(&client, &base, json!({"id": "u", "data": {"tokenId": 999}}).to_string()).await?;
+    let (status, res) = post(
+        &client,
+        &base,
+        json!({"id": "u", "data": {"tokenId": 999}}).to_string(),
+    )
+    .await?;
     assert_eq!(status, 404, "{res}");
     assert_error(&res, "u", 404, "TokenNotFound");
 
     // IPFS down: uncached answers fail with 502; the cached OK answer is still served.
     env.store.stop().await;
-    let (status, res) = post(&client, &base, json!({"id": "d", "data": {"tokenId": bad.to::<u64>()}}).to_string()).await?;
+    let (status, res) = post(
+        &client,
+        &base,
+        json!({"id": "d", "data": {"tokenId": bad.to::<u64>()}}).to_string(),
+    )
+    .await?;
     assert_eq!(status, 502, "{res}");
     assert_error(&res, "d", 502, "IpfsUnavailable");
-    let (status, body) = post(&client, &base, json!({"id": "c", "data": {"tokenId": good.to::<u64>()}}).to_string()).await?;
+    let (status, body) = post(
+        &client,
+        &base,
+        json!({"id": "c", "data": {"tokenId": good.to::<u64>()}}).to_string(),
+    )
+    .await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["used"], "777");
     env.store.start().await?;
@@ -111,20 +152,53 @@ async fn adapter_answers_in_the_chainlink_shapes() -> TestResult {
     assert_eq!(res.json::<Value>().await?, json!({"status": "OK"}));
 
     // Metrics, on the adapter port and on the metrics port.
-    let text = client.get(format!("{base}/metrics")).send().await?.text().await?;
-    assert!(text.contains("px_oracle_ea_requests_total{kind=\"ok\"} 3"), "{text}");
-    assert!(text.contains("px_oracle_ea_requests_total{kind=\"bad_request\"} 7"), "{text}");
-    assert!(text.contains("px_oracle_ea_requests_total{kind=\"not_found\"} 1"), "{text}");
-    assert!(text.contains("px_oracle_ea_requests_total{kind=\"unavailable\"} 1"), "{text}");
-    assert!(text.contains("px_oracle_answers_total{kind=\"bad_usage_record\"} 1"), "{text}");
-    assert!(text.contains("px_oracle_ea_request_seconds_bucket"), "{text}");
-    let metrics_url = format!("http://{}/metrics", oracle.metrics_addr().expect("metrics port"));
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        text.contains("px_oracle_ea_requests_total{kind=\"ok\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("px_oracle_ea_requests_total{kind=\"bad_request\"} 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("px_oracle_ea_requests_total{kind=\"not_found\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("px_oracle_ea_requests_total{kind=\"unavailable\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("px_oracle_answers_total{kind=\"bad_usage_record\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("px_oracle_ea_request_seconds_bucket"),
+        "{text}"
+    );
+    let metrics_url = format!(
+        "http://{}/metrics",
+        oracle.metrics_addr().expect("metrics port")
+    );
     let text2 = client.get(metrics_url).send().await?.text().await?;
-    assert!(text2.contains("px_oracle_answers_total{kind=\"ok\"} 1"), "{text2}");
+    assert!(
+        text2.contains("px_oracle_answers_total{kind=\"ok\"} 1"),
+        "{text2}"
+    );
 
     // Graceful shutdown: the port stops answering.
     oracle.shutdown().await;
-    let after = tokio::time::timeout(Duration::from_secs(2), client.get(format!("{base}/health")).send()).await;
+    let after = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get(format!("{base}/health")).send(),
+    )
+    .await;
     assert!(matches!(after, Ok(Err(_))), "server stopped");
     let _ = U256::ZERO;
     Ok(())

@@ -110,7 +110,10 @@ impl Env {
     }
 
     pub(crate) fn nft(&self, account: usize) -> StorageNFT::StorageNFTInstance<DynProvider> {
-        StorageNFT::new(self.devnet.deployment.storage_nft, self.devnet.provider(account))
+        StorageNFT::new(
+            self.devnet.deployment.storage_nft,
+            self.devnet.provider(account),
+        )
     }
 
     /// An oracle configuration for this environment: adapter on a free loopback port, the
@@ -179,12 +182,19 @@ impl Env {
         Ok(ev.inner.data.requestId)
     }
 
-    pub(crate) async fn info(&self, token: U256) -> TestResult<px_sdk::contracts::IStorageNFT::TokenInfo> {
+    pub(crate) async fn info(
+        &self,
+        token: U256,
+    ) -> TestResult<px_sdk::contracts::IStorageNFT::TokenInfo> {
         Ok(self.nft(0).tokenInfo(token).call().await?)
     }
 
     /// Waits until the token has no pending request; returns its info.
-    pub(crate) async fn wait_answered(&self, token: U256, within: Duration) -> TestResult<px_sdk::contracts::IStorageNFT::TokenInfo> {
+    pub(crate) async fn wait_answered(
+        &self,
+        token: U256,
+        within: Duration,
+    ) -> TestResult<px_sdk::contracts::IStorageNFT::TokenInfo> {
         let info = wait_for(within, || async {
             let info = self.info(token).await.ok()?;
             (!info.pending).then_some(info)
@@ -217,8 +227,10 @@ impl Env {
 
     /// `add`: stores bytes, returns the CID text.
     pub(crate) async fn add(&self, bytes: Vec<u8>) -> TestResult<String> {
-        let form = reqwest::multipart::Form::new()
-            .part("file", reqwest::multipart::Part::bytes(bytes).file_name("record.json"));
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name("record.json"),
+        );
         let res = self
             .http
             .post(format!("{}/api/v0/add", self.store.url()))
@@ -232,13 +244,20 @@ impl Env {
 
     /// `name/publish` of `/ipfs/<cid>` under the store key `key`.
     pub(crate) async fn publish(&self, key: &str, cid: &str) -> TestResult {
-        self.rpc("name/publish", &[("arg", &format!("/ipfs/{cid}")), ("key", key)])
-            .await?;
+        self.rpc(
+            "name/publish",
+            &[("arg", &format!("/ipfs/{cid}")), ("key", key)],
+        )
+        .await?;
         Ok(())
     }
 
     /// Adds a usage record and publishes it under `key` (the storage node's flow).
-    pub(crate) async fn publish_record(&self, key: &str, record: &UsageRecord) -> TestResult<String> {
+    pub(crate) async fn publish_record(
+        &self,
+        key: &str,
+        record: &UsageRecord,
+    ) -> TestResult<String> {
         let cid = self.add(record.to_bytes()).await?;
         self.publish(key, &cid).await?;
         Ok(cid)
@@ -246,7 +265,8 @@ impl Env {
 
     /// `routing/put` of a raw record (the API verifies it).
     pub(crate) async fn routing_put(&self, name: &IpnsName, record: Vec<u8>) -> TestResult {
-        let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(record));
+        let form =
+            reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(record));
         self.http
             .post(format!("{}/api/v0/routing/put", self.store.url()))
             .query(&[("arg", format!("/ipns/{name}"))])
@@ -306,7 +326,14 @@ impl Env {
 /// A signed record for `key` pointing at `cid`, valid for an hour, with IPNS sequence `seq`.
 pub(crate) fn signed_record(key: &libp2p_identity::Keypair, cid: &str, seq: u64) -> Vec<u8> {
     let eol = SystemTime::now() + Duration::from_secs(3600);
-    create_record(key, &format!("/ipfs/{cid}"), seq, eol, Duration::from_secs(60)).unwrap()
+    create_record(
+        key,
+        &format!("/ipfs/{cid}"),
+        seq,
+        eol,
+        Duration::from_secs(60),
+    )
+    .unwrap()
 }
 
 /// Polls `f` every 50 ms until it yields a value or `within` passes.

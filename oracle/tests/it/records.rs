@@ -44,14 +44,22 @@ async fn every_bad_record_is_answered_with_its_status_and_no_usage() -> TestResu
     let sig = entry.signature_v2.as_mut().expect("V2 signature");
     sig[10] ^= 1;
     env.inject_record(&name, &entry.encode())?;
-    cases.push(Case { label: "bad signature", token, expect: sync_status::BAD_SIGNATURE });
+    cases.push(Case {
+        label: "bad signature",
+        token,
+        expect: sync_status::BAD_SIGNATURE,
+    });
 
     // A valid record for another name, served for this one.
     let (token, _key, name) = token_with_key(&env).await?;
     let cid = env.add(env.record(token, 10, 1).to_bytes()).await?;
     let other = Keypair::generate_ed25519();
     env.inject_record(&name, &signed_record(&other, &cid, 1))?;
-    cases.push(Case { label: "other name", token, expect: sync_status::BAD_SIGNATURE });
+    cases.push(Case {
+        label: "other name",
+        token,
+        expect: sync_status::BAD_SIGNATURE,
+    });
 
     // Properly signed usage records bound elsewhere.
     for (label, chain, contract, token_delta) in [
@@ -68,16 +76,30 @@ async fn every_bad_record_is_answered_with_its_status_and_no_usage() -> TestResu
         record.token_id += token_delta;
         let cid = env.add(record.to_bytes()).await?;
         env.routing_put(&name, signed_record(&key, &cid, 1)).await?;
-        cases.push(Case { label, token, expect: sync_status::WRONG_BINDING });
+        cases.push(Case {
+            label,
+            token,
+            expect: sync_status::WRONG_BINDING,
+        });
     }
 
     // Expired end of life.
     let (token, key, name) = token_with_key(&env).await?;
     let cid = env.add(env.record(token, 10, 1).to_bytes()).await?;
     let eol = SystemTime::now() - Duration::from_secs(10);
-    let expired = create_record(&key, &format!("/ipfs/{cid}"), 1, eol, Duration::from_secs(60))?;
+    let expired = create_record(
+        &key,
+        &format!("/ipfs/{cid}"),
+        1,
+        eol,
+        Duration::from_secs(60),
+    )?;
     env.inject_record(&name, &expired)?;
-    cases.push(Case { label: "expired", token, expect: sync_status::RECORD_EXPIRED });
+    cases.push(Case {
+        label: "expired",
+        token,
+        expect: sync_status::RECORD_EXPIRED,
+    });
 
     // Oversized usage record (valid JSON, 80 KiB).
     let (token, key, name) = token_with_key(&env).await?;
@@ -85,13 +107,23 @@ async fn every_bad_record_is_answered_with_its_status_and_no_usage() -> TestResu
     record.index = "Q".repeat(80 * 1024);
     let cid = env.add(record.to_bytes()).await?;
     env.routing_put(&name, signed_record(&key, &cid, 1)).await?;
-    cases.push(Case { label: "oversized", token, expect: sync_status::BAD_USAGE_RECORD });
+    cases.push(Case {
+        label: "oversized",
+        token,
+        expect: sync_status::BAD_USAGE_RECORD,
+    });
 
     // Not JSON.
     let (token, key, name) = token_with_key(&env).await?;
-    let cid = env.add(b"used=10 files=1, definitely not JSON".to_vec()).await?;
+    let cid = env
+        .add(b"used=10 files=1, definitely not JSON".to_vec())
+        .await?;
     env.routing_put(&name, signed_record(&key, &cid, 1)).await?;
-    cases.push(Case { label: "not json", token, expect: sync_status::BAD_USAGE_RECORD });
+    cases.push(Case {
+        label: "not json",
+        token,
+        expect: sync_status::BAD_USAGE_RECORD,
+    });
 
     // V1-only record (BTFS style) while V1-only is not enabled.
     let (token, key, name) = token_with_key(&env).await?;
@@ -100,24 +132,41 @@ async fn every_bad_record_is_answered_with_its_status_and_no_usage() -> TestResu
     entry.signature_v2 = None;
     entry.data = None;
     env.inject_record(&name, &entry.encode())?;
-    cases.push(Case { label: "v1 only", token, expect: sync_status::V1_ONLY });
+    cases.push(Case {
+        label: "v1 only",
+        token,
+        expect: sync_status::V1_ONLY,
+    });
 
     // Nothing published at all.
     let (token, _key, _name) = token_with_key(&env).await?;
-    cases.push(Case { label: "no record", token, expect: sync_status::RECORD_NOT_FOUND });
+    cases.push(Case {
+        label: "no record",
+        token,
+        expect: sync_status::RECORD_NOT_FOUND,
+    });
 
     // Used above quota: a valid record; it is stored and the gate closes.
     let (over, key, name) = token_with_key(&env).await?;
     let quota = env.info(over).await?.quota;
     let cid = env.add(env.record(over, quota + 1, 1).to_bytes()).await?;
     env.routing_put(&name, signed_record(&key, &cid, 1)).await?;
-    cases.push(Case { label: "above quota", token: over, expect: sync_status::OK });
+    cases.push(Case {
+        label: "above quota",
+        token: over,
+        expect: sync_status::OK,
+    });
 
     // A token synced at sequence 5 that will later be served sequence 3.
     let (regress, regress_key, regress_name) = token_with_key(&env).await?;
     let cid = env.add(env.record(regress, 500, 5).to_bytes()).await?;
-    env.routing_put(&regress_name, signed_record(&regress_key, &cid, 1)).await?;
-    cases.push(Case { label: "sequence baseline", token: regress, expect: sync_status::OK });
+    env.routing_put(&regress_name, signed_record(&regress_key, &cid, 1))
+        .await?;
+    cases.push(Case {
+        label: "sequence baseline",
+        token: regress,
+        expect: sync_status::OK,
+    });
 
     for case in &cases {
         env.request_sync(0, case.token).await?;
@@ -135,12 +184,16 @@ async fn every_bad_record_is_answered_with_its_status_and_no_usage() -> TestResu
     assert_eq!(info.used, quota + 1);
     let gate = env.nft(0).canUpload(over, U256::from(1)).call().await?;
     assert!(!gate.ok);
-    assert_eq!(GateReason::from_u8(gate.reason), Some(GateReason::QuotaExceeded));
+    assert_eq!(
+        GateReason::from_u8(gate.reason),
+        Some(GateReason::QuotaExceeded)
+    );
 
     // Lower sequence: the node (validly) publishes an older usage record.
     env.devnet.time_travel(61).await?;
     let cid = env.add(env.record(regress, 1, 3).to_bytes()).await?;
-    env.routing_put(&regress_name, signed_record(&regress_key, &cid, 2)).await?;
+    env.routing_put(&regress_name, signed_record(&regress_key, &cid, 2))
+        .await?;
     env.request_sync(0, regress).await?;
     let info = env.wait_answered(regress, ANSWER_WITHIN).await?;
     assert_eq!(info.lastStatus, sync_status::SEQUENCE_REGRESSED);
@@ -156,8 +209,19 @@ async fn every_bad_record_is_answered_with_its_status_and_no_usage() -> TestResu
     assert_eq!((info.used, info.seq), (500, 5), "usage kept");
 
     let metrics = oracle.metrics().render();
-    for kind in ["bad_signature", "wrong_binding", "record_expired", "bad_usage_record", "v1_only", "record_not_found", "sequence_regressed"] {
-        assert!(metrics.contains(&format!("px_oracle_answers_total{{kind=\"{kind}\"}}")), "{kind} counted");
+    for kind in [
+        "bad_signature",
+        "wrong_binding",
+        "record_expired",
+        "bad_usage_record",
+        "v1_only",
+        "record_not_found",
+        "sequence_regressed",
+    ] {
+        assert!(
+            metrics.contains(&format!("px_oracle_answers_total{{kind=\"{kind}\"}}")),
+            "{kind} counted"
+        );
     }
     oracle.shutdown().await;
     Ok(())

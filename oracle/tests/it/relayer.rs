@@ -6,8 +6,10 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use cid::Cid;
+use px_oracle::relayer::db::Stage;
 use px_sdk::contracts::{StorageNFT, sync_status};
 use px_sdk::devnet::ORACLE;
+use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use crate::common::{Env, TestResult, free_port, wait_for};
@@ -24,7 +26,12 @@ async fn round_trip_writes_the_published_usage_on_chain() -> TestResult {
     let token = env.mint(0).await?;
     let name = env.key_gen("token-a").await?;
     env.bind(token, &name).await?;
-    let (ok, _) = env.nft(0).canUpload(token, U256::from(1)).call().await.map(|r| (r.ok, r.reason))?;
+    let (ok, _) = env
+        .nft(0)
+        .canUpload(token, U256::from(1))
+        .call()
+        .await
+        .map(|r| (r.ok, r.reason))?;
     assert!(ok, "freshly minted token is inside its sync window");
     let record = env.record(token, 123_456, 7);
     let cid = env.publish_record("token-a", &record).await?;
@@ -44,19 +51,25 @@ async fn round_trip_writes_the_published_usage_on_chain() -> TestResult {
         .from_block(0);
     let logs = env.devnet.provider(0).get_logs(&filter).await?;
     let synced = logs[0].log_decode::<StorageNFT::Synced>()?;
-    assert_eq!(synced.inner.data.recordCid.to_vec(), Cid::try_from(cid.as_str())?.to_bytes());
+    assert_eq!(
+        synced.inner.data.recordCid.to_vec(),
+        Cid::try_from(cid.as_str())?.to_bytes()
+    );
     assert_eq!(env.oracle_tx_count().await?, 1);
 
     let db = oracle.relayer().expect("relayer runs").db().clone();
     // The relayer notices the receipt on its next poll.
     let done = wait_for(Duration::from_secs(5), || async {
         let entry = db.get(&request_id).ok().flatten()?;
-        matches!(entry.stage, px_oracle::relayer::db::Stage::Done { status: 0, .. }).then_some(())
+        matches!(entry.stage, Stage::Done { status: 0, .. }).then_some(())
     })
     .await;
     assert!(done.is_some(), "request marked done");
     let metrics = oracle.metrics().render();
-    assert!(metrics.contains("px_oracle_fulfills_total{kind=\"confirmed\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("px_oracle_fulfills_total{kind=\"confirmed\"} 1"),
+        "{metrics}"
+    );
     oracle.shutdown().await;
     Ok(())
 }
@@ -70,7 +83,8 @@ async fn ipfs_outage_delays_the_answer_and_writes_nothing_wrong() -> TestResult 
     let token = env.mint(0).await?;
     let name = env.key_gen("token-b").await?;
     env.bind(token, &name).await?;
-    env.publish_record("token-b", &env.record(token, 999, 3)).await?;
+    env.publish_record("token-b", &env.record(token, 999, 3))
+        .await?;
 
     env.store.stop().await;
     env.request_sync(0, token).await?;
@@ -107,7 +121,8 @@ async fn a_request_reorged_out_is_never_fulfilled() -> TestResult {
     let token = env.mint(0).await?;
     let name = env.key_gen("token-c").await?;
     env.bind(token, &name).await?;
-    env.publish_record("token-c", &env.record(token, 5, 1)).await?;
+    env.publish_record("token-c", &env.record(token, 5, 1))
+        .await?;
 
     // Keep the relayer from answering at once, so the reorg lands between "seen" and "sent".
     env.store.stop().await;
@@ -115,7 +130,10 @@ async fn a_request_reorged_out_is_never_fulfilled() -> TestResult {
     let snapshot: U256 = p.raw_request("evm_snapshot".into(), ()).await?;
     let request_id = env.request_sync(0, token).await?;
     let db = oracle.relayer().expect("relayer runs").db().clone();
-    let seen = wait_for(Duration::from_secs(10), || async { db.get(&request_id).ok().flatten() }).await;
+    let seen = wait_for(Duration::from_secs(10), || async {
+        db.get(&request_id).ok().flatten()
+    })
+    .await;
     assert!(seen.is_some(), "relayer recorded the request");
 
     let reverted: bool = p.raw_request("evm_revert".into(), (snapshot,)).await?;
@@ -174,7 +192,9 @@ async fn metric(port: u16, needle: &str) -> Option<String> {
         .text()
         .await
         .ok()?;
-    text.lines().find(|l| l.starts_with(needle)).map(str::to_string)
+    text.lines()
+        .find(|l| l.starts_with(needle))
+        .map(str::to_string)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +206,8 @@ async fn kill_9_and_restart_fulfills_each_request_exactly_once() -> TestResult {
         let key = format!("kill-{i}");
         let name = env.key_gen(&key).await?;
         env.bind(token, &name).await?;
-        env.publish_record(&key, &env.record(token, 1000 + i, 2)).await?;
+        env.publish_record(&key, &env.record(token, 1000 + i, 2))
+            .await?;
         tokens.push(token);
     }
 
@@ -221,9 +242,66 @@ async fn kill_9_and_restart_fulfills_each_request_exactly_once() -> TestResult {
         let info = env.wait_answered(token, ANSWER_WITHIN).await?;
         assert_eq!(info.lastStatus, sync_status::OK);
         assert_eq!(info.used, 1000 + i as u64);
-        assert_eq!(env.answers_for(request_id).await?, 1, "request {i} answered once");
+        assert_eq!(
+            env.answers_for(request_id).await?,
+            1,
+            "request {i} answered once"
+        );
     }
     // Exactly one transaction per request: nothing double-sent, nothing reverted.
     assert_eq!(env.oracle_tx_count().await?, requests.len() as u64);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_fulfill_is_replaced_with_a_higher_fee_and_mined_once() -> TestResult {
+    let mut env = Env::spawn(None).await?;
+    let mut config = env.config();
+    config.adapter.enabled = false;
+    config.relayer.stuck_after_secs = 1;
+    let oracle = px_oracle::spawn(config).await?;
+    let token = env.mint(0).await?;
+    let name = env.key_gen("token-s").await?;
+    env.bind(token, &name).await?;
+    env.publish_record("token-s", &env.record(token, 4242, 9))
+        .await?;
+
+    // The request is mined; from then on nothing is mined until the test says so.
+    env.store.stop().await;
+    let request_id = env.request_sync(0, token).await?;
+    let p = env.devnet.provider(0);
+    let _: Value = p.raw_request("evm_setAutomine".into(), (false,)).await?;
+    env.store.start().await?;
+
+    let db = oracle.relayer().expect("relayer runs").db().clone();
+    let replaced = wait_for(Duration::from_secs(15), || async {
+        match db.get(&request_id).ok().flatten()?.stage {
+            Stage::Sending { txs, .. } if txs.len() >= 2 => Some(txs),
+            _ => None,
+        }
+    })
+    .await
+    .expect("the pending fulfill was replaced");
+    assert!(replaced[1].max_fee_per_gas > replaced[0].max_fee_per_gas);
+    assert!(replaced[1].max_priority_fee_per_gas > replaced[0].max_priority_fee_per_gas);
+    assert_ne!(replaced[0].hash, replaced[1].hash);
+
+    let _: Value = p.raw_request("evm_setAutomine".into(), (true,)).await?;
+    env.devnet.mine().await?;
+    let info = env.wait_answered(token, ANSWER_WITHIN).await?;
+    assert_eq!(info.lastStatus, sync_status::OK);
+    assert_eq!(info.used, 4242);
+    assert_eq!(env.answers_for(request_id).await?, 1);
+    assert_eq!(env.oracle_tx_count().await?, 1, "one nonce used");
+    let done = wait_for(Duration::from_secs(5), || async {
+        matches!(
+            db.get(&request_id).ok().flatten()?.stage,
+            Stage::Done { .. }
+        )
+        .then_some(())
+    })
+    .await;
+    assert!(done.is_some());
+    oracle.shutdown().await;
     Ok(())
 }

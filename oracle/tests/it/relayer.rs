@@ -305,3 +305,57 @@ async fn a_stuck_fulfill_is_replaced_with_a_higher_fee_and_mined_once() -> TestR
     oracle.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipfs_down_until_expiry_answers_unavailable_and_expired_requests_are_skipped() -> TestResult
+{
+    let mut env = Env::spawn(None).await?;
+    let mut config = env.config();
+    config.adapter.enabled = false;
+    let oracle = px_oracle::spawn(config).await?;
+    let mut tokens = Vec::new();
+    for key in ["exp-a", "exp-b"] {
+        let token = env.mint(0).await?;
+        let name = env.key_gen(key).await?;
+        env.bind(token, &name).await?;
+        env.publish_record(key, &env.record(token, 77, 1)).await?;
+        tokens.push(token);
+    }
+    env.store.stop().await;
+
+    // Within the expiry margin (30 s of 300 s): answered with IPFS_UNAVAILABLE, no usage.
+    env.request_sync(0, tokens[0]).await?;
+    env.devnet.time_travel(280).await?;
+    let info = env.wait_answered(tokens[0], ANSWER_WITHIN).await?;
+    assert_eq!(info.lastStatus, sync_status::IPFS_UNAVAILABLE);
+    assert_eq!(info.used, 0);
+
+    // Past expiry: skipped, nothing sent; the holder can cancel and ask again.
+    let request_id = env.request_sync(0, tokens[1]).await?;
+    env.devnet.time_travel(301).await?;
+    let db = oracle.relayer().expect("relayer runs").db().clone();
+    let skipped = wait_for(Duration::from_secs(20), || async {
+        match db.get(&request_id).ok().flatten()?.stage {
+            Stage::Skipped { reason } => Some(reason),
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(skipped.as_deref(), Some("expired"));
+    assert!(env.info(tokens[1]).await?.pending);
+    assert_eq!(env.oracle_tx_count().await?, 1);
+
+    // The holder re-requests (cancelling the expired one); with IPFS back it is answered.
+    env.store.start().await?;
+    env.request_sync(0, tokens[1]).await?;
+    let info = env.wait_answered(tokens[1], ANSWER_WITHIN).await?;
+    assert_eq!(info.lastStatus, sync_status::OK);
+    assert_eq!(info.used, 77);
+    assert_eq!(
+        env.answers_for(request_id).await?,
+        0,
+        "the expired request was never answered"
+    );
+    oracle.shutdown().await;
+    Ok(())
+}

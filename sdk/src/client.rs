@@ -218,6 +218,15 @@ sol! {
 /// (`StorageNFT.REQUEST_EXPIRY`, Chainlink `Operator.EXPIRYTIME`).
 pub const REQUEST_EXPIRY_SECS: u64 = 300;
 
+/// The text form of the binary CID a sync answer carries (`Synced.recordCid`); bytes that are
+/// not a CID are shown as hex.
+fn cid_text(bytes: &[u8]) -> String {
+    match cid::Cid::try_from(bytes) {
+        Ok(c) => c.to_string(),
+        Err(_) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
 /// The name of a [`sync_status`] code.
 pub fn sync_status_name(status: u8) -> &'static str {
     match status {
@@ -812,7 +821,7 @@ impl Client {
                             used: ev.used,
                             file_count: ev.fileCount.into(),
                             seq: ev.seq,
-                            record_cid: String::from_utf8_lossy(&ev.recordCid).into_owned(),
+                            record_cid: cid_text(&ev.recordCid),
                         });
                     }
                     if let Ok(ev) = log.log_decode::<StorageNFT::SyncFailed>() {

@@ -196,9 +196,10 @@ impl OwnerKey {
     /// Reads a key file written by [`OwnerKey::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read key file {}: {e}", path.display()))
-        })?);
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                Error::Config(format!("cannot read key file {}: {e}", path.display()))
+            })?);
         let hex = text.trim().strip_prefix(KEY_FILE_PREFIX).ok_or_else(|| {
             Error::Config(format!(
                 "{} is not a PX owner key file (expected `{KEY_FILE_PREFIX}<64 hex digits>`)",
@@ -207,10 +208,7 @@ impl OwnerKey {
         })?;
         let mut key = [0u8; 32];
         alloy::hex::decode_to_slice(hex, &mut key).map_err(|_| {
-            Error::Config(format!(
-                "{}: the key must be 64 hex digits",
-                path.display()
-            ))
+            Error::Config(format!("{}: the key must be 64 hex digits", path.display()))
         })?;
         Ok(Self::from_bytes(key))
     }
@@ -422,7 +420,9 @@ impl Decryptor {
     fn open_header(&mut self) -> Result<()> {
         let header: [u8; HEADER_LEN] = self.buf[..HEADER_LEN].try_into().expect("length checked");
         if header[..8] != MAGIC {
-            return Err(Error::Corrupt("not PX-encrypted content (bad magic)".into()));
+            return Err(Error::Corrupt(
+                "not PX-encrypted content (bad magic)".into(),
+            ));
         }
         if header[8] != VERSION || header[9] != ALG_AES_256_GCM || header[10..12] != [0, 0] {
             return Err(Error::Corrupt(format!(
@@ -432,7 +432,9 @@ impl Decryptor {
         }
         let segment_size = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as usize;
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
-            return Err(Error::Corrupt(format!("segment size {segment_size} out of range")));
+            return Err(Error::Corrupt(format!(
+                "segment size {segment_size} out of range"
+            )));
         }
         if header[32..40] != self.owner.id {
             return Err(Error::WrongKey {
@@ -486,7 +488,9 @@ impl Decryptor {
                     )
                     .is_ok();
             return Err(Error::Corrupt(if truncated {
-                format!("truncated: the stream ends after segment {index}, which is not the final one")
+                format!(
+                    "truncated: the stream ends after segment {index}, which is not the final one"
+                )
             } else {
                 format!(
                     "segment {index} failed authentication (modified, reordered or from another file)"
@@ -684,12 +688,26 @@ mod tests {
     #[test]
     fn round_trips_around_segment_boundaries() {
         let owner = owner();
-        for n in [0, 1, SEG - 1, SEG, SEG + 1, 2 * SEG - 1, 2 * SEG, 2 * SEG + 1, 5 * SEG + 7] {
+        for n in [
+            0,
+            1,
+            SEG - 1,
+            SEG,
+            SEG + 1,
+            2 * SEG - 1,
+            2 * SEG,
+            2 * SEG + 1,
+            5 * SEG + 7,
+        ] {
             let plain = data(n);
             let sealed = seal(&owner, &plain);
             assert_eq!(sealed.len() as u64, encrypted_len(n as u64, SEG), "len {n}");
             for step in [1, 7, SEG, SEG + TAG_LEN, sealed.len().max(1)] {
-                assert_eq!(open_stepwise(&owner, &sealed, step).unwrap(), plain, "n {n} step {step}");
+                assert_eq!(
+                    open_stepwise(&owner, &sealed, step).unwrap(),
+                    plain,
+                    "n {n} step {step}"
+                );
             }
         }
     }
@@ -725,7 +743,13 @@ mod tests {
             assert!(msg.contains("truncated"), "{msg}");
         }
         // Cut right after the header, mid-segment, one byte short, mid-header.
-        for cut in [HEADER_LEN, HEADER_LEN + 5, HEADER_LEN + seg + 20, sealed.len() - 1, 50] {
+        for cut in [
+            HEADER_LEN,
+            HEADER_LEN + 5,
+            HEADER_LEN + seg + 20,
+            sealed.len() - 1,
+            50,
+        ] {
             assert_corrupt(decrypt(&owner, &sealed[..cut]), "cut");
         }
         // An exact multiple of the segment size loses its last segment.
@@ -812,7 +836,10 @@ mod tests {
             other => panic!("expected WrongKey, got {other:?}"),
         }
         let name = encrypt_name(&owner(), "report.pdf").unwrap();
-        assert!(matches!(decrypt_name(&other, &name), Err(Error::WrongKey { .. })));
+        assert!(matches!(
+            decrypt_name(&other, &name),
+            Err(Error::WrongKey { .. })
+        ));
         let err = decrypt(&other, &sealed).unwrap_err().to_string();
         assert!(err.starts_with("wrong key"), "{err}");
     }
@@ -828,7 +855,10 @@ mod tests {
         let mut tampered = name.clone();
         let last = tampered.pop().unwrap();
         tampered.push(if last == 'A' { 'B' } else { 'A' });
-        assert!(matches!(decrypt_name(&owner, &tampered), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            decrypt_name(&owner, &tampered),
+            Err(Error::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -861,6 +891,9 @@ mod tests {
         // A file sealed with the derived key opens with the key derived again.
         let sealed = encrypt(&ka, b"same key on a new device").unwrap();
         let again = OwnerKey::from_wallet(&a).await.unwrap();
-        assert_eq!(decrypt(&again, &sealed).unwrap(), b"same key on a new device");
+        assert_eq!(
+            decrypt(&again, &sealed).unwrap(),
+            b"same key on a new device"
+        );
     }
 }

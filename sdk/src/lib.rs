@@ -60,5 +60,7 @@ pub mod siwe;
 pub use client::{Client, ClientConfig, Payment};
 pub use deployment::Deployment;
 pub use error::{Error, Result};
-pub use node::{DownloadOptions, DownloadResult, ListedFile, Progress, UploadOptions, UploadResult};
+pub use node::{
+    DownloadOptions, DownloadResult, ListedFile, Progress, UploadOptions, UploadResult,
+};
 pub use record::UsageRecord;

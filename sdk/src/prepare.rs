@@ -121,7 +121,11 @@ impl Preparer {
         let mut segment = std::mem::take(&mut self.segment);
         if !self.header_sent {
             self.header_sent = true;
-            let header = *self.enc.as_ref().expect("sealing only when encrypting").header();
+            let header = *self
+                .enc
+                .as_ref()
+                .expect("sealing only when encrypting")
+                .header();
             self.emit(&header, out)?;
         }
         let enc = self.enc.as_mut().expect("sealing only when encrypting");
@@ -133,7 +137,11 @@ impl Preparer {
     }
 
     /// Feeds plaintext; body bytes are passed to `out` as they are ready.
-    pub fn push(&mut self, mut data: &[u8], out: &mut impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub fn push(
+        &mut self,
+        mut data: &[u8],
+        out: &mut impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         self.plain_len += data.len() as u64;
         if self.enc.is_none() {
             return self.emit(data, out);
@@ -190,7 +198,10 @@ mod tests {
             prep.push(part, &mut sink).unwrap();
         }
         let done = prep.finish(&mut sink).unwrap();
-        assert_eq!(done.body_len, opts.body_len(plain.len() as u64, owner.is_some()));
+        assert_eq!(
+            done.body_len,
+            opts.body_len(plain.len() as u64, owner.is_some())
+        );
         (body, done)
     }
 

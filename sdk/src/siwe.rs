@@ -105,7 +105,9 @@ mod tests {
     fn message_layout_follows_eip4361() {
         let msg = SiweMessage {
             domain: "node.example".into(),
-            address: "0x70997970c51812dc3a010c7d01b50e0d17dc79c8".parse().unwrap(),
+            address: "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+                .parse()
+                .unwrap(),
             statement: None,
             uri: "https://node.example".into(),
             chain_id: 1,

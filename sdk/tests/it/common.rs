@@ -224,30 +224,28 @@ impl Env {
 
     /// Waits until token `token_id` has a pending request, then fulfills it with `used`,
     /// `files`, `seq` (in the background, as an oracle would).
-    pub(crate) fn fulfill_when_requested(
+    pub(crate) async fn fulfill_when_requested(
         &self,
         token_id: u64,
         used: u64,
         files: u32,
         seq: u64,
-    ) -> impl std::future::Future<Output = bool> + '_ {
-        async move {
-            let provider = self.devnet.provider(ORACLE);
-            let nft = StorageNFT::new(self.devnet.deployment.storage_nft, &provider);
-            for _ in 0..600 {
-                if nft
-                    .tokenInfo(U256::from(token_id))
-                    .call()
-                    .await
-                    .unwrap()
-                    .pending
-                {
-                    return self.fulfill(token_id, 0, used, files, seq).await;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    ) -> bool {
+        let provider = self.devnet.provider(ORACLE);
+        let nft = StorageNFT::new(self.devnet.deployment.storage_nft, &provider);
+        for _ in 0..600 {
+            if nft
+                .tokenInfo(U256::from(token_id))
+                .call()
+                .await
+                .unwrap()
+                .pending
+            {
+                return self.fulfill(token_id, 0, used, files, seq).await;
             }
-            panic!("no sync request for token {token_id} within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        panic!("no sync request for token {token_id} within 60 s");
     }
 
     pub(crate) async fn time_travel_days(&self, days: u64) {
@@ -300,6 +298,11 @@ fn free_port() -> u16 {
 }
 
 pub(crate) async fn spawn_node(env: &Env) -> NodeProc {
+    spawn_node_with(env, &[]).await
+}
+
+/// A node with extra `px-node` flags.
+pub(crate) async fn spawn_node_with(env: &Env, extra: &[&str]) -> NodeProc {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -317,6 +320,7 @@ pub(crate) async fn spawn_node(env: &Env) -> NodeProc {
         .arg("false")
         .arg("--owner-cache-secs")
         .arg("0")
+        .args(extra)
         .env("PX_NODE_REGISTRAR_KEY", env.key_hex(REGISTRAR))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())

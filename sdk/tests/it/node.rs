@@ -6,7 +6,7 @@ use px_sdk::{
     DownloadOptions, Error, Payment, UploadOptions, api::GateReason, crypto, devnet::FIRST_USER,
 };
 
-use crate::common::{spawn_chain, spawn_node};
+use crate::common::{spawn_chain, spawn_node, spawn_node_with};
 
 fn data(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
@@ -293,4 +293,38 @@ async fn upload_is_refused_while_unsynced_and_allowed_after_a_sync() {
     assert!(ok);
     r.unwrap();
     assert_eq!(client.list(id).await.unwrap().len(), 2);
+}
+
+/// `px_node_logins_total{result="..."}` from the node's metrics.
+async fn logins(url: &str, result: &str) -> u64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = format!("px_node_logins_total{{result=\"{result}\"}}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn session_is_kept_and_renewed_before_it_expires() {
+    let env = spawn_chain().await;
+    let node = spawn_node_with(&env, &["--session-ttl-secs", "4"]).await;
+    let client = env.node_client(FIRST_USER, &node).await;
+    let id = client.mint_via_node(1, Payment::Auto).await.unwrap();
+    assert_eq!(logins(&node.url, "ok").await, 1);
+    client.list(id).await.unwrap();
+    client.usage(id).await.unwrap();
+    assert_eq!(logins(&node.url, "ok").await, 1, "the session is reused");
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    client.list(id).await.unwrap();
+    assert_eq!(
+        logins(&node.url, "ok").await,
+        2,
+        "signed in again near expiry"
+    );
+    assert_eq!(logins(&node.url, "refused").await, 0);
 }

@@ -58,7 +58,10 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("rpc_url", &self.rpc_url)
-            .field("private_key", &self.private_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("deployment", &self.deployment)
             .field("node_url", &self.node_url)
             .field("key_file", &self.key_file)
@@ -126,9 +129,8 @@ impl Settings {
             None => {
                 let chain_id = chain_id(&self.rpc_url).await?;
                 let p = PathBuf::from(format!("deployments/{chain_id}.json"));
-                Deployment::load(&p).wrap_err(
-                    "no deployment file: pass --deployment or set PX_DEPLOYMENT",
-                )?
+                Deployment::load(&p)
+                    .wrap_err("no deployment file: pass --deployment or set PX_DEPLOYMENT")?
             }
         };
         let mut config = ClientConfig::new(self.rpc_url.clone(), signer, deployment);

@@ -31,7 +31,9 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     };
     if a.output.as_os_str() == "-" {
         let mut out = tokio::io::stdout();
-        client.download_with(a.token, &a.cid, &mut out, opts).await?;
+        client
+            .download_with(a.token, &a.cid, &mut out, opts)
+            .await?;
         return Ok(());
     }
     if a.output.exists() && !a.force {
@@ -45,7 +47,9 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
         .unwrap_or(std::path::Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir)?;
     let mut file = tokio::fs::File::from_std(tmp.reopen()?);
-    let r = client.download_with(a.token, &a.cid, &mut file, opts).await?;
+    let r = client
+        .download_with(a.token, &a.cid, &mut file, opts)
+        .await?;
     file.sync_all().await?;
     drop(file);
     tmp.persist(&a.output)?;

@@ -23,18 +23,32 @@ pub(crate) async fn run(c: Command, s: &Settings) -> eyre::Result<()> {
         Command::New { path } => {
             let key = OwnerKey::generate()?;
             key.save(&path)?;
-            output::emit(s.json, &json!({ "keyId": key.id_hex(), "path": path }), || {
-                println!("wrote owner key {} to {}", key.id_hex(), path.display());
-                println!("back this file up: files encrypted with it cannot be read without it");
-            });
+            output::emit(
+                s.json,
+                &json!({ "keyId": key.id_hex(), "path": path }),
+                || {
+                    println!("wrote owner key {} to {}", key.id_hex(), path.display());
+                    println!(
+                        "back this file up: files encrypted with it cannot be read without it"
+                    );
+                },
+            );
         }
         Command::Show => {
             let client = s.client().await?;
             let key = client.owner_key().await?;
-            let source = if s.key_file.is_some() { "key file" } else { "wallet signature" };
-            output::emit(s.json, &json!({ "keyId": key.id_hex(), "source": source }), || {
-                println!("owner key {} ({source})", key.id_hex());
-            });
+            let source = if s.key_file.is_some() {
+                "key file"
+            } else {
+                "wallet signature"
+            };
+            output::emit(
+                s.json,
+                &json!({ "keyId": key.id_hex(), "source": source }),
+                || {
+                    println!("owner key {} ({source})", key.id_hex());
+                },
+            );
         }
     }
     Ok(())

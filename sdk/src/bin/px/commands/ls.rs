@@ -14,7 +14,10 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     let files = s.client().await?.list(a.token).await?;
     output::emit(s.json, &files, || {
         if files.is_empty() {
-            println!("token {} stores no files; add one with `px upload {} <file>`", a.token, a.token);
+            println!(
+                "token {} stores no files; add one with `px upload {} <file>`",
+                a.token, a.token
+            );
             return;
         }
         println!("{:<48} {:>10}  {:<4} NAME", "CID", "SIZE", "ENC");

@@ -11,7 +11,10 @@ pub(crate) struct Args {}
 pub(crate) async fn run(_: Args, s: &Settings) -> eyre::Result<()> {
     let plans = s.client().await?.plans().await?;
     output::emit(s.json, &plans, || {
-        println!("{:<4} {:>10} {:>10}  {:<7} PRICE", "ID", "QUOTA", "VALIDITY", "ACTIVE");
+        println!(
+            "{:<4} {:>10} {:>10}  {:<7} PRICE",
+            "ID", "QUOTA", "VALIDITY", "ACTIVE"
+        );
         for p in &plans {
             let validity = if p.validity == 0 {
                 "forever".to_string()

@@ -42,7 +42,11 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
             println!(
                 "synced   {} ago{}",
                 human_duration(t.now.saturating_sub(t.last_sync_at)),
-                if t.pending { " (a sync is pending)" } else { "" }
+                if t.pending {
+                    " (a sync is pending)"
+                } else {
+                    ""
+                }
             );
             match t.ipns_key {
                 Some(k) => println!("ipns key {k}"),

@@ -43,15 +43,19 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
         Some(r) => client.wait_answer(r, timeout).await?,
         None => client.wait_synced(a.token, timeout).await?,
     };
-    output::emit(s.json, &json!({ "request": request, "synced": synced }), || {
-        println!(
-            "token {} synced: {} in {} files (record seq {}, {})",
-            a.token,
-            human_bytes(synced.used),
-            synced.file_count,
-            synced.seq,
-            synced.record_cid
-        );
-    });
+    output::emit(
+        s.json,
+        &json!({ "request": request, "synced": synced }),
+        || {
+            println!(
+                "token {} synced: {} in {} files (record seq {}, {})",
+                a.token,
+                human_bytes(synced.used),
+                synced.file_count,
+                synced.seq,
+                synced.record_cid
+            );
+        },
+    );
     Ok(())
 }

@@ -199,6 +199,100 @@ mod tests {
         assert_eq!(cbor_token_id(&two).unwrap(), U256::from(7));
     }
 
+    fn log(spec: B256, requester: Address, callback: Address, selector: FixedBytes<4>) -> Log {
+        use alloy::sol_types::SolEvent;
+        let ev = Operator::OracleRequest {
+            specId: spec,
+            requester,
+            requestId: B256::repeat_byte(7),
+            payment: U256::from(10),
+            callbackAddr: callback,
+            callbackFunctionId: selector,
+            cancelExpiration: U256::from(1_000),
+            dataVersion: U256::from(2),
+            data: chainlink_uint(&[0x18, 42]).into(),
+        };
+        Log {
+            inner: alloy::primitives::Log {
+                address: Address::repeat_byte(1),
+                data: ev.encode_log_data(),
+            },
+            block_number: Some(5),
+            block_hash: Some(B256::repeat_byte(5)),
+            transaction_hash: Some(B256::repeat_byte(6)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn filters_spec_requester_and_callback() {
+        let spec = B256::repeat_byte(0xaa);
+        let nft = Address::repeat_byte(0xbb);
+        let sel = StorageNFT::fulfillSyncCall::SELECTOR.into();
+        let r = Request::from_log(&log(spec, nft, nft, sel), &[spec], &[nft]).unwrap();
+        assert_eq!(r.token_id, U256::from(42));
+        assert_eq!(r.request_id, B256::repeat_byte(7));
+        assert_eq!((r.block_number, r.expiration()), (5, 1_000));
+        let other = B256::repeat_byte(0xcc);
+        assert_eq!(
+            Request::from_log(&log(other, nft, nft, sel), &[spec], &[nft]),
+            Err(Ignored::Spec(other))
+        );
+        let stranger = Address::repeat_byte(0xdd);
+        assert_eq!(
+            Request::from_log(&log(spec, stranger, stranger, sel), &[spec], &[nft]),
+            Err(Ignored::Requester(stranger))
+        );
+        assert!(matches!(
+            Request::from_log(&log(spec, nft, stranger, sel), &[spec], &[nft]),
+            Err(Ignored::Callback(..))
+        ));
+        assert!(matches!(
+            Request::from_log(
+                &log(spec, nft, nft, FixedBytes([1, 2, 3, 4])),
+                &[spec],
+                &[nft]
+            ),
+            Err(Ignored::Callback(..))
+        ));
+        let mut pending = log(spec, nft, nft, sel);
+        pending.block_hash = None;
+        assert!(matches!(
+            Request::from_log(&pending, &[spec], &[nft]),
+            Err(Ignored::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn fulfill_data_starts_with_the_request_id() {
+        use alloy::sol_types::SolCall;
+        let spec = B256::repeat_byte(0xaa);
+        let nft = Address::repeat_byte(0xbb);
+        let sel = StorageNFT::fulfillSyncCall::SELECTOR.into();
+        let r = Request::from_log(&log(spec, nft, nft, sel), &[spec], &[nft]).unwrap();
+        let answer = Answer {
+            token_id: r.token_id,
+            status: 0,
+            used: 9,
+            file_count: 2,
+            seq: 3,
+            record_cid: Bytes::from(vec![1, 2, 3]),
+            reason: None,
+        };
+        let call =
+            Operator::fulfillOracleRequest2Call::abi_decode(&r.fulfill_calldata(&answer)).unwrap();
+        assert_eq!(&call.data[..32], r.request_id.as_slice());
+        assert_eq!(call.expiration, U256::from(1_000));
+        let mut inner = StorageNFT::fulfillSyncCall::SELECTOR.to_vec();
+        inner.extend_from_slice(&call.data);
+        let sync = StorageNFT::fulfillSyncCall::abi_decode(&inner).unwrap();
+        assert_eq!(
+            (sync.tokenId, sync.used, sync.fileCount, sync.seq),
+            (U256::from(42), 9, 2, 3)
+        );
+        assert_eq!(sync.recordCid.to_vec(), vec![1, 2, 3]);
+    }
+
     #[test]
     fn rejects_bad_params() {
         assert!(cbor_token_id(&[]).is_err());

@@ -227,6 +227,9 @@ fn cid_text(bytes: &[u8]) -> String {
     }
 }
 
+/// Largest block range of one `eth_getLogs` query.
+pub const LOG_WINDOW: u64 = 5_000;
+
 /// The name of a [`sync_status`] code.
 pub fn sync_status_name(status: u8) -> &'static str {
     match status {
@@ -501,6 +504,7 @@ impl Client {
     }
 
     /// Mints a token from `plan_id` to the wallet and answers its id.
+    #[tracing::instrument(target = "sdk::chain", skip(self), fields(account = %self.address()))]
     pub async fn mint(&self, plan_id: u64, payment: Payment) -> Result<u64> {
         let plan = self.plan(plan_id).await?;
         let nft = self.nft();
@@ -657,6 +661,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::GateClosed`] with the reason and the next step.
+    #[tracing::instrument(target = "sdk::chain", skip(self))]
     pub async fn ensure_can_upload(&self, id: u64, size: u64, auto_sync: bool) -> Result<()> {
         let gate = self.can_upload(id, size).await?;
         if gate.ok {
@@ -681,6 +686,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::SyncNotAllowed`] when one is pending or the minimum interval has not passed.
+    #[tracing::instrument(target = "sdk::chain", skip(self))]
     pub async fn request_sync(&self, id: u64) -> Result<SyncRequest> {
         let nft = self.nft();
         let state = self.token(id).await?;
@@ -757,24 +763,36 @@ impl Client {
     }
 
     /// The most recent sync request of token `id`, from the contract's `SyncRequested` events.
+    ///
+    /// Scans backwards from the head in windows of [`LOG_WINDOW`] blocks (public RPC endpoints
+    /// cap `eth_getLogs` ranges), down to the deployment's start block.
     pub async fn last_sync_request(&self, id: u64) -> Result<Option<SyncRequest>> {
         let filter = Filter::new()
             .address(self.inner.deployment.storage_nft)
             .event_signature(StorageNFT::SyncRequested::SIGNATURE_HASH)
-            .topic1(B256::from(U256::from(id)))
-            .from_block(self.inner.deployment.start_block);
-        let logs = self.logs(&filter).await?;
-        let Some(log) = logs.last() else {
-            return Ok(None);
-        };
-        let ev = log
-            .log_decode::<StorageNFT::SyncRequested>()
-            .map_err(Error::rpc)?;
-        Ok(Some(SyncRequest {
-            token_id: id,
-            request_id: ev.inner.requestId,
-            block: log.block_number.unwrap_or_default(),
-        }))
+            .topic1(B256::from(U256::from(id)));
+        let start = self.inner.deployment.start_block;
+        let mut to = self.inner.provider.get_block_number().await?;
+        loop {
+            let from = to.saturating_sub(LOG_WINDOW - 1).max(start);
+            let logs = self
+                .logs(&filter.clone().from_block(from).to_block(to))
+                .await?;
+            if let Some(log) = logs.last() {
+                let ev = log
+                    .log_decode::<StorageNFT::SyncRequested>()
+                    .map_err(Error::rpc)?;
+                return Ok(Some(SyncRequest {
+                    token_id: id,
+                    request_id: ev.inner.requestId,
+                    block: log.block_number.unwrap_or_default(),
+                }));
+            }
+            if from <= start {
+                return Ok(None);
+            }
+            to = from - 1;
+        }
     }
 
     /// Waits until token `id`'s latest sync request is answered, following the contract's
@@ -795,6 +813,7 @@ impl Client {
     }
 
     /// Waits for the answer to `request`.
+    #[tracing::instrument(target = "sdk::chain", skip(self), fields(token_id = request.token_id, request_id = %request.request_id))]
     pub async fn wait_answer(&self, request: &SyncRequest, timeout: Duration) -> Result<Synced> {
         let filter = Filter::new()
             .address(self.inner.deployment.storage_nft)
@@ -808,9 +827,10 @@ impl Client {
         let mut from = request.block;
         loop {
             let head = self.inner.provider.get_block_number().await?;
-            if head >= from {
+            while head >= from {
+                let to = head.min(from + LOG_WINDOW - 1);
                 let logs = self
-                    .logs(&filter.clone().from_block(from).to_block(head))
+                    .logs(&filter.clone().from_block(from).to_block(to))
                     .await?;
                 for log in &logs {
                     if let Ok(ev) = log.log_decode::<StorageNFT::Synced>() {
@@ -831,7 +851,7 @@ impl Client {
                         });
                     }
                 }
-                from = head + 1;
+                from = to + 1;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Timeout(timeout, "the oracle's sync answer"));

@@ -26,6 +26,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -41,5 +42,16 @@ async fn main() -> std::process::ExitCode {
             output::error(json, &e);
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `px ls 1 | head` would panic on the closed pipe; a command-line tool
+/// should instead end quietly like any other, so take the default action back.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread is spawned; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

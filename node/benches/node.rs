@@ -1,3 +1,386 @@
-//! Node benchmarks (written below).
+//! Node benchmarks (`cargo bench -p px-node`), each against a real devnet and store:
+//!
+//! 1. **Throughput**: a 1 GiB upload through the node (a `px-node` child process using a
+//!    px-store on loopback) against the same store's direct `add`, in the same run; and the
+//!    node process's peak RSS against its idle RSS.
+//! 2. **Latency**: 1 KiB uploads into a token holding 10 files and one holding 100,000 files
+//!    (seeded with `Node::import_files`).
+//!
+//! `PX_BENCH_GIB` scales part 1 (default 1), `PX_BENCH_SKIP` skips `throughput` or `latency`.
 
-fn main() {}
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{B256, U256};
+use alloy::signers::SignerSync;
+use bytes::Bytes;
+use futures::Stream;
+use px_node::siwe::SiweMessage;
+use px_sdk::api;
+use px_sdk::contracts::StorageNFT;
+use px_sdk::devnet::{Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
+
+const CHUNK: usize = 256 * 1024;
+
+/// `len` bytes of unique (non-deduplicating) content in 256 KiB chunks.
+fn content(
+    seed: u64,
+    len: u64,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let mut base = vec![0u8; CHUNK];
+    let mut x = seed | 1;
+    for b in base.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let base = Bytes::from(base);
+    let chunks = len.div_ceil(CHUNK as u64);
+    futures::stream::iter((0..chunks).map(move |i| {
+        let n = (len - i * CHUNK as u64).min(CHUNK as u64) as usize;
+        let mut c = base[..n].to_vec();
+        c[..8.min(n)].copy_from_slice(&i.to_le_bytes()[..8.min(n)]);
+        Ok(Bytes::from(c))
+    }))
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+struct Session {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+async fn login(base: &str, signer: &alloy::signers::local::PrivateKeySigner) -> Session {
+    let http = reqwest::Client::new();
+    let n: api::NonceResponse = http
+        .get(format!("{base}/v1/auth/nonce"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now = px_node::node::unix_now();
+    let m = SiweMessage {
+        domain: n.domain,
+        address: signer.address(),
+        statement: None,
+        uri: n.uri,
+        version: "1".into(),
+        chain_id: n.chain_id,
+        nonce: n.nonce,
+        issued_at: now,
+        expiration_time: Some(now + 3600),
+        not_before: None,
+        request_id: None,
+        resources: vec![],
+    }
+    .to_string();
+    let sig = signer.sign_message_sync(m.as_bytes()).unwrap();
+    let req = api::LoginRequest {
+        message: m,
+        signature: sig.as_bytes().to_vec().into(),
+    };
+    let s: api::Session = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Session {
+        http,
+        base: base.to_string(),
+        token: s.token,
+    }
+}
+
+impl Session {
+    /// Mints a token of `plan` with a key assignment from the node.
+    async fn mint(&self, devnet: &Devnet, account: usize, plan: u64, value: U256) -> u64 {
+        let a: api::KeyAssignment = self
+            .http
+            .get(format!("{}/v1/key-assignment", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let nft = StorageNFT::new(devnet.deployment.storage_nft, devnet.provider(account));
+        nft.mintWithKey(
+            U256::from(plan),
+            a.ipns_name.clone(),
+            U256::from(a.deadline),
+            a.signature,
+        )
+        .value(value)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+        let id: U256 = nft
+            .tokenOfKey(B256::from_slice(&a.ipns_name[6..]))
+            .call()
+            .await
+            .unwrap();
+        id.to::<u64>()
+    }
+
+    async fn upload(
+        &self,
+        token: u64,
+        name: &str,
+        len: u64,
+        body: reqwest::Body,
+    ) -> api::UploadResult {
+        let r = self
+            .http
+            .post(format!("{}/v1/tokens/{token}/files", self.base))
+            .query(&[("name", name)])
+            .bearer_auth(&self.token)
+            .header("content-length", len.to_string())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "upload: {} {}",
+            r.status(),
+            r.text().await.unwrap()
+        );
+        r.json().await.unwrap()
+    }
+}
+
+async fn direct_add(store: &str, len: u64, seed: u64) -> String {
+    let part = reqwest::multipart::Part::stream_with_length(
+        reqwest::Body::wrap_stream(content(seed, len)),
+        len,
+    )
+    .file_name("data");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let r = reqwest::Client::new()
+        .post(format!("{store}/api/v0/add?pin=true"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let text = r.text().await.unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    line["Hash"].as_str().unwrap().to_string()
+}
+
+fn deployment_file(devnet: &Devnet, dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("deployment.json");
+    std::fs::write(&p, serde_json::to_vec(&devnet.deployment).unwrap()).unwrap();
+    p
+}
+
+async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
+    let gib: u64 = std::env::var("PX_BENCH_GIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let len = gib << 30;
+    let mut sc = px_store::StoreConfig::new(dir.join("store"));
+    sc.api = "127.0.0.1:0".parse().unwrap();
+    let store = px_store::spawn(sc).await.unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_px-node"))
+        .env("PX_NODE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PX_NODE_RPC_URL", devnet.rpc_url())
+        .env("PX_NODE_DEPLOYMENT", deployment_file(devnet, dir))
+        .env("PX_NODE_DATA_DIR", dir.join("node"))
+        .env("PX_NODE_IPFS_URL", store.api_url())
+        .env(
+            "PX_NODE_REGISTRAR_KEY",
+            alloy::hex::encode(devnet.signer(REGISTRAR).to_bytes()),
+        )
+        .env("PX_NODE_MAX_UPLOAD_BYTES", (len + 1).to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/health"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let account = FIRST_USER;
+    let s = login(&base, &devnet.signer(account)).await;
+    let token = s.mint(devnet, account, 2, U256::from(10u64.pow(16))).await;
+    // Warm up: one small upload.
+    s.upload(
+        token,
+        "warm",
+        4096,
+        reqwest::Body::wrap_stream(content(9, 4096)),
+    )
+    .await;
+    let idle = rss_kib(child.id(), "VmRSS:");
+
+    let mut node_secs = Vec::new();
+    let mut direct_secs = Vec::new();
+    for round in 0..2u64 {
+        let t = Instant::now();
+        direct_add(&store.api_url(), len, 100 + round).await;
+        direct_secs.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let r = s
+            .upload(
+                token,
+                &format!("big-{round}"),
+                len,
+                reqwest::Body::wrap_stream(content(200 + round, len)),
+            )
+            .await;
+        node_secs.push(t.elapsed().as_secs_f64());
+        assert_eq!(r.file.size, len);
+    }
+    let peak = rss_kib(child.id(), "VmHWM:");
+    let mib = len as f64 / (1 << 20) as f64;
+    let best = |v: &[f64]| v.iter().cloned().fold(f64::MAX, f64::min);
+    println!("throughput: {gib} GiB, 2 rounds each");
+    for (i, (d, n)) in direct_secs.iter().zip(&node_secs).enumerate() {
+        println!(
+            "  round {i}: store direct add {:.1} MiB/s ({d:.2} s), through node {:.1} MiB/s ({n:.2} s), ratio {:.2}",
+            mib / d,
+            mib / n,
+            d / n
+        );
+    }
+    println!(
+        "  best: direct {:.1} MiB/s, node {:.1} MiB/s, ratio {:.2} (target >= 0.8)",
+        mib / best(&direct_secs),
+        mib / best(&node_secs),
+        best(&direct_secs) / best(&node_secs)
+    );
+    println!(
+        "  node process RSS: idle {:.1} MiB, peak {:.1} MiB, peak - idle {:.1} MiB (target <= 64)",
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        (peak as f64 - idle as f64) / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    store.shutdown().await;
+}
+
+async fn latency(devnet: &Devnet, dir: &std::path::Path) {
+    let mut c = px_node::NodeConfig::new(deployment_file(devnet, dir));
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.rpc_url = devnet.rpc_url();
+    c.data_dir = dir.join("latency");
+    c.registrar_key = Some(px_node::Secret::new(alloy::hex::encode(
+        devnet.signer(REGISTRAR).to_bytes(),
+    )));
+    let node = px_node::spawn(c).await.unwrap();
+    let ipfs = px_node::ipfs::Ipfs::new(&node.store_url().unwrap()).unwrap();
+    let seed_cid = ipfs
+        .add_unpinned(std::io::Cursor::new(vec![7u8; 16]))
+        .await
+        .unwrap();
+
+    let mut results = Vec::new();
+    for (i, existing) in [(1usize, 10u64), (2, 100_000)] {
+        let account = FIRST_USER + i;
+        let s = login(&node.url(), &devnet.signer(account)).await;
+        let token = s.mint(devnet, account, 1, U256::ZERO).await;
+        let t = Instant::now();
+        let mut done = 0;
+        while done < existing {
+            let n = (existing - done).min(10_000);
+            let files = (done..done + n)
+                .map(|k| px_node::node::ImportFile {
+                    name: format!("seed-{k}"),
+                    cid: seed_cid.clone(),
+                    size: 16,
+                    sha256: None,
+                })
+                .collect();
+            node.node().import_files(token, files).await.unwrap();
+            done += n;
+        }
+        let seeded = t.elapsed();
+        let mut lat = Vec::new();
+        for k in 0..60u64 {
+            let body = content(1000 + k, 1024);
+            let t = Instant::now();
+            s.upload(
+                token,
+                &format!("x{k}"),
+                1024,
+                reqwest::Body::wrap_stream(body),
+            )
+            .await;
+            if k >= 10 {
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let p50 = lat[lat.len() / 2];
+        let p90 = lat[lat.len() * 9 / 10];
+        println!(
+            "latency: 1 KiB upload into a token with {existing} files (seeded in {seeded:.1?}): p50 {p50:.1} ms, p90 {p90:.1} ms (50 uploads after 10 warm-up)"
+        );
+        results.push(p50);
+    }
+    println!(
+        "  p50 ratio 100,000 / 10 files: {:.2} (target <= 2)",
+        results[1] / results[0]
+    );
+    node.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo test --benches` runs bench binaries with --test: nothing to check there.
+    if args.iter().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let skip = std::env::var("PX_BENCH_SKIP").unwrap_or_default();
+    let devnet = Devnet::spawn(DevnetConfig {
+        accounts: Some(20),
+        ..DevnetConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    if skip != "throughput" {
+        throughput(&devnet, dir.path()).await;
+    }
+    if skip != "latency" {
+        latency(&devnet, dir.path()).await;
+    }
+}

@@ -163,9 +163,17 @@ impl Relayer {
         let mut workers = JoinSet::new();
         tracing::info!(target: "oracle::relayer", sender = %self.signer.address(), operator = %self.settings.operator, "relayer started");
         loop {
-            if let Err(e) = self.tick().await {
-                self.metrics.failure("scan");
-                tracing::warn!(target: "oracle::relayer", error = %e, "scan failed; retrying");
+            // Catch up in bounded ranges, at most a few per poll so workers get dispatched.
+            for _ in 0..16 {
+                match self.tick().await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        self.metrics.failure("scan");
+                        tracing::warn!(target: "oracle::relayer", error = %e, "scan failed; retrying");
+                        break;
+                    }
+                }
             }
             if let Err(e) = self.dispatch(&mut workers) {
                 tracing::warn!(target: "oracle::relayer", error = %e, "dispatch failed");
@@ -187,23 +195,25 @@ impl Relayer {
         tracing::info!(target: "oracle::relayer", "relayer stopped");
     }
 
-    /// One scan step: detect reorgs, record new requests, move the cursor.
-    pub async fn tick(&self) -> Result<()> {
+    /// One scan step: detect reorgs, record new requests, move the cursor. Returns whether
+    /// confirmed blocks remain to be scanned.
+    pub async fn tick(&self) -> Result<bool> {
         let s = &self.settings;
         let head = self.provider.get_block_number().await.map_err(rpc)?;
         let cursor = self.db.cursor()?;
         if let Some(c) = cursor {
             let canonical = self.block_hash(c.block).await?;
             if canonical != Some(c.hash) {
-                return self.rewind(c.block).await;
+                self.rewind(c.block).await?;
+                return Ok(true);
             }
         }
         let from = cursor.map_or(s.start_block, |c| c.block + 1);
         let Some(safe) = (head + 1).checked_sub(s.confirmations) else {
-            return Ok(());
+            return Ok(false);
         };
         if from > safe {
-            return Ok(());
+            return Ok(false);
         }
         let to = safe.min(from + s.max_log_range.max(1) - 1);
         let filter = Filter::new()
@@ -214,7 +224,7 @@ impl Relayer {
             .to_block(to);
         let logs = self.provider.get_logs(&filter).await.map_err(rpc)?;
         let Some(to_hash) = self.block_hash(to).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let mut requests = Vec::new();
         for log in logs.iter().filter(|l| !l.removed) {
@@ -238,7 +248,7 @@ impl Relayer {
             tracing::info!(target: "oracle::relayer", request_id = %e.request.request_id, token_id = %e.request.token_id, block = e.request.block_number, "request recorded");
         }
         self.metrics.set_cursor(to);
-        Ok(())
+        Ok(to < safe)
     }
 
     async fn block_hash(&self, number: u64) -> Result<Option<B256>> {
@@ -566,6 +576,8 @@ impl Relayer {
             }
             tracing::warn!(target: "oracle::relayer", request_id = %id, nonce, "nonce consumed by another transaction; answering again");
             self.db.set_stage(&id, Stage::Open)?;
+            // Someone else uses this key: take the next nonce from the node again.
+            *self.next_nonce.lock().await = None;
             return Ok(Next::Again);
         }
         let last = txs.last().expect("a Sending stage has a transaction");

@@ -361,3 +361,76 @@ async fn ipfs_down_until_expiry_answers_unavailable_and_expired_requests_are_ski
     oracle.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_answered_elsewhere_is_skipped_without_a_transaction() -> TestResult {
+    use alloy::network::TransactionBuilder;
+    use alloy::sol_types::SolEvent;
+    use px_oracle::relayer::request::Request;
+    use px_oracle::resolver::{Answer, Rejection};
+
+    let mut env = Env::spawn(None).await?;
+    let mut config = env.config();
+    config.adapter.enabled = false;
+    let oracle = px_oracle::spawn(config).await?;
+    let token = env.mint(0).await?;
+    let name = env.key_gen("token-e").await?;
+    env.bind(token, &name).await?;
+    env.publish_record("token-e", &env.record(token, 31, 1))
+        .await?;
+
+    env.store.stop().await;
+    let request_id = env.request_sync(0, token).await?;
+    let db = oracle.relayer().expect("relayer runs").db().clone();
+    let seen = wait_for(Duration::from_secs(10), || async {
+        db.get(&request_id).ok().flatten()
+    })
+    .await;
+    assert!(seen.is_some(), "relayer recorded the request");
+
+    // Another authorized sender (say, a Chainlink job) answers first.
+    let d = &env.devnet.deployment;
+    let filter = alloy::rpc::types::Filter::new()
+        .address(d.operator)
+        .event_signature(px_sdk::contracts::Operator::OracleRequest::SIGNATURE_HASH)
+        .from_block(0);
+    let logs = env.devnet.provider(0).get_logs(&filter).await?;
+    let request = Request::from_log(&logs[0], &[d.job_id], &[d.storage_nft])?;
+    assert_eq!(request.request_id, request_id);
+    let answer = Answer::rejected(token, &Rejection::NotFound("answered elsewhere".into()));
+    let tx = alloy::rpc::types::TransactionRequest::default()
+        .with_to(d.operator)
+        .with_input(request.fulfill_calldata(&answer))
+        .with_gas_limit(500_000);
+    let receipt = env
+        .devnet
+        .provider(ORACLE)
+        .send_transaction(tx)
+        .await?
+        .get_receipt()
+        .await?;
+    assert!(receipt.status());
+    assert_eq!(
+        env.info(token).await?.lastStatus,
+        sync_status::RECORD_NOT_FOUND
+    );
+
+    env.store.start().await?;
+    let skipped = wait_for(Duration::from_secs(20), || async {
+        match db.get(&request_id).ok().flatten()?.stage {
+            Stage::Skipped { reason } => Some(reason),
+            _ => None,
+        }
+    })
+    .await
+    .expect("relayer skipped the closed request");
+    assert!(skipped.starts_with("request closed"), "{skipped}");
+    assert_eq!(
+        env.oracle_tx_count().await?,
+        1,
+        "only the other sender's transaction"
+    );
+    assert_eq!(env.answers_for(request_id).await?, 1);
+    oracle.shutdown().await;
+    Ok(())
+}

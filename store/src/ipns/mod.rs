@@ -16,7 +16,7 @@
 //! - [`IpnsName`] converts between the textual name (`k51...`) and the raw identity-multihash
 //!   bytes the contracts store.
 //!
-//! The protobuf codec is hand-written (see [`record`]): nine scalar fields, and a strict reader
+//! The protobuf codec ([`IpnsEntry`]) is hand-written: nine scalar fields, and a strict reader
 //! is easier to audit than generated code.
 
 mod name;

@@ -26,7 +26,6 @@ use px_sdk::api::{self, FileEntry, FileListPage, KeyAssignment, RegisteredKey, U
 use px_sdk::contracts::{GateReason, ipns_name_bytes};
 use px_sdk::record::{RECORD_VERSION, UsageRecord};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::chain::Chain;
 use crate::db::{Db, Journal, KeyRow, TokenState, Update};
@@ -486,32 +485,26 @@ impl Node {
         let _reservation = self.reserve(token_id, state.used, len, quota)?;
 
         // Stream the body into the backend, unpinned; count what arrives.
-        let (reader, mut writer) = tokio::io::duplex(256 * 1024);
-        let copy = tokio::spawn(async move {
-            let mut body = std::pin::pin!(body);
-            let mut n = 0u64;
-            while let Some(chunk) = body.next().await {
-                let chunk =
-                    chunk.map_err(|e| Error::BadRequest(format!("upload interrupted: {e}")))?;
-                n += chunk.len() as u64;
-                if n > len {
-                    return Err(Error::BadRequest("body longer than Content-Length".into()));
+        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = received.clone();
+        let counted = body.map(move |chunk| match chunk {
+            Ok(c) => {
+                let n = counter.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                if n + c.len() as u64 > len {
+                    return Err(std::io::Error::other("body longer than Content-Length"));
                 }
-                writer.write_all(&chunk).await?;
+                Ok(c)
             }
-            writer.shutdown().await?;
-            Ok::<u64, Error>(n)
+            Err(e) => Err(std::io::Error::other(format!("upload interrupted: {e}"))),
         });
-        let added = self.ipfs.add_unpinned(reader).await;
-        let received = copy
-            .await
-            .map_err(|e| Error::Internal(format!("copy task: {e}")))??;
-        let cid = added?;
+        let added = self.ipfs.add_stream(counted, len).await;
+        let received = received.load(std::sync::atomic::Ordering::Relaxed);
         if received != len {
             return Err(Error::BadRequest(format!(
                 "body has {received} bytes, Content-Length says {len}"
             )));
         }
+        let cid = added?;
 
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
@@ -664,6 +657,11 @@ impl Node {
         let (chain_id, contract) = (self.chain.chain_id(), self.chain.contract());
         let change = match edit {
             Some(edit) => index::apply(&self.db, chain_id, contract, token_id, edit)?,
+            // A refresh of a token that never had a file: publish an (empty) index root, so
+            // every record names a real index object.
+            None if old.index_root.is_empty() => {
+                index::apply(&self.db, chain_id, contract, token_id, Edit::Add(&[]))?
+            }
             // A refresh: same files, same index.
             None => index::IndexChange {
                 root: old.index_root.clone(),

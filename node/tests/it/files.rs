@@ -274,3 +274,47 @@ async fn list_pages_through_ten_thousand_files() {
     assert_consistent(&alice, &ipfs, token).await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_publishes_a_newer_record_for_the_same_files() {
+    let net = Net::start().await;
+    let node = net.node("refresh").await;
+    let ipfs = node.store_url().unwrap();
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+    let refresh = |alice: &crate::fixture::User| {
+        let url = format!("{}/v1/tokens/{token}/refresh", alice.base);
+        alice
+            .http
+            .post(url)
+            .bearer_auth(alice.session.clone().unwrap())
+            .send()
+    };
+
+    // A token without files: the record still names a real (empty) index.
+    let r = refresh(&alice).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let u: px_sdk::api::Usage = r.json().await.unwrap();
+    assert_eq!((u.seq, u.used, u.file_count), (1, 0, 0));
+    assert!(!u.index.is_empty());
+    assert_consistent(&alice, &ipfs, token).await;
+
+    alice.upload(token, "a", data(1, 100)).await.unwrap();
+    let before = alice.usage(token).await.unwrap();
+    let u: px_sdk::api::Usage = refresh(&alice).await.unwrap().json().await.unwrap();
+    assert_eq!(u.seq, before.seq + 1);
+    assert_eq!(
+        (u.used, u.file_count, &u.index),
+        (before.used, before.file_count, &before.index)
+    );
+    assert_eq!(published_record(&ipfs, &u.ipns_id).await.seq, u.seq);
+    assert_consistent(&alice, &ipfs, token).await;
+
+    let bob = net.user(1, &node);
+    let mut bob = bob;
+    bob.login().await;
+    let r = refresh(&bob).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    node.shutdown().await;
+}

@@ -3,6 +3,7 @@
 
 mod fixture;
 
+mod api;
 mod auth;
 mod crash;
 mod files;

@@ -43,7 +43,7 @@ use crate::ipfs::KuboRpc;
 use crate::metrics::Metrics;
 use crate::relayer::db::Db;
 use crate::relayer::{Relayer, RelayerSettings};
-use crate::resolver::{Resolver, ResolverOptions};
+use crate::resolver::{MemoryFloor, Resolver, ResolverOptions, SequenceFloor};
 
 /// The metric/log label of a status code.
 pub fn status_label(status: u8) -> String {
@@ -154,6 +154,22 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
         Duration::from_millis(config.ipfs.timeout_ms),
     )
     .map_err(|e| Error::Config(e.to_string()))?;
+    // The relayer's database also keeps the IPNS sequence floor across restarts.
+    let db = if config.relayer_active() {
+        let db_path = config.relayer.db.clone();
+        let (chain_id, operator) = (deployment.chain_id, deployment.operator);
+        Some(
+            tokio::task::spawn_blocking(move || Db::open(&db_path, chain_id, operator))
+                .await
+                .map_err(|e| Error::Db(e.to_string()))??,
+        )
+    } else {
+        None
+    };
+    let floor: Arc<dyn SequenceFloor> = match &db {
+        Some(db) => Arc::new(db.clone()),
+        None => Arc::new(MemoryFloor::default()),
+    };
     let resolver = Resolver::new(
         provider.clone(),
         deployment.chain_id,
@@ -163,6 +179,7 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
             allow_v1_only: config.ipfs.allow_v1_only,
             max_record_bytes: config.ipfs.max_record_bytes,
         },
+        floor,
     );
     let metrics = Metrics::new();
     let (stop, stopped) = watch::channel(false);
@@ -195,7 +212,7 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
     }
 
     let mut relayer = None;
-    if config.relayer_active() {
+    if let Some(db) = db {
         let key = config
             .relayer
             .private_key
@@ -206,11 +223,6 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
             .trim()
             .parse()
             .map_err(|_| Error::Config("the relayer private key is invalid".into()))?;
-        let db_path = config.relayer.db.clone();
-        let (chain_id, operator) = (deployment.chain_id, deployment.operator);
-        let db = tokio::task::spawn_blocking(move || Db::open(&db_path, chain_id, operator))
-            .await
-            .map_err(|e| Error::Db(e.to_string()))??;
         let r = &config.relayer;
         let settings = RelayerSettings {
             chain_id: deployment.chain_id,

@@ -5,7 +5,8 @@
 //! 2. Fetch the raw record with `routing/get` and verify it locally
 //!    ([`px_store::ipns::verify_record`]): V2 signature against the name, end of life, V1-only
 //!    records only in BTFS mode. A record whose IPNS sequence is below one already verified for
-//!    the name is a regression (a daemon replaying an old record).
+//!    the name is a regression (a daemon replaying an old record); the floor is kept in the
+//!    relayer's database when it runs ([`SequenceFloor`]).
 //! 3. `cat` the value (`/ipfs/<cid>`) with a size limit and check the bytes hash to that CID,
 //!    so the daemon cannot substitute content.
 //! 4. Parse the usage record, check its binding to this chain, contract and token, and that its
@@ -144,6 +145,31 @@ impl Answer {
     }
 }
 
+/// The highest IPNS sequence number verified per name, so a daemon cannot replay an older
+/// (validly signed) record. [`MemoryFloor`] keeps it for the process; the relayer's database
+/// keeps it across restarts.
+pub trait SequenceFloor: Send + Sync + std::fmt::Debug {
+    /// If `seq` is below the recorded floor for `name`, returns the floor; otherwise raises
+    /// the floor to `seq` and returns `None`.
+    fn check_and_raise(&self, name: &IpnsName, seq: u64) -> Result<Option<u64>>;
+}
+
+/// An in-memory [`SequenceFloor`].
+#[derive(Debug, Default)]
+pub struct MemoryFloor(Mutex<HashMap<IpnsName, u64>>);
+
+impl SequenceFloor for MemoryFloor {
+    fn check_and_raise(&self, name: &IpnsName, seq: u64) -> Result<Option<u64>> {
+        let mut map = self.0.lock().expect("sequence floor lock");
+        let floor = map.entry(*name).or_insert(0);
+        if seq < *floor {
+            return Ok(Some(*floor));
+        }
+        *floor = seq;
+        Ok(None)
+    }
+}
+
 /// Settings of the resolver.
 #[derive(Debug, Clone, Copy)]
 pub struct ResolverOptions {
@@ -167,7 +193,7 @@ struct Inner {
     ipfs: Arc<dyn Ipfs>,
     opts: ResolverOptions,
     /// Highest IPNS sequence verified per name.
-    seen: Mutex<HashMap<IpnsName, u64>>,
+    floor: Arc<dyn SequenceFloor>,
 }
 
 /// Maps a contract call error: a revert is the contract's answer, anything else is the RPC's
@@ -190,6 +216,7 @@ impl Resolver {
         contract: Address,
         ipfs: Arc<dyn Ipfs>,
         opts: ResolverOptions,
+        floor: Arc<dyn SequenceFloor>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -198,7 +225,7 @@ impl Resolver {
                 contract,
                 ipfs,
                 opts,
-                seen: Mutex::new(HashMap::new()),
+                floor,
             }),
         }
     }
@@ -253,17 +280,12 @@ impl Resolver {
             now: None,
         };
         let record = verify_record(&name, &raw, &opts).map_err(|e| ipns_rejection(e, &raw))?;
-        {
-            let mut seen = inner.seen.lock().expect("seen map lock");
-            let floor = seen.entry(name).or_insert(0);
-            if record.sequence < *floor {
-                return Err(Rejection::SequenceRegressed(format!(
-                    "IPNS sequence {} below {} already seen for {name}",
-                    record.sequence, floor
-                ))
-                .into());
-            }
-            *floor = record.sequence;
+        if let Some(floor) = inner.floor.check_and_raise(&name, record.sequence)? {
+            return Err(Rejection::SequenceRegressed(format!(
+                "IPNS sequence {} below {floor} already verified for {name}",
+                record.sequence
+            ))
+            .into());
         }
 
         let cid = record

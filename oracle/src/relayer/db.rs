@@ -3,6 +3,8 @@
 //! - `meta`: the scan cursor (last block whose logs are recorded) and its hash, and the
 //!   chain/operator the database belongs to.
 //! - `requests`: request id -> [`Entry`] (the request and its [`Stage`]), JSON encoded.
+//! - `ipns_seq`: IPNS name -> highest record sequence verified (the resolver's
+//!   [`SequenceFloor`], so a replayed older record is refused after a restart too).
 //!
 //! Every transition is one write transaction, and a transaction is written *before* the
 //! effect it announces (a signed transaction is stored before it is broadcast), so a process
@@ -17,9 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use super::request::Request;
 use crate::error::{Error, Result};
+use crate::resolver::SequenceFloor;
+use px_store::ipns::IpnsName;
 
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const REQUESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("requests");
+const IPNS_SEQ: TableDefinition<'_, &[u8], u64> = TableDefinition::new("ipns_seq");
 
 /// One broadcast (or about to be broadcast) fulfill transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +136,7 @@ impl Db {
                 }
             }
             tx.open_table(REQUESTS)?;
+            tx.open_table(IPNS_SEQ)?;
         }
         tx.commit()?;
         Ok(Self { db: Arc::new(db) })
@@ -281,6 +287,36 @@ impl Db {
     }
 }
 
+impl SequenceFloor for Db {
+    fn check_and_raise(&self, name: &IpnsName, seq: u64) -> Result<Option<u64>> {
+        let key = name.to_bytes();
+        {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(IPNS_SEQ)?;
+            let floor = table.get(key.as_slice())?.map(|v| v.value()).unwrap_or(0);
+            if seq < floor {
+                return Ok(Some(floor));
+            }
+            if seq == floor {
+                return Ok(None);
+            }
+        }
+        let tx = self.db.begin_write()?;
+        let regressed = {
+            let mut table = tx.open_table(IPNS_SEQ)?;
+            let floor = table.get(key.as_slice())?.map(|v| v.value()).unwrap_or(0);
+            if seq < floor {
+                Some(floor)
+            } else {
+                table.insert(key.as_slice(), seq)?;
+                None
+            }
+        };
+        tx.commit()?;
+        Ok(regressed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,6 +371,14 @@ mod tests {
         let db = Db::open(&path, 1, Address::ZERO).unwrap();
         assert_eq!(db.cursor().unwrap(), Some(c));
         assert_eq!(db.unfinished().unwrap().len(), 1);
+        let name = IpnsName::from_bytes(&px_sdk::contracts::ipns_name_bytes(&[7; 32])).unwrap();
+        assert_eq!(db.check_and_raise(&name, 3).unwrap(), None);
+        assert_eq!(db.check_and_raise(&name, 3).unwrap(), None);
+        drop(db);
+        let db = Db::open(&path, 1, Address::ZERO).unwrap();
+        assert_eq!(db.check_and_raise(&name, 2).unwrap(), Some(3));
+        assert_eq!(db.check_and_raise(&name, 4).unwrap(), None);
+        assert_eq!(db.check_and_raise(&name, 3).unwrap(), Some(4));
         drop(db);
         assert!(matches!(
             Db::open(&path, 2, Address::ZERO),

@@ -174,6 +174,7 @@ impl Client {
     }
 
     /// Signs in to the node (SIWE) and answers the new session.
+    #[tracing::instrument(target = "sdk::node", skip(self), fields(account = %self.address()))]
     pub async fn login(&self) -> Result<api::Session> {
         let base = self.node_url()?;
         let http = &self.inner.http;
@@ -410,6 +411,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::FileNotFound`] when none is.
+    #[tracing::instrument(target = "sdk::node", skip(self))]
     pub async fn delete(&self, token_id: u64, cid: &str) -> Result<api::DeleteResult> {
         let files = self.find(token_id, cid).await?;
         let mut last = None;
@@ -483,6 +485,7 @@ impl Client {
         }
     }
 
+    #[tracing::instrument(target = "sdk::node", skip(self, source, opts), fields(size = source.size, encrypt = opts.encrypt))]
     async fn upload_source<R>(
         &self,
         token_id: u64,
@@ -583,6 +586,7 @@ impl Client {
     /// # Errors
     /// [`Error::WrongKey`], [`Error::Corrupt`], [`Error::HashMismatch`],
     /// [`Error::NodeMismatch`] (content does not hash to `cid`).
+    #[tracing::instrument(target = "sdk::node", skip(self, writer, opts))]
     pub async fn download_with<W>(
         &self,
         token_id: u64,

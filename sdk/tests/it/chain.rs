@@ -176,7 +176,7 @@ async fn gate_closes_after_the_sync_window_and_reopens_after_a_sync() {
     let synced = synced.unwrap();
     assert_eq!(synced.request_id, request.request_id);
     assert_eq!((synced.used, synced.file_count, synced.seq), (12_345, 3, 1));
-    assert_eq!(synced.record_cid, "bafy-test-record");
+    assert_eq!(synced.record_cid, crate::common::record_cid().to_string());
     let t = client.token(id).await.unwrap();
     assert_eq!(
         (t.used, t.file_count, t.seq, t.pending),

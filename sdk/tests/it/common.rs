@@ -196,7 +196,7 @@ impl Env {
             used,
             fileCount: files,
             seq,
-            recordCid: Bytes::from(b"bafy-test-record".to_vec()),
+            recordCid: Bytes::from(record_cid().to_bytes()),
         }
         .abi_encode()[4..]
             .to_vec();
@@ -251,6 +251,13 @@ impl Env {
     pub(crate) async fn time_travel_days(&self, days: u64) {
         self.devnet.time_travel(days * 24 * 3600).await.unwrap();
     }
+}
+
+/// The CID the test oracle reports as the usage record's (binary on chain, as px-oracle sends).
+pub(crate) fn record_cid() -> cid::Cid {
+    px_store::importer::cid_of(b"test usage record", &Default::default())
+        .unwrap()
+        .cid
 }
 
 /// A running `px-node` process (embedded store) on a free loopback port.

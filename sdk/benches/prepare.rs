@@ -6,6 +6,11 @@
 //! segment and the importer's current chunk).
 //!
 //! Run: `cargo bench -p px-sdk --bench prepare --locked` (env `PX_BENCH_MIB`, `PX_BENCH_RUNS`).
+//!
+//! Recorded 2026-11-21 on the project's 2-core VM (AES-NI, SHA-NI; other builds running), best
+//! of 5 on 256 MiB: AES-256-GCM 1189 MiB/s, SHA-256 1777 MiB/s, ceiling 712 MiB/s, pipeline
+//! 688 MiB/s = 0.97 x ceiling; import without encryption 1461 MiB/s. Peak RSS of the whole
+//! bench process 5.0 MB at 256 MiB and 5.2 MB at 1 GiB (`PX_BENCH_MIB=1024`).
 
 use std::{
     hint::black_box,

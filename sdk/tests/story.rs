@@ -27,7 +27,10 @@ fn devnet_story_passes_every_step() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "story failed:\n{stdout}\n{stderr}");
     for step in 1..=11 {
-        assert!(stdout.contains(&format!("[{step:>2}] ok")), "step {step} missing:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("[{step:>2}] ok")),
+            "step {step} missing:\n{stdout}"
+        );
     }
     assert!(!stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.contains("all story steps passed"), "{stdout}");

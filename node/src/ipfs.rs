@@ -27,6 +27,50 @@ impl std::fmt::Debug for Ipfs {
     }
 }
 
+/// Size the backend receives request chunks in: the server hands the node whatever the socket
+/// read produced (often a few KiB); regrouping saves the backend per-chunk work.
+const FORWARD_CHUNK: usize = 256 * 1024;
+
+/// Regroups a byte stream into chunks of at least [`FORWARD_CHUNK`] bytes (the last may be
+/// shorter).
+struct Coalesce<S> {
+    inner: std::pin::Pin<Box<S>>,
+    buf: bytes::BytesMut,
+    done: bool,
+}
+
+impl<S, E> Stream for Coalesce<S>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>>,
+{
+    type Item = std::result::Result<Bytes, E>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        while !this.done && this.buf.len() < FORWARD_CHUNK {
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if this.buf.is_empty() && chunk.len() >= FORWARD_CHUNK {
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
+                    this.buf.extend_from_slice(&chunk);
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => this.done = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if this.buf.is_empty() {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(this.buf.split().freeze())))
+    }
+}
+
 /// A created IPNS key.
 #[derive(Debug, Clone)]
 pub struct NewKey {
@@ -88,9 +132,14 @@ impl Ipfs {
     /// Here the request chunks are handed to the backend as they arrive, without copying.
     pub async fn add_stream<S, E>(&self, body: S, len: u64) -> Result<String>
     where
-        S: futures::TryStream<Ok = Bytes, Error = E> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
     {
+        let body = Coalesce {
+            inner: Box::pin(body),
+            buf: bytes::BytesMut::new(),
+            done: false,
+        };
         let part =
             reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), len)
                 .file_name("file")

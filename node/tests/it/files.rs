@@ -318,3 +318,38 @@ async fn refresh_publishes_a_newer_record_for_the_same_files() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     node.shutdown().await;
 }
+
+/// Stress: 10,000 uploads through HTTP to one token (about 5 minutes here; run with
+/// `--ignored`). The default suite seeds most files by import instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow stress test"]
+async fn ten_thousand_http_uploads_stay_consistent() {
+    let net = Net::start().await;
+    let node = net.node("stress").await;
+    let ipfs = node.store_url().unwrap();
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+    let alice = std::sync::Arc::new(alice);
+    let mut tasks = Vec::new();
+    for w in 0..8u64 {
+        let alice = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..10_000).step_by(8) {
+                if let Err(e) = alice
+                    .upload(token, &format!("file-{i:05}"), data(i, 16))
+                    .await
+                {
+                    panic!("upload {i}: {e:?}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let usage = alice.usage(token).await.unwrap();
+    assert_eq!((usage.file_count, usage.seq), (10_000, 10_000));
+    assert_consistent(&alice, &ipfs, token).await;
+    node.shutdown().await;
+}

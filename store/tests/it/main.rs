@@ -6,5 +6,6 @@ mod conformance;
 mod crash;
 mod errors;
 mod ipns;
+mod layout;
 mod restart;
 mod router;

@@ -188,16 +188,16 @@ impl Client {
             )));
         }
         let now = unix_now();
-        let message = SiweMessage {
-            domain: nonce.domain,
-            address: self.address(),
-            statement: Some("Sign in to the PX storage node.".into()),
-            uri: nonce.uri,
-            chain_id: nonce.chain_id,
-            nonce: nonce.nonce,
-            issued_at: now,
-            expiration_time: Some(now + 300),
-        }
+        let message = SiweMessage::new(
+            nonce.domain,
+            self.address(),
+            Some("Sign in to the PX storage node.".into()),
+            nonce.uri,
+            nonce.chain_id,
+            nonce.nonce,
+            now,
+            Some(now + 300),
+        )
         .to_string();
         let signature =
             alloy::signers::Signer::sign_message(&self.inner.signer, message.as_bytes()).await?;

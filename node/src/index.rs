@@ -140,11 +140,13 @@ pub fn apply(
         Edit::Add(files) => {
             for f in files {
                 let leaf_no = f.id / LEAF_FANOUT;
-                if !leaves.contains_key(&leaf_no) {
-                    let from = leaf_no * LEAF_FANOUT;
-                    leaves.insert(leaf_no, db.files_in(token_id, from, from + LEAF_FANOUT)?);
-                }
-                let list = leaves.get_mut(&leaf_no).expect("inserted");
+                let list = match leaves.entry(leaf_no) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let from = leaf_no * LEAF_FANOUT;
+                        e.insert(db.files_in(token_id, from, from + LEAF_FANOUT)?)
+                    }
+                };
                 list.retain(|x| x.id != f.id);
                 list.push(f.clone());
             }

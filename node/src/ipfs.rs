@@ -101,7 +101,7 @@ impl Ipfs {
         let uri: axum::http::Uri = url
             .parse()
             .map_err(|e| Error::Config(format!("invalid IPFS URL {url}: {e}")))?;
-        let has_path = uri.path().trim_end_matches('/') != "";
+        let has_path = !uri.path().trim_end_matches('/').is_empty();
         let base = if has_path {
             url.trim_end_matches('/').to_string()
         } else {

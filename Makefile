@@ -44,6 +44,7 @@ abi-check: forge-build
 
 cargo-test:
 	$(CARGO) test $(CARGO_FLAGS) --workspace --all-targets
+	$(CARGO) test $(CARGO_FLAGS) --workspace --doc
 
 build: forge-build
 	$(CARGO) build $(CARGO_FLAGS) --workspace

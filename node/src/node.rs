@@ -471,19 +471,7 @@ impl Node {
         }
         self.authorize(token_id, caller).await?;
         let state = self.ensure_token(token_id).await?;
-        let quota = self.chain.token_facts(token_id).await?.quota;
-        match self.chain.gate(token_id, len).await? {
-            None => {}
-            Some(GateReason::QuotaExceeded) => {
-                return Err(Error::OverQuota {
-                    used: state.used,
-                    size: len,
-                    quota,
-                });
-            }
-            Some(reason) => return Err(Error::GateClosed(reason)),
-        }
-        let _reservation = self.reserve(token_id, state.used, len, quota)?;
+        let (quota, _reservation) = self.admit(token_id, state.used, len).await?;
 
         // Stream the body into the backend, unpinned; count what arrives.
         let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -542,19 +530,7 @@ impl Node {
     pub async fn import_files(&self, token_id: u64, files: Vec<ImportFile>) -> Result<Usage> {
         let state = self.ensure_token(token_id).await?;
         let total: u64 = files.iter().map(|f| f.size).sum();
-        let quota = self.chain.token_facts(token_id).await?.quota;
-        match self.chain.gate(token_id, total).await? {
-            None => {}
-            Some(GateReason::QuotaExceeded) => {
-                return Err(Error::OverQuota {
-                    used: state.used,
-                    size: total,
-                    quota,
-                });
-            }
-            Some(reason) => return Err(Error::GateClosed(reason)),
-        }
-        let _reservation = self.reserve(token_id, state.used, total, quota)?;
+        let (quota, _reservation) = self.admit(token_id, state.used, total).await?;
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
         let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
@@ -617,6 +593,21 @@ impl Node {
         next.quota = quota;
         let usage = self.apply(token_id, &state, next, None, vec![]).await?;
         Ok(usage)
+    }
+
+    /// Admits `size` more bytes for a token: the on-chain gate (quota refusals name the live
+    /// numbers), then a reservation against the chain's quota that holds until the update
+    /// commits or fails. Answers the quota and the reservation.
+    async fn admit(&self, token_id: u64, used: u64, size: u64) -> Result<(u64, Reservation<'_>)> {
+        let quota = self.chain.token_facts(token_id).await?.quota;
+        match self.chain.gate(token_id, size).await? {
+            None => {}
+            Some(GateReason::QuotaExceeded) => {
+                return Err(Error::OverQuota { used, size, quota });
+            }
+            Some(reason) => return Err(Error::GateClosed(reason)),
+        }
+        Ok((quota, self.reserve(token_id, used, size, quota)?))
     }
 
     /// Deletes a file of a token.

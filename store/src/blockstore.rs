@@ -1,29 +1,48 @@
-//! Content-addressed block files under `<repo>/blocks`.
+//! Content-addressed blocks in append-only pack files, indexed in the repo database.
 //!
-//! Layout: one file per block, `blocks/<first two hex digits>/<hex SHA-256 digest>`, keyed by
-//! multihash like Kubo's flatfs, so CIDv0 and CIDv1 of the same bytes share a block.
+//! Layout: `<repo>/packs/<16 hex digits>.pack`. A pack starts with the magic `PXPACK1\n`,
+//! then holds records `[32-byte SHA-256 key][u32 LE length][block bytes]`. The redb tables
+//! [`BLOCKS`] (key -> pack, offset, length) and [`PACKS`] (pack -> file size, live bytes) say
+//! which records are live; a block is stored if and only if the index says so. Blocks are keyed
+//! by multihash digest, so CIDv0 and CIDv1 of the same bytes share one block.
 //!
-//! Crash safety: a block file only ever appears under its final name by `rename(2)` of a
-//! complete file, so a killed process leaves at most stray files in `staging/`, which are
-//! removed on the next open. New blocks of an import are written into a per-import
-//! [`Staging`] directory and moved into place only when the import succeeded, so a failed or
-//! aborted import stores nothing. With `sync` on, staged files are fsynced before the rename
-//! and the shard directories after it, so the blocks are durable before the pin that
-//! references them is committed. Every read re-hashes the block and fails on a mismatch, so
-//! disk corruption is reported, never served.
+//! Why packs and not one file per block (Kubo's flatfs): creating a file costs an inode, a
+//! directory entry and their metadata updates, per 256 KiB block. On the ext4 volumes of these
+//! machines that capped a 256 MiB add near 400 MB/s (and slower still right after deletes, when
+//! ext4 skips recently freed inodes), while appending the same bytes to one file runs at about
+//! 5.8 GB/s (`store/benches/throughput.rs` measures both).
+//!
+//! Writes: every import appends its new blocks to its own fresh pack ([`Staging`]), on a
+//! dedicated writer thread so hashing the next block overlaps with writing the previous one.
+//! Nothing is visible until [`StagedPack::record`] inserts the index rows inside the caller's
+//! write transaction, the same transaction that commits the import's pins: blocks and pins
+//! become visible together or not at all. With `sync` on, the pack is flushed (`fdatasync`,
+//! with writeback started as the import goes) and its directory entry synced before that
+//! transaction commits. A failed or abandoned import deletes its pack; a killed process leaves
+//! a pack the index does not name, which the next [`BlockStore::open`] deletes.
+//!
+//! Reads re-hash every block and fail on a mismatch, so disk corruption is reported, never
+//! served. Garbage collection drops index rows, deletes packs with nothing live and rewrites
+//! packs that are mostly dead ([`BlockStore::remove`]).
 //!
 //! Only SHA2-256 blocks are stored; identity-hash CIDs (content inlined in the CID) are
 //! answered from the CID itself.
 
-use std::collections::HashSet;
-use std::fs;
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use cid::Cid;
 use multihash::Multihash;
+use redb::{
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -33,6 +52,22 @@ const IDENTITY: u64 = 0x00;
 
 /// A block key: the SHA-256 digest.
 pub type Key = [u8; 32];
+
+/// Block key -> (pack id, offset of the block bytes, block length).
+const BLOCKS: TableDefinition<'_, Key, (u64, u64, u32)> = TableDefinition::new("blocks");
+/// Pack id -> (file size, bytes of live records, headers included).
+const PACKS: TableDefinition<'_, u64, (u64, u64)> = TableDefinition::new("packs");
+
+const MAGIC: &[u8; 8] = b"PXPACK1\n";
+/// Key and length before every block in a pack.
+const RECORD_HEADER: u64 = 36;
+/// With `sync`, writeback of a pack is started every this many bytes, so the final flush only
+/// waits for the tail.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+/// Blocks queued to a staging writer thread (bounds memory to this many blocks).
+const WRITE_QUEUE: usize = 8;
+/// Open pack files kept for reading.
+const OPEN_PACKS: usize = 64;
 
 /// The key of a CID, if it is a SHA2-256 CID.
 pub fn key_of(cid: &Cid) -> Option<Key> {
@@ -50,71 +85,148 @@ pub fn raw_cid_of_key(key: &Key) -> Cid {
     Cid::new_v1(crate::dagpb::RAW, mh)
 }
 
-fn hex(key: &Key) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in key {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
+fn pack_name(id: u64) -> String {
+    format!("{id:016x}.pack")
 }
 
-fn unhex(s: &str) -> Option<Key> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let d = |c: u8| (c as char).to_digit(16);
-        out[i] = (d(chunk[0])? * 16 + d(chunk[1])?) as u8;
-    }
-    Some(out)
+fn pack_id(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".pack")?;
+    (hex.len() == 16)
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()
 }
 
-/// The block files of a repo.
+/// The blocks of a repo.
 #[derive(Debug)]
 pub struct BlockStore {
-    blocks: PathBuf,
-    staging: PathBuf,
+    dir: PathBuf,
+    db: Arc<Database>,
     sync: bool,
-    counter: AtomicU64,
+    next_pack: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<File>>>,
 }
 
 impl BlockStore {
-    /// Opens (creating if needed) the block directories under `repo`, discarding any staging
-    /// leftovers of a previous process.
-    pub fn open(repo: &Path, sync: bool) -> Result<Self> {
-        let blocks = repo.join("blocks");
-        let staging = repo.join("staging");
-        match fs::remove_dir_all(&staging) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+    /// Opens (creating if needed) the packs under `repo`, indexed in `db`. Deletes packs the
+    /// index does not name (an import that never committed) and converts a one-file-per-block
+    /// repo of an earlier version.
+    pub fn open(repo: &Path, db: Arc<Database>, sync: bool) -> Result<Self> {
+        let dir = repo.join("packs");
+        fs::create_dir_all(&dir)?;
+        let tx = db.begin_write()?;
+        tx.open_table(BLOCKS)?;
+        tx.open_table(PACKS)?;
+        tx.commit()?;
+
+        let known: HashSet<u64> = {
+            let tx = db.begin_read()?;
+            let packs = tx.open_table(PACKS)?;
+            packs
+                .iter()?
+                .map(|row| row.map(|(k, _)| k.value()))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let mut max_id = known.iter().copied().max().unwrap_or(0);
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(pack_id) else {
+                continue;
+            };
+            max_id = max_id.max(id);
+            if !known.contains(&id) {
+                tracing::info!(target: "store::blocks", pack = %name.to_string_lossy(), "removing a pack no commit refers to");
+                fs::remove_file(entry.path())?;
+            }
         }
-        fs::create_dir_all(&staging)?;
-        for i in 0..256u32 {
-            fs::create_dir_all(blocks.join(format!("{i:02x}")))?;
-        }
-        Ok(Self {
-            blocks,
-            staging,
+        let store = Self {
+            dir,
+            db,
             sync,
-            counter: AtomicU64::new(0),
-        })
+            next_pack: AtomicU64::new(max_id + 1),
+            open: Mutex::new(HashMap::new()),
+        };
+        store.migrate_flatfs(repo)?;
+        Ok(store)
     }
 
-    fn path(&self, key: &Key) -> PathBuf {
-        let name = hex(key);
-        self.blocks.join(&name[..2]).join(name)
+    /// Moves the blocks of the earlier one-file-per-block layout (`blocks/xx/<hex>`) into a
+    /// pack, skipping files whose content does not match their name, then removes that layout.
+    fn migrate_flatfs(&self, repo: &Path) -> Result<()> {
+        let old = repo.join("blocks");
+        if !old.is_dir() {
+            return Ok(());
+        }
+        let mut staging = self.staging()?;
+        let mut moved = 0usize;
+        for shard in fs::read_dir(&old)? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(shard.path())? {
+                let file = file?;
+                let Some(key) = file.file_name().to_str().and_then(unhex) else {
+                    continue;
+                };
+                let data = fs::read(file.path())?;
+                if Sha256::digest(&data).as_slice() != key {
+                    tracing::warn!(target: "store::blocks", file = %file.path().display(), "skipping a corrupt block file");
+                    continue;
+                }
+                staging.put_key(key, data)?;
+                moved += 1;
+            }
+        }
+        let staged = staging.finish()?;
+        let tx = self.db.begin_write()?;
+        let pending = staged.record(&tx)?;
+        tx.commit()?;
+        pending.committed();
+        fs::remove_dir_all(&old)?;
+        match fs::remove_dir_all(repo.join("staging")) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        tracing::info!(target: "store::blocks", blocks = moved, "moved block files into a pack");
+        Ok(())
+    }
+
+    fn locate(&self, key: &Key) -> Result<Option<(u64, u64, u32)>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(BLOCKS)?;
+        Ok(table.get(key)?.map(|v| v.value()))
+    }
+
+    fn pack_file(&self, id: u64) -> std::io::Result<Arc<File>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = open.get(&id) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(self.dir.join(pack_name(id)))?);
+        if open.len() >= OPEN_PACKS {
+            open.clear();
+        }
+        open.insert(id, f.clone());
+        Ok(f)
+    }
+
+    fn forget_pack(&self, id: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Whether the block is present (identity CIDs always are).
-    pub fn has(&self, cid: &Cid) -> bool {
+    pub fn has(&self, cid: &Cid) -> Result<bool> {
         if cid.hash().code() == IDENTITY {
-            return true;
+            return Ok(true);
         }
-        key_of(cid).is_some_and(|k| self.path(&k).exists())
+        match key_of(cid) {
+            Some(k) => Ok(self.locate(&k)?.is_some()),
+            None => Ok(false),
+        }
     }
 
     /// Reads a block and checks it against its hash. `Ok(None)` if absent.
@@ -137,87 +249,294 @@ impl BlockStore {
 
     /// Reads a block by key and checks it. `Ok(None)` if absent.
     pub fn get_key(&self, key: &Key) -> Result<Option<Bytes>> {
-        let data = match fs::read(self.path(key)) {
-            Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        if Sha256::digest(&data).as_slice() != key {
-            return Err(Error::CorruptBlock(raw_cid_of_key(key).to_string()));
+        let corrupt = || Error::CorruptBlock(raw_cid_of_key(key).to_string());
+        // A second try covers a pack rewritten by gc between the lookup and the open.
+        for attempt in 0..2 {
+            let Some((pack, offset, len)) = self.locate(key)? else {
+                return Ok(None);
+            };
+            let file = match self.pack_file(pack) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound && attempt == 0 => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(corrupt()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut data = vec![0u8; len as usize];
+            match file.read_exact_at(&mut data, offset) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Err(corrupt()),
+                Err(e) => return Err(e.into()),
+            }
+            if Sha256::digest(&data).as_slice() != key {
+                return Err(corrupt());
+            }
+            return Ok(Some(Bytes::from(data)));
         }
-        Ok(Some(Bytes::from(data)))
-    }
-
-    /// Removes a block (gc). Missing is not an error.
-    pub fn remove(&self, key: &Key) -> Result<()> {
-        match fs::remove_file(self.path(key)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Err(corrupt())
     }
 
     /// Every stored block key.
     pub fn keys(&self) -> Result<Vec<Key>> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(BLOCKS)?;
         let mut out = Vec::new();
-        for shard in fs::read_dir(&self.blocks)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for f in fs::read_dir(shard.path())? {
-                let f = f?;
-                if let Some(key) = f.file_name().to_str().and_then(unhex) {
-                    out.push(key);
-                }
-            }
+        for row in table.iter()? {
+            out.push(row?.0.value());
         }
         Ok(out)
     }
 
-    /// A fresh staging area for one import.
+    /// Number of stored blocks.
+    pub fn len(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(BLOCKS)?.len()?)
+    }
+
+    /// Whether no block is stored.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes blocks (missing keys are ignored), deletes packs left with nothing live and
+    /// rewrites packs less than half live. The caller excludes concurrent imports (gc lock).
+    pub fn remove(&self, keys: &[Key]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        let mut emptied = Vec::new();
+        {
+            let mut blocks = tx.open_table(BLOCKS)?;
+            let mut packs = tx.open_table(PACKS)?;
+            let mut freed: HashMap<u64, u64> = HashMap::new();
+            for key in keys {
+                if let Some(v) = blocks.remove(key)? {
+                    let (pack, _, len) = v.value();
+                    *freed.entry(pack).or_default() += RECORD_HEADER + u64::from(len);
+                }
+            }
+            for (pack, bytes) in freed {
+                let Some((size, live)) = packs.get(pack)?.map(|v| v.value()) else {
+                    continue;
+                };
+                let live = live.saturating_sub(bytes);
+                if live == 0 {
+                    packs.remove(pack)?;
+                    emptied.push(pack);
+                } else {
+                    packs.insert(pack, (size, live))?;
+                }
+            }
+        }
+        tx.commit()?;
+        for pack in emptied {
+            self.delete_pack(pack)?;
+        }
+        self.compact()
+    }
+
+    fn delete_pack(&self, id: u64) -> Result<()> {
+        self.forget_pack(id);
+        match fs::remove_file(self.dir.join(pack_name(id))) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rewrites every pack whose live records fill less than half of it into one new pack.
+    fn compact(&self) -> Result<()> {
+        let sparse: Vec<u64> = {
+            let tx = self.db.begin_read()?;
+            let packs = tx.open_table(PACKS)?;
+            let mut out = Vec::new();
+            for row in packs.iter()? {
+                let (id, v) = row?;
+                let (size, live) = v.value();
+                if live * 2 < size {
+                    out.push(id.value());
+                }
+            }
+            out
+        };
+        if sparse.is_empty() {
+            return Ok(());
+        }
+        let moving: Vec<Key> = {
+            let tx = self.db.begin_read()?;
+            let blocks = tx.open_table(BLOCKS)?;
+            let mut out = Vec::new();
+            for row in blocks.iter()? {
+                let (k, v) = row?;
+                if sparse.contains(&v.value().0) {
+                    out.push(k.value());
+                }
+            }
+            out
+        };
+        let mut staging = self.staging_unchecked()?;
+        for key in &moving {
+            // A block that no longer verifies is dropped from the index with its pack.
+            if let Ok(Some(data)) = self.get_key(key) {
+                staging.put_key(*key, data.to_vec())?;
+            }
+        }
+        let staged = staging.finish()?;
+        let tx = self.db.begin_write()?;
+        {
+            let mut blocks = tx.open_table(BLOCKS)?;
+            let mut packs = tx.open_table(PACKS)?;
+            for key in &moving {
+                blocks.remove(key)?;
+            }
+            for pack in &sparse {
+                packs.remove(*pack)?;
+            }
+        }
+        let pending = staged.record(&tx)?;
+        tx.commit()?;
+        pending.committed();
+        for pack in sparse {
+            self.delete_pack(pack)?;
+        }
+        tracing::info!(target: "store::blocks", blocks = moving.len(), "compacted sparse packs");
+        Ok(())
+    }
+
+    /// A fresh staging pack for one import; blocks already stored are skipped.
     pub fn staging(&self) -> Result<Staging<'_>> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let dir = self.staging.join(format!("{}-{n}", std::process::id()));
-        fs::create_dir(&dir)?;
+        let tx = self.db.begin_read()?;
+        let index = tx.open_table(BLOCKS)?;
+        let mut st = self.staging_unchecked()?;
+        st.index = Some(index);
+        Ok(st)
+    }
+
+    fn staging_unchecked(&self) -> Result<Staging<'_>> {
+        let id = self.next_pack.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(pack_name(id));
+        let mut file = File::options().write(true).create_new(true).open(&path)?;
+        let cleanup = PackFile {
+            path: Some(path.clone()),
+        };
+        file.write_all(MAGIC)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Key, Vec<u8>)>(WRITE_QUEUE);
-        let write_dir = dir.clone();
+        let sync = self.sync;
         let writer = std::thread::Builder::new()
             .name("px-store-writer".into())
-            .spawn(move || -> std::io::Result<()> {
-                for (key, data) in rx {
-                    fs::File::create(write_dir.join(hex(&key)))?.write_all(&data)?;
-                }
-                Ok(())
-            })?;
+            .spawn(move || write_pack(file, rx, sync))?;
         Ok(Staging {
             store: self,
-            dir,
-            staged: Vec::new(),
+            id,
+            file: cleanup,
+            index: None,
             seen: HashSet::new(),
+            entries: Vec::new(),
+            size: MAGIC.len() as u64,
             writer: Some((tx, writer)),
         })
     }
 }
 
-/// Blocks queued to the staging writer thread (bounds memory to this many blocks).
-const WRITE_QUEUE: usize = 8;
+/// The staging writer thread: appends records, starting writeback as it goes when syncing.
+fn write_pack(
+    mut file: File,
+    rx: std::sync::mpsc::Receiver<(Key, Vec<u8>)>,
+    sync: bool,
+) -> std::io::Result<File> {
+    let mut written = MAGIC.len() as u64;
+    let mut flushed = 0u64;
+    for (key, data) in rx {
+        let mut header = [0u8; RECORD_HEADER as usize];
+        header[..32].copy_from_slice(&key);
+        header[32..].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        file.write_all(&header)?;
+        file.write_all(&data)?;
+        written += RECORD_HEADER + data.len() as u64;
+        if sync && written - flushed >= WRITEBACK_EVERY {
+            start_writeback(&file, flushed, written - flushed);
+            flushed = written;
+        }
+    }
+    Ok(file)
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` back to disk without waiting, so
+/// the flush before commit finds most of the pack already written.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is owned by
+    // `file`, which outlives the call. A failure only means the final fdatasync does all the
+    // work, so the result is ignored.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+fn unhex(s: &str) -> Option<Key> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let d = |c: u8| (c as char).to_digit(16);
+        out[i] = (d(chunk[0])? * 16 + d(chunk[1])?) as u8;
+    }
+    Some(out)
+}
+
+/// Deletes the pack file on drop unless it was handed over to the index.
+#[derive(Debug)]
+struct PackFile {
+    path: Option<PathBuf>,
+}
+
+impl PackFile {
+    fn keep(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for PackFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
 
 type Writer = (
     std::sync::mpsc::SyncSender<(Key, Vec<u8>)>,
-    std::thread::JoinHandle<std::io::Result<()>>,
+    std::thread::JoinHandle<std::io::Result<File>>,
 );
 
-/// Blocks of one import, invisible until [`Staging::commit`]; dropped uncommitted, they are
-/// deleted. Files are written by a dedicated thread so that hashing the next block overlaps
-/// with writing the previous one.
-#[derive(Debug)]
+/// The new blocks of one import, appended to a pack no index row names yet; dropped before
+/// [`StagedPack::record`], the pack is deleted.
 pub struct Staging<'a> {
     store: &'a BlockStore,
-    dir: PathBuf,
-    staged: Vec<Key>,
+    id: u64,
+    file: PackFile,
+    /// Snapshot of the index when the import started, to skip blocks already stored.
+    index: Option<ReadOnlyTable<Key, (u64, u64, u32)>>,
     seen: HashSet<Key>,
+    entries: Vec<(Key, u64, u32)>,
+    size: u64,
     writer: Option<Writer>,
+}
+
+impl std::fmt::Debug for Staging<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staging")
+            .field("pack", &self.id)
+            .field("blocks", &self.entries.len())
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Staging<'_> {
@@ -228,74 +547,132 @@ impl Staging<'_> {
                 "cannot store non-sha256 block {cid}"
             )));
         };
-        if !self.seen.insert(key) || self.store.path(&key).exists() {
+        self.put_key(key, data)
+    }
+
+    fn put_key(&mut self, key: Key, data: Vec<u8>) -> Result<()> {
+        if self.seen.contains(&key) {
             return Ok(());
         }
+        if let Some(index) = &self.index
+            && index.get(&key)?.is_some()
+        {
+            return Ok(());
+        }
+        self.seen.insert(key);
+        let len = u32::try_from(data.len())
+            .map_err(|_| Error::Internal(format!("block of {} bytes", data.len())))?;
         let sent = match &self.writer {
             Some((tx, _)) => tx.send((key, data)).is_ok(),
             None => false,
         };
         if !sent {
             // The writer stopped on an error; join it to report that error.
-            self.finish_writes()?;
+            self.join_writer()?;
             return Err(Error::Internal("staging writer stopped".into()));
         }
-        self.staged.push(key);
+        self.entries.push((key, self.size + RECORD_HEADER, len));
+        self.size += RECORD_HEADER + u64::from(len);
         Ok(())
     }
 
-    /// Waits for the writer thread and reports its first error.
-    fn finish_writes(&mut self) -> Result<()> {
-        if let Some((tx, handle)) = self.writer.take() {
-            drop(tx);
-            handle
-                .join()
-                .map_err(|_| Error::Internal("staging writer panicked".into()))??;
+    fn join_writer(&mut self) -> Result<Option<File>> {
+        match self.writer.take() {
+            Some((tx, handle)) => {
+                drop(tx);
+                let file = handle
+                    .join()
+                    .map_err(|_| Error::Internal("staging writer panicked".into()))??;
+                Ok(Some(file))
+            }
+            None => Ok(None),
         }
-        Ok(())
     }
 
     /// Number of new blocks staged.
     pub fn len(&self) -> usize {
-        self.staged.len()
+        self.entries.len()
     }
 
     /// Whether nothing new was staged.
     pub fn is_empty(&self) -> bool {
-        self.staged.is_empty()
+        self.entries.is_empty()
     }
 
-    /// Moves the staged blocks into the store. When the store syncs, the staged data is flushed
-    /// (`syncfs`) before the renames and the renames are flushed after them, so the blocks are
-    /// durable before the caller commits pins that reference them.
-    pub fn commit(mut self) -> Result<()> {
-        self.finish_writes()?;
-        let sync = self.store.sync;
-        if sync && !self.staged.is_empty() {
-            syncfs(&self.dir)?;
+    /// Waits for the writes and, when the store syncs, makes the pack durable.
+    pub fn finish(mut self) -> Result<StagedPack> {
+        let file = self
+            .join_writer()?
+            .ok_or_else(|| Error::Internal("staging writer stopped".into()))?;
+        if self.store.sync && !self.entries.is_empty() {
+            file.sync_data()?;
+            File::open(&self.store.dir)?.sync_all()?;
         }
-        for key in &self.staged {
-            fs::rename(self.dir.join(hex(key)), self.store.path(key))?;
-        }
-        if sync && !self.staged.is_empty() {
-            syncfs(&self.store.blocks)?;
-        }
-        Ok(())
+        Ok(StagedPack {
+            id: self.id,
+            size: self.size,
+            entries: std::mem::take(&mut self.entries),
+            file: PackFile {
+                path: self.file.path.take(),
+            },
+        })
     }
-}
-
-/// Flushes the filesystem holding `path`: one call instead of one journal commit per block
-/// file, which on ext4 costs a few milliseconds each.
-fn syncfs(path: &Path) -> Result<()> {
-    let dir = fs::File::open(path)?;
-    rustix::fs::syncfs(&dir).map_err(std::io::Error::from)?;
-    Ok(())
 }
 
 impl Drop for Staging<'_> {
     fn drop(&mut self) {
-        let _ = self.finish_writes();
-        let _ = fs::remove_dir_all(&self.dir);
+        let _ = self.join_writer();
+        // `self.file` deletes the pack unless `finish` took it.
+    }
+}
+
+/// A complete, durable pack waiting for its index rows.
+#[derive(Debug)]
+pub struct StagedPack {
+    id: u64,
+    size: u64,
+    entries: Vec<(Key, u64, u32)>,
+    file: PackFile,
+}
+
+impl StagedPack {
+    /// Inserts the index rows of the blocks not stored meanwhile by another import, inside
+    /// `tx`. Call [`PendingPack::committed`] once `tx` has committed; if it fails, dropping
+    /// the result deletes the pack.
+    pub fn record(self, tx: &redb::WriteTransaction) -> Result<PendingPack> {
+        let mut live = 0u64;
+        {
+            let mut blocks = tx.open_table(BLOCKS)?;
+            for (key, offset, len) in &self.entries {
+                if blocks.get(key)?.is_none() {
+                    blocks.insert(key, (self.id, *offset, *len))?;
+                    live += RECORD_HEADER + u64::from(*len);
+                }
+            }
+            if live > 0 {
+                tx.open_table(PACKS)?.insert(self.id, (self.size, live))?;
+            }
+        }
+        Ok(PendingPack {
+            file: self.file,
+            live: live > 0,
+        })
+    }
+}
+
+/// A pack whose index rows are in an uncommitted transaction.
+#[derive(Debug)]
+pub struct PendingPack {
+    file: PackFile,
+    live: bool,
+}
+
+impl PendingPack {
+    /// The transaction committed: the pack stays if it holds any indexed block.
+    pub fn committed(self) {
+        if self.live {
+            self.file.keep();
+        }
     }
 }
 
@@ -304,42 +681,142 @@ mod tests {
     use super::*;
     use crate::importer::{ImportOptions, cid_of};
 
+    fn open(dir: &Path) -> BlockStore {
+        let db = Arc::new(Database::create(dir.join("meta.redb")).unwrap());
+        BlockStore::open(dir, db, false).unwrap()
+    }
+
+    fn commit(store: &BlockStore, st: Staging<'_>) {
+        let staged = st.finish().unwrap();
+        let tx = store.db.begin_write().unwrap();
+        let pending = staged.record(&tx).unwrap();
+        tx.commit().unwrap();
+        pending.committed();
+    }
+
+    fn packs(dir: &Path) -> usize {
+        fs::read_dir(dir.join("packs")).unwrap().count()
+    }
+
     #[test]
     fn staged_blocks_appear_only_on_commit_and_corruption_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlockStore::open(dir.path(), false).unwrap();
+        let store = open(dir.path());
         let data = b"hello world";
         let cid = cid_of(data, &ImportOptions::v1()).unwrap().cid;
 
         let mut st = store.staging().unwrap();
         st.put(&cid, data.to_vec()).unwrap();
-        assert!(!store.has(&cid));
+        assert!(!store.has(&cid).unwrap());
         drop(st);
-        assert!(!store.has(&cid));
+        assert!(!store.has(&cid).unwrap());
+        assert_eq!(packs(dir.path()), 0, "an abandoned pack is deleted");
 
         let mut st = store.staging().unwrap();
         st.put(&cid, data.to_vec()).unwrap();
-        st.commit().unwrap();
+        commit(&store, st);
         assert_eq!(store.get(&cid).unwrap().unwrap(), &data[..]);
         assert_eq!(store.keys().unwrap(), vec![key_of(&cid).unwrap()]);
 
-        fs::write(store.path(&key_of(&cid).unwrap()), b"hello worle").unwrap();
+        // Staging the same block again writes nothing and leaves no pack behind.
+        let mut st = store.staging().unwrap();
+        st.put(&cid, data.to_vec()).unwrap();
+        assert!(st.is_empty());
+        commit(&store, st);
+        assert_eq!(packs(dir.path()), 1);
+
+        let pack = fs::read_dir(dir.path().join("packs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut bytes = fs::read(&pack).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&pack, bytes).unwrap();
         assert!(matches!(store.get(&cid), Err(Error::CorruptBlock(_))));
-        store.remove(&key_of(&cid).unwrap()).unwrap();
+        store.remove(&[key_of(&cid).unwrap()]).unwrap();
         assert!(store.get(&cid).unwrap().is_none());
+        assert_eq!(packs(dir.path()), 0, "a pack with nothing live is deleted");
     }
 
     #[test]
-    fn staging_leftovers_are_removed_on_open() {
+    fn uncommitted_packs_are_removed_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlockStore::open(dir.path(), true).unwrap();
-        let st = store.staging().unwrap();
-        let leftover = st.dir.join("junk");
-        fs::write(&leftover, b"x").unwrap();
-        // Simulate a killed process: the staging area is never cleaned up by Drop.
-        std::mem::forget(st);
+        let store = open(dir.path());
+        let mut st = store.staging().unwrap();
+        let cid = cid_of(b"x", &ImportOptions::v1()).unwrap().cid;
+        st.put(&cid, b"x".to_vec()).unwrap();
+        let staged = st.finish().unwrap();
+        // Simulate a killed process: the pack is complete but no index row names it.
+        std::mem::forget(staged);
+        assert_eq!(packs(dir.path()), 1);
         drop(store);
-        let _store = BlockStore::open(dir.path(), true).unwrap();
-        assert!(!leftover.exists());
+        let store = open(dir.path());
+        assert_eq!(packs(dir.path()), 0);
+        assert!(!store.has(&cid).unwrap());
+        // New packs do not reuse the removed pack's name.
+        let mut st = store.staging().unwrap();
+        st.put(&cid, b"x".to_vec()).unwrap();
+        commit(&store, st);
+        assert!(store.has(&cid).unwrap());
+    }
+
+    #[test]
+    fn gc_compacts_mostly_dead_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let blocks: Vec<(Cid, Vec<u8>)> = (0..10u8)
+            .map(|i| {
+                let data = vec![i; 1000];
+                (cid_of(&data, &ImportOptions::v1()).unwrap().cid, data)
+            })
+            .collect();
+        let mut st = store.staging().unwrap();
+        for (cid, data) in &blocks {
+            st.put(cid, data.clone()).unwrap();
+        }
+        commit(&store, st);
+        let dead: Vec<Key> = blocks[..7]
+            .iter()
+            .map(|(c, _)| key_of(c).unwrap())
+            .collect();
+        store.remove(&dead).unwrap();
+        assert_eq!(store.len().unwrap(), 3);
+        assert_eq!(packs(dir.path()), 1);
+        let size = fs::read_dir(dir.path().join("packs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .len();
+        assert_eq!(size, MAGIC.len() as u64 + 3 * (RECORD_HEADER + 1000));
+        for (cid, data) in &blocks[7..] {
+            assert_eq!(store.get(cid).unwrap().unwrap(), &data[..]);
+        }
+        for (cid, _) in &blocks[..7] {
+            assert!(store.get(cid).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn flatfs_repos_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let cid = cid_of(b"old block", &ImportOptions::v1()).unwrap().cid;
+        let hex: String = key_of(&cid)
+            .unwrap()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let shard = dir.path().join("blocks").join(&hex[..2]);
+        fs::create_dir_all(&shard).unwrap();
+        fs::write(shard.join(&hex), b"old block").unwrap();
+        fs::write(shard.join("ff".repeat(32)), b"not matching its name").unwrap();
+        let store = open(dir.path());
+        assert!(!dir.path().join("blocks").exists());
+        assert_eq!(store.keys().unwrap(), vec![key_of(&cid).unwrap()]);
+        assert_eq!(store.get(&cid).unwrap().unwrap(), &b"old block"[..]);
     }
 }

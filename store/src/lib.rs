@@ -118,6 +118,7 @@ impl AppState {
 #[derive(Debug)]
 pub struct StoreHandle {
     addr: SocketAddr,
+    state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -126,6 +127,11 @@ impl StoreHandle {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The opened repo and configuration the server uses (for in-process inspection).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// The API base URL, e.g. `http://127.0.0.1:5001` (clients append `/api/v0`).
@@ -162,7 +168,7 @@ pub async fn spawn(config: StoreConfig) -> Result<StoreHandle> {
     let listener = TcpListener::bind(api).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let router = app(state);
+    let router = app(state.clone());
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = stopped.await;
@@ -174,6 +180,7 @@ pub async fn spawn(config: StoreConfig) -> Result<StoreHandle> {
     tracing::info!(target: "store::server", %addr, "px-store listening");
     Ok(StoreHandle {
         addr,
+        state,
         stop: Some(stop),
         task: Some(task),
     })

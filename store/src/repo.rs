@@ -1,21 +1,21 @@
 //! The repo: blocks, pins, IPNS records and keys under one directory.
 //!
 //! ```text
-//! <repo>/blocks/xx/<sha256 hex>   block files (see blockstore)
-//! <repo>/staging/                  in-flight imports, wiped on open
+//! <repo>/packs/<id>.pack           append-only block packs (see blockstore)
 //! <repo>/keystore/<name>           ed25519 keys, 0600
-//! <repo>/meta.redb                 pins and IPNS records (ACID, fsynced commits)
+//! <repo>/meta.redb                 block index, pins and IPNS records (ACID, fsynced commits)
 //! ```
 //!
 //! Pins are recursive: a pinned root keeps its whole DAG. Garbage collection takes the write
 //! side of `gc_lock`; imports (from their first staged block to their pin commit) and
 //! `pin/add` take the read side, so gc never removes a block an import relies on before the
-//! import's pin is committed. The redb database holds an
+//! import's pin is committed. An import's blocks and its pins are committed in one
+//! transaction. The redb database holds an
 //! exclusive file lock, so two daemons cannot share a repo.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use cid::Cid;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -40,7 +40,7 @@ pub struct Repo {
     pub blocks: BlockStore,
     /// IPNS keys.
     pub keys: KeyStore,
-    db: Database,
+    db: Arc<Database>,
     gc_lock: RwLock<()>,
     /// Serializes IPNS publishes so sequence numbers strictly increase.
     pub publish_lock: Mutex<()>,
@@ -54,9 +54,9 @@ impl Repo {
     /// Opens or initializes the repo at `path`.
     pub fn open(path: &Path, sync: bool) -> Result<Self> {
         std::fs::create_dir_all(path)?;
-        let blocks = BlockStore::open(path, sync)?;
+        let db = Arc::new(Database::create(path.join("meta.redb"))?);
+        let blocks = BlockStore::open(path, db.clone(), sync)?;
         let keys = KeyStore::open(path)?;
-        let db = Database::create(path.join("meta.redb"))?;
         let tx = db.begin_write()?;
         tx.open_table(PINS)?;
         tx.open_table(RECORDS)?;
@@ -76,7 +76,7 @@ impl Repo {
         self.gc_lock.read().map_err(lock_poisoned)
     }
 
-    /// Moves an import's blocks into the store and pins `roots`. The caller holds the
+    /// Commits an import's blocks and pins `roots`, in one transaction. The caller holds the
     /// [`Repo::import_guard`] it took before staging.
     pub fn commit_import(
         &self,
@@ -84,17 +84,17 @@ impl Repo {
         staging: Staging<'_>,
         roots: &[Cid],
     ) -> Result<()> {
-        staging.commit()?;
-        if !roots.is_empty() {
-            let tx = self.db.begin_write()?;
-            {
-                let mut pins = tx.open_table(PINS)?;
-                for root in roots {
-                    pins.insert(root.to_bytes().as_slice(), RECURSIVE)?;
-                }
+        let staged = staging.finish()?;
+        let tx = self.db.begin_write()?;
+        let pending = staged.record(&tx)?;
+        {
+            let mut pins = tx.open_table(PINS)?;
+            for root in roots {
+                pins.insert(root.to_bytes().as_slice(), RECURSIVE)?;
             }
-            tx.commit()?;
         }
+        tx.commit()?;
+        pending.committed();
         Ok(())
     }
 
@@ -116,7 +116,7 @@ impl Repo {
                 let links = dagpb::links(&block)
                     .ok_or_else(|| Error::Internal(format!("block {cid} is not valid dag-pb")))?;
                 stack.extend(links.into_iter().rev());
-            } else if !self.blocks.has(&cid) {
+            } else if !self.blocks.has(&cid)? {
                 return Err(Error::BlockNotFound(cid.to_string()));
             }
         }
@@ -197,14 +197,14 @@ impl Repo {
                 }
             })?;
         }
-        let mut removed = Vec::new();
-        for key in self.blocks.keys()? {
-            if !live.contains(&key) {
-                self.blocks.remove(&key)?;
-                removed.push(raw_cid_of_key(&key));
-            }
-        }
-        Ok(removed)
+        let dead: Vec<Key> = self
+            .blocks
+            .keys()?
+            .into_iter()
+            .filter(|k| !live.contains(k))
+            .collect();
+        self.blocks.remove(&dead)?;
+        Ok(dead.iter().map(raw_cid_of_key).collect())
     }
 
     /// The stored record for a name.

@@ -111,7 +111,7 @@ pub(crate) async fn publish(
     let (name, value) = blocking(move || {
         if check_present && let Some(cid) = value.strip_prefix("/ipfs/") {
             let cid = parse_cid_arg(cid)?;
-            if !state.repo().blocks.has(&cid) {
+            if !state.repo().blocks.has(&cid)? {
                 return Err(Error::BlockNotFound(cid.to_string()));
             }
         }

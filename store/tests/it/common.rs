@@ -50,31 +50,20 @@ impl TestStore {
         (status.as_u16(), body)
     }
 
-    /// Number of block files in the repo.
-    pub(crate) fn block_files(&self) -> usize {
-        count_files(&self.repo.join("blocks"))
+    /// Number of blocks in the repo.
+    pub(crate) fn block_count(&self) -> u64 {
+        self.handle
+            .state()
+            .repo()
+            .blocks
+            .len()
+            .expect("block index")
     }
 
     pub(crate) async fn stop(self) -> Option<tempfile::TempDir> {
         self.handle.shutdown().await;
         self._dir
     }
-}
-
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| {
-                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                        count_files(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 pub(crate) fn config(repo: &Path) -> StoreConfig {

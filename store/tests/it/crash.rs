@@ -1,5 +1,5 @@
 //! Crash safety: SIGKILL the daemon binary in the middle of an add; after a restart on the
-//! same repo no block of the interrupted add is visible and the staging area is gone.
+//! same repo no block of the interrupted add is visible and its pack file is gone.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,20 +20,11 @@ impl Drop for Daemon {
     }
 }
 
-fn files_under(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        files_under(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+/// Sizes of the pack files in the repo.
+fn packs(repo: &std::path::Path) -> Vec<u64> {
+    std::fs::read_dir(repo.join("packs"))
+        .map(|rd| rd.flatten().map(|e| e.metadata().unwrap().len()).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -83,9 +74,8 @@ async fn killed_mid_add_leaves_no_visible_block() {
             .send(),
     );
 
-    let staging = dir.path().join("staging");
     let start = Instant::now();
-    while files_under(&staging) < 16 {
+    while !packs(dir.path()).iter().any(|&len| len >= 4 << 20) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "no staged blocks appeared"
@@ -98,12 +88,13 @@ async fn killed_mid_add_leaves_no_visible_block() {
         upload.await.unwrap().is_err(),
         "the upload cannot have succeeded"
     );
-    assert_eq!(files_under(&dir.path().join("blocks")), 0);
+    assert_eq!(packs(dir.path()).len(), 1, "the interrupted import's pack");
 
-    // Restart in-process on the same repo: the leftovers are wiped, nothing is visible.
+    // Restart in-process on the same repo: the index names no block, and the pack no commit
+    // refers to is deleted.
     let store = spawn_with(config(dir.path()), None).await;
-    assert_eq!(files_under(&staging), 0);
-    assert_eq!(store.block_files(), 0);
+    assert!(packs(dir.path()).is_empty());
+    assert_eq!(store.block_count(), 0);
     assert!(
         store
             .client

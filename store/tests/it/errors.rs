@@ -138,7 +138,7 @@ async fn unknown_command_method_and_options() {
             .unwrap();
     expect_error(res, 500).await;
     assert_eq!(
-        store.block_files(),
+        store.block_count(),
         0,
         "nothing stored by rejected requests"
     );
@@ -177,7 +177,7 @@ async fn malformed_multipart_stores_nothing() {
         .unwrap();
     expect_error(res, 400).await;
     assert_eq!(
-        store.block_files(),
+        store.block_count(),
         0,
         "no block of the complete first part was kept"
     );
@@ -209,7 +209,7 @@ async fn request_over_the_size_limit_is_rejected_and_stores_nothing() {
         other => panic!("expected API error, got {other}"),
     };
     assert!(msg.contains("exceeds the limit"), "{msg}");
-    assert_eq!(store.block_files(), 0);
+    assert_eq!(store.block_count(), 0);
     // Small requests still work.
     let (cid, _) = store.add(b"small".to_vec(), Add::default()).await;
     assert_eq!(store.cat(&cid).await, b"small");
@@ -229,17 +229,17 @@ async fn corrupt_block_is_detected_on_read() {
             },
         )
         .await;
-    // Flip a byte in the only block file.
-    let mut files = Vec::new();
-    for shard in std::fs::read_dir(store.repo.join("blocks")).unwrap() {
-        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
-            files.push(f.unwrap().path());
-        }
-    }
-    assert_eq!(files.len(), 1);
-    let mut bytes = std::fs::read(&files[0]).unwrap();
-    bytes[0] ^= 0x20;
-    std::fs::write(&files[0], bytes).unwrap();
+    // Flip a byte of the block in the only pack (the block is the pack's last bytes).
+    let packs: Vec<_> = std::fs::read_dir(store.repo.join("packs"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert_eq!(packs.len(), 1);
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    let at = bytes.len() - data.len();
+    assert_eq!(&bytes[at..], &data[..]);
+    bytes[at] ^= 0x20;
+    std::fs::write(&packs[0], bytes).unwrap();
     let res = store
         .http
         .post(store.url(&format!("cat?arg={cid}")))
@@ -264,7 +264,7 @@ async fn only_hash_pin_and_gc() {
             },
         )
         .await;
-    assert_eq!(store.block_files(), 0, "only-hash stores nothing");
+    assert_eq!(store.block_count(), 0, "only-hash stores nothing");
     assert!(
         store
             .client
@@ -309,7 +309,7 @@ async fn only_hash_pin_and_gc() {
 
     store.client.pin_rm(&pinned, true).await.unwrap();
     store.raw(RepoGc).await;
-    assert_eq!(store.block_files(), 0);
+    assert_eq!(store.block_count(), 0);
     assert!(store.client.block_stat(&pinned).await.is_err());
 
     // pin/add needs the whole DAG present.
@@ -378,16 +378,15 @@ async fn cat_with_a_lost_block_fails_instead_of_truncating() {
     let store = spawn_store().await;
     let data = content(5 * 262_144, 77);
     let (cid, _) = store.add(data.clone(), Add::default()).await;
-    // Delete the block of the fourth leaf from disk.
+    // Lose the block of the fourth leaf.
     let leaf = px_store::importer::cid_of(
         &data[3 * 262_144..4 * 262_144],
         &px_store::importer::ImportOptions::default(),
     )
     .unwrap()
     .cid;
-    let digest = leaf.hash().digest();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::remove_file(store.repo.join("blocks").join(&hex[..2]).join(&hex)).unwrap();
+    let key = px_store::blockstore::key_of(&leaf).unwrap();
+    store.handle.state().repo().blocks.remove(&[key]).unwrap();
 
     let got = store
         .client

@@ -30,7 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +46,7 @@ use redb::{
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::importer::Block;
 
 const SHA2_256: u64 = 0x12;
 const IDENTITY: u64 = 0x00;
@@ -174,7 +175,7 @@ impl BlockStore {
                     tracing::warn!(target: "store::blocks", file = %file.path().display(), "skipping a corrupt block file");
                     continue;
                 }
-                staging.put_key(key, data)?;
+                staging.put_key(key, vec![Bytes::from(data)])?;
                 moved += 1;
             }
         }
@@ -374,7 +375,7 @@ impl BlockStore {
         for key in &moving {
             // A block that no longer verifies is dropped from the index with its pack.
             if let Ok(Some(data)) = self.get_key(key) {
-                staging.put_key(*key, data.to_vec())?;
+                staging.put_key(*key, vec![data])?;
             }
         }
         let staged = staging.finish()?;
@@ -416,7 +417,7 @@ impl BlockStore {
             path: Some(path.clone()),
         };
         file.write_all(MAGIC)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Key, Vec<u8>)>(WRITE_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Key, Vec<Bytes>)>(WRITE_QUEUE);
         let sync = self.sync;
         let writer = std::thread::Builder::new()
             .name("px-store-writer".into())
@@ -437,24 +438,40 @@ impl BlockStore {
 /// The staging writer thread: appends records, starting writeback as it goes when syncing.
 fn write_pack(
     mut file: File,
-    rx: std::sync::mpsc::Receiver<(Key, Vec<u8>)>,
+    rx: std::sync::mpsc::Receiver<(Key, Vec<Bytes>)>,
     sync: bool,
 ) -> std::io::Result<File> {
     let mut written = MAGIC.len() as u64;
     let mut flushed = 0u64;
-    for (key, data) in rx {
+    for (key, parts) in rx {
+        let len: usize = parts.iter().map(Bytes::len).sum();
         let mut header = [0u8; RECORD_HEADER as usize];
         header[..32].copy_from_slice(&key);
-        header[32..].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        file.write_all(&header)?;
-        file.write_all(&data)?;
-        written += RECORD_HEADER + data.len() as u64;
+        header[32..].copy_from_slice(&(len as u32).to_le_bytes());
+        let mut slices = Vec::with_capacity(parts.len() + 1);
+        slices.push(IoSlice::new(&header));
+        slices.extend(parts.iter().map(|p| IoSlice::new(p)));
+        write_all_vectored(&mut file, &mut slices)?;
+        written += RECORD_HEADER + len as u64;
         if sync && written - flushed >= WRITEBACK_EVERY {
             start_writeback(&file, flushed, written - flushed);
             flushed = written;
         }
     }
     Ok(file)
+}
+
+/// `write_all` over several buffers, one `writev` for the usual case of a complete write.
+fn write_all_vectored(file: &mut File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Asks the kernel to start writing `len` bytes at `offset` back to disk without waiting, so
@@ -511,7 +528,7 @@ impl Drop for PackFile {
 }
 
 type Writer = (
-    std::sync::mpsc::SyncSender<(Key, Vec<u8>)>,
+    std::sync::mpsc::SyncSender<(Key, Vec<Bytes>)>,
     std::thread::JoinHandle<std::io::Result<File>>,
 );
 
@@ -540,17 +557,18 @@ impl std::fmt::Debug for Staging<'_> {
 }
 
 impl Staging<'_> {
-    /// Stages a block produced by the importer (whose CID was computed from `data`).
-    pub fn put(&mut self, cid: &Cid, data: Vec<u8>) -> Result<()> {
-        let Some(key) = key_of(cid) else {
+    /// Stages a block produced by the importer (whose CID was computed from its bytes).
+    pub fn put(&mut self, block: Block) -> Result<()> {
+        let Some(key) = key_of(&block.cid) else {
             return Err(Error::Internal(format!(
-                "cannot store non-sha256 block {cid}"
+                "cannot store non-sha256 block {}",
+                block.cid
             )));
         };
-        self.put_key(key, data)
+        self.put_key(key, block.parts)
     }
 
-    fn put_key(&mut self, key: Key, data: Vec<u8>) -> Result<()> {
+    fn put_key(&mut self, key: Key, data: Vec<Bytes>) -> Result<()> {
         if self.seen.contains(&key) {
             return Ok(());
         }
@@ -560,8 +578,9 @@ impl Staging<'_> {
             return Ok(());
         }
         self.seen.insert(key);
-        let len = u32::try_from(data.len())
-            .map_err(|_| Error::Internal(format!("block of {} bytes", data.len())))?;
+        let len: usize = data.iter().map(Bytes::len).sum();
+        let len =
+            u32::try_from(len).map_err(|_| Error::Internal(format!("block of {len} bytes")))?;
         let sent = match &self.writer {
             Some((tx, _)) => tx.send((key, data)).is_ok(),
             None => false,
@@ -681,6 +700,13 @@ mod tests {
     use super::*;
     use crate::importer::{ImportOptions, cid_of};
 
+    fn block(data: &[u8]) -> Block {
+        Block {
+            cid: cid_of(data, &ImportOptions::v1()).unwrap().cid,
+            parts: vec![Bytes::copy_from_slice(data)],
+        }
+    }
+
     fn open(dir: &Path) -> BlockStore {
         let db = Arc::new(Database::create(dir.join("meta.redb")).unwrap());
         BlockStore::open(dir, db, false).unwrap()
@@ -706,21 +732,21 @@ mod tests {
         let cid = cid_of(data, &ImportOptions::v1()).unwrap().cid;
 
         let mut st = store.staging().unwrap();
-        st.put(&cid, data.to_vec()).unwrap();
+        st.put(block(data)).unwrap();
         assert!(!store.has(&cid).unwrap());
         drop(st);
         assert!(!store.has(&cid).unwrap());
         assert_eq!(packs(dir.path()), 0, "an abandoned pack is deleted");
 
         let mut st = store.staging().unwrap();
-        st.put(&cid, data.to_vec()).unwrap();
+        st.put(block(data)).unwrap();
         commit(&store, st);
         assert_eq!(store.get(&cid).unwrap().unwrap(), &data[..]);
         assert_eq!(store.keys().unwrap(), vec![key_of(&cid).unwrap()]);
 
         // Staging the same block again writes nothing and leaves no pack behind.
         let mut st = store.staging().unwrap();
-        st.put(&cid, data.to_vec()).unwrap();
+        st.put(block(data)).unwrap();
         assert!(st.is_empty());
         commit(&store, st);
         assert_eq!(packs(dir.path()), 1);
@@ -746,7 +772,7 @@ mod tests {
         let store = open(dir.path());
         let mut st = store.staging().unwrap();
         let cid = cid_of(b"x", &ImportOptions::v1()).unwrap().cid;
-        st.put(&cid, b"x".to_vec()).unwrap();
+        st.put(block(b"x")).unwrap();
         let staged = st.finish().unwrap();
         // Simulate a killed process: the pack is complete but no index row names it.
         std::mem::forget(staged);
@@ -757,7 +783,7 @@ mod tests {
         assert!(!store.has(&cid).unwrap());
         // New packs do not reuse the removed pack's name.
         let mut st = store.staging().unwrap();
-        st.put(&cid, b"x".to_vec()).unwrap();
+        st.put(block(b"x")).unwrap();
         commit(&store, st);
         assert!(store.has(&cid).unwrap());
     }
@@ -773,8 +799,8 @@ mod tests {
             })
             .collect();
         let mut st = store.staging().unwrap();
-        for (cid, data) in &blocks {
-            st.put(cid, data.clone()).unwrap();
+        for (_, data) in &blocks {
+            st.put(block(data)).unwrap();
         }
         commit(&store, st);
         let dead: Vec<Key> = blocks[..7]

@@ -118,7 +118,7 @@ mod tests {
                 Ok::<_, crate::Error>(())
             })
             .unwrap();
-        let root_block = &blocks.last().unwrap().data;
+        let root_block = &blocks.last().unwrap().to_vec();
         let found = links_of(&root.cid, root_block).unwrap();
         assert_eq!(found.len(), 3);
         assert!(found.iter().all(|c| *c == blocks[0].cid));

@@ -1,8 +1,10 @@
 //! `add`: multipart upload -> UnixFS import -> staged blocks -> commit + pin.
 //!
-//! The request task reads the multipart body and hands chunks through a bounded channel to one
-//! blocking worker that chunks, hashes and stages blocks. Memory is bounded by the channel
-//! depth plus one chunk, whatever the file size. Nothing becomes visible until every part was
+//! The request task reads the multipart body and hands its frames (zero-copy `Bytes`, batched
+//! so the worker wakes once per half MiB rather than once per frame) through a bounded channel
+//! to one blocking worker that chunks, hashes and stages blocks. The content is never copied in
+//! user space between the socket and the pack file. Memory is bounded by the channel depth and
+//! the staging queue, whatever the file size. Nothing becomes visible until every part was
 //! read successfully: the worker commits the staging area and the pins together at the end, and
 //! drops (deletes) it on any error. With `progress=true` the response streams
 //! `{"Name","Bytes"}` lines while the upload runs; an error after streaming started is sent as
@@ -13,7 +15,7 @@ use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -22,7 +24,7 @@ use crate::AppState;
 use crate::error::{Error, Result};
 use crate::importer::{ImportOptions, Imported, Importer};
 
-/// Body bytes are handed to the worker in batches of at least this many bytes.
+/// Body frames are handed to the worker in batches of at least this many bytes.
 const MIN_BATCH_BYTES: usize = 512 * 1024;
 
 const WORKER_GONE: &str = "import worker stopped";
@@ -103,10 +105,8 @@ enum AddLine {
 
 enum Msg {
     Start(String),
-    /// Part content, cut at multiples of the chunk size from the start of the part, so the
-    /// importer hashes straight from this buffer and the worker wakes once per batch rather
-    /// than once per HTTP frame.
-    Data(Bytes),
+    /// Part content: the body's frames as received.
+    Data(Vec<Bytes>),
     End,
     Commit,
 }
@@ -134,7 +134,7 @@ fn worker(
                  b: crate::importer::Block|
      -> Result<()> {
         match staging {
-            Some(st) => st.put(&b.cid, b.data),
+            Some(st) => st.put(b),
             None => Ok(()),
         }
     };
@@ -145,7 +145,9 @@ fn worker(
                 let (_, importer) = current
                     .as_mut()
                     .ok_or_else(|| Error::Internal("data before part start".into()))?;
-                importer.push(&batch, |b| stage(&mut staging, b))?;
+                for frame in batch {
+                    importer.push_bytes(frame, |b| stage(&mut staging, b))?;
+                }
             }
             Msg::End => {
                 let (name, importer) = current
@@ -192,10 +194,8 @@ async fn feed(
     mut mp: Multipart,
     tx: &mpsc::Sender<Msg>,
     limit: u64,
-    chunk_size: usize,
     progress: Option<&mpsc::Sender<AddLine>>,
 ) -> Result<()> {
-    let batch_bytes = chunk_size * MIN_BATCH_BYTES.div_ceil(chunk_size);
     let gone = || Error::Internal(WORKER_GONE.into());
     let mut files = 0;
     while let Some(mut field) = mp
@@ -211,18 +211,16 @@ async fn feed(
             .await
             .map_err(|_| gone())?;
         let (mut total, mut reported) = (0u64, 0u64);
-        let mut batch = BytesMut::with_capacity(batch_bytes);
-        while let Some(mut chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        let (mut batch, mut batch_len) = (Vec::new(), 0);
+        while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
             total += chunk.len() as u64;
-            while !chunk.is_empty() {
-                let take = chunk.len().min(batch_bytes - batch.len());
-                batch.extend_from_slice(&chunk.split_to(take));
-                if batch.len() == batch_bytes {
-                    let full = std::mem::replace(&mut batch, BytesMut::with_capacity(batch_bytes));
-                    tx.send(Msg::Data(full.freeze()))
-                        .await
-                        .map_err(|_| gone())?;
-                }
+            batch_len += chunk.len();
+            batch.push(chunk);
+            if batch_len >= MIN_BATCH_BYTES {
+                batch_len = 0;
+                tx.send(Msg::Data(std::mem::take(&mut batch)))
+                    .await
+                    .map_err(|_| gone())?;
             }
             if let Some(p) = progress
                 && total - reported >= PROGRESS_EVERY
@@ -237,9 +235,7 @@ async fn feed(
             }
         }
         if !batch.is_empty() {
-            tx.send(Msg::Data(batch.freeze()))
-                .await
-                .map_err(|_| gone())?;
+            tx.send(Msg::Data(batch)).await.map_err(|_| gone())?;
         }
         if let Some(p) = progress {
             let _ = p
@@ -270,7 +266,7 @@ async fn run_import(
     let (tx, rx) = mpsc::channel(4);
     let worker_state = state.clone();
     let worker = tokio::task::spawn_blocking(move || worker(worker_state, opts, rx));
-    let fed = feed(mp, &tx, limit, opts.import.chunk_size, progress.as_ref()).await;
+    let fed = feed(mp, &tx, limit, progress.as_ref()).await;
     drop(tx);
     let outcome = worker
         .await

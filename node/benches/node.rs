@@ -1,12 +1,18 @@
 //! Node benchmarks (`cargo bench -p px-node`), each against a real devnet and store:
 //!
 //! 1. **Throughput**: a 1 GiB upload through the node (a `px-node` child process using a
-//!    px-store on loopback) against the same store's direct `add`, in the same run; and the
-//!    node process's peak RSS against its idle RSS.
+//!    px-store on loopback) against the same store's direct `add?pin=true`, in the same run;
+//!    also the store's `add?pin=false` followed by `pin/add` (the two calls the node makes,
+//!    without the node). Each step reports the CPU seconds per GiB of the node process, the
+//!    store (its own runtime in the bench process, threads named `px-store`) and the client
+//!    (the rest of the bench process), from `/proc` utime + stime. Then the node process's
+//!    peak RSS against its idle RSS.
 //! 2. **Latency**: 1 KiB uploads into a token holding 10 files and one holding 100,000 files
 //!    (seeded with `Node::import_files`).
 //!
-//! `PX_BENCH_GIB` scales part 1 (default 1), `PX_BENCH_SKIP` skips `throughput` or `latency`.
+//! `PX_BENCH_GIB` scales part 1 (default 1), `PX_BENCH_ROUNDS` sets its rounds (default 2),
+//! `PX_BENCH_SKIP` skips `throughput` or `latency`, `PX_BENCH_NODE_PID_FILE` names a file
+//! to write the node process's pid to (to attach a profiler).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +49,70 @@ fn content(
         c[..8.min(n)].copy_from_slice(&i.to_le_bytes()[..8.min(n)]);
         Ok(Bytes::from(c))
     }))
+}
+
+/// CPU seconds (user + system) from a `/proc/.../stat` line, in USER_HZ (100 on Linux).
+fn stat_cpu_secs(stat: &str) -> f64 {
+    // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds a process has used, its exited threads included.
+fn process_cpu(pid: u32) -> f64 {
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
+}
+
+/// Thread name of the store's runtime in this process.
+const STORE_THREAD: &str = "px-store";
+
+/// CPU seconds used by this process's live threads named [`STORE_THREAD`]. The store runtime
+/// keeps its threads alive for the whole run, so none of their time is lost to exits.
+fn store_cpu() -> f64 {
+    let mut total = 0.0;
+    for t in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = t.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue;
+        };
+        if comm.trim_end() == STORE_THREAD {
+            total += stat_cpu_secs(&stat);
+        }
+    }
+    total
+}
+
+/// CPU seconds of the node process, the store threads and the rest of this process (the
+/// client), sampled together.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    node: f64,
+    store: f64,
+    client: f64,
+}
+
+impl Cpu {
+    fn sample(node_pid: u32) -> Self {
+        let store = store_cpu();
+        Self {
+            node: process_cpu(node_pid),
+            store,
+            client: process_cpu(std::process::id()) - store,
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            node: self.node - before.node,
+            store: self.store - before.store,
+            client: self.client - before.client,
+        }
+    }
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -170,7 +240,20 @@ impl Session {
     }
 }
 
-async fn direct_add(store: &str, len: u64, seed: u64) -> String {
+impl Session {
+    async fn delete(&self, token: u64, file: u64) {
+        let r = self
+            .http
+            .delete(format!("{}/v1/tokens/{token}/files/{file}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "delete: {}", r.status());
+    }
+}
+
+async fn direct_add(store: &str, len: u64, seed: u64, pin: bool) -> String {
     let part = reqwest::multipart::Part::stream_with_length(
         reqwest::Body::wrap_stream(content(seed, len)),
         len,
@@ -178,7 +261,7 @@ async fn direct_add(store: &str, len: u64, seed: u64) -> String {
     .file_name("data");
     let form = reqwest::multipart::Form::new().part("file", part);
     let r = reqwest::Client::new()
-        .post(format!("{store}/api/v0/add?pin=true"))
+        .post(format!("{store}/api/v0/add?pin={pin}&cid-version=0"))
         .multipart(form)
         .send()
         .await
@@ -195,15 +278,45 @@ fn deployment_file(devnet: &Devnet, dir: &std::path::Path) -> std::path::PathBuf
     p
 }
 
+/// Time and CPU of one timed step.
+struct Step {
+    secs: f64,
+    cpu: Cpu,
+}
+
+async fn step<T>(node_pid: u32, f: impl std::future::Future<Output = T>) -> (T, Step) {
+    let cpu = Cpu::sample(node_pid);
+    let t = Instant::now();
+    let r = f.await;
+    let secs = t.elapsed().as_secs_f64();
+    (
+        r,
+        Step {
+            secs,
+            cpu: Cpu::sample(node_pid).since(cpu),
+        },
+    )
+}
+
 async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     let gib: u64 = std::env::var("PX_BENCH_GIB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let len = gib << 30;
+    // The store gets a runtime of its own (as a separate `px-store` process would have), with
+    // named threads, so its CPU time can be told apart from the client's.
+    let store_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(STORE_THREAD)
+        .thread_keep_alive(Duration::from_secs(24 * 3600))
+        .enable_all()
+        .build()
+        .unwrap();
     let mut sc = px_store::StoreConfig::new(dir.join("store"));
     sc.api = "127.0.0.1:0".parse().unwrap();
-    let store = px_store::spawn(sc).await.unwrap();
+    let store = store_rt.spawn(px_store::spawn(sc)).await.unwrap().unwrap();
+    let store_url = store.api_url();
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -215,7 +328,7 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         .env("PX_NODE_RPC_URL", devnet.rpc_url())
         .env("PX_NODE_DEPLOYMENT", deployment_file(devnet, dir))
         .env("PX_NODE_DATA_DIR", dir.join("node"))
-        .env("PX_NODE_IPFS_URL", store.api_url())
+        .env("PX_NODE_IPFS_URL", &store_url)
         .env(
             "PX_NODE_REGISTRAR_KEY",
             alloy::hex::encode(devnet.signer(REGISTRAR).to_bytes()),
@@ -226,6 +339,11 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let pid = child.id();
+    if let Ok(path) = std::env::var("PX_BENCH_NODE_PID_FILE") {
+        // For attaching a profiler to the node process.
+        std::fs::write(path, pid.to_string()).unwrap();
+    }
     let base = format!("http://127.0.0.1:{port}");
     for _ in 0..200 {
         if reqwest::get(format!("{base}/health"))
@@ -247,43 +365,92 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         reqwest::Body::wrap_stream(content(9, 4096)),
     )
     .await;
-    let idle = rss_kib(child.id(), "VmRSS:");
+    let idle = rss_kib(pid, "VmRSS:");
+    let ipfs = px_node::ipfs::Ipfs::new(&store_url).unwrap();
 
-    let mut node_secs = Vec::new();
-    let mut direct_secs = Vec::new();
-    for round in 0..2u64 {
-        let t = Instant::now();
-        direct_add(&store.api_url(), len, 100 + round).await;
-        direct_secs.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        let r = s
-            .upload(
+    let rounds: u64 = std::env::var("PX_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let mib = len as f64 / (1 << 20) as f64;
+    let gib_f = len as f64 / (1u64 << 30) as f64;
+    let per_gib = |c: Cpu| {
+        format!(
+            "node {:.2}, store {:.2}, client {:.2}",
+            c.node / gib_f,
+            c.store / gib_f,
+            c.client / gib_f
+        )
+    };
+    println!("throughput: {gib} GiB, {rounds} rounds (CPU in seconds per GiB)");
+    let (mut direct, mut split, mut node) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // a. The store's own add with pin=true: the reference.
+        let (direct_cid, d) = step(pid, direct_add(&store_url, len, 100 + round, true)).await;
+        // b. What the node asks of the store: add unpinned, then pin/add (which walks the DAG).
+        let (cid, a) = step(pid, direct_add(&store_url, len, 300 + round, false)).await;
+        let (pinned, p) = step(pid, ipfs.pin(&cid)).await;
+        pinned.unwrap();
+        // c. Through the node.
+        let (r, n) = step(
+            pid,
+            s.upload(
                 token,
                 &format!("big-{round}"),
                 len,
                 reqwest::Body::wrap_stream(content(200 + round, len)),
-            )
-            .await;
-        node_secs.push(t.elapsed().as_secs_f64());
+            ),
+        )
+        .await;
         assert_eq!(r.file.size, len);
-    }
-    let peak = rss_kib(child.id(), "VmHWM:");
-    let mib = len as f64 / (1 << 20) as f64;
-    let best = |v: &[f64]| v.iter().cloned().fold(f64::MAX, f64::min);
-    println!("throughput: {gib} GiB, 2 rounds each");
-    for (i, (d, n)) in direct_secs.iter().zip(&node_secs).enumerate() {
         println!(
-            "  round {i}: store direct add {:.1} MiB/s ({d:.2} s), through node {:.1} MiB/s ({n:.2} s), ratio {:.2}",
-            mib / d,
-            mib / n,
-            d / n
+            "  round {round}: store add?pin=true {:.1} MiB/s ({:.2} s; CPU {}), through node {:.1} MiB/s ({:.2} s; CPU {}), ratio {:.2}",
+            mib / d.secs,
+            d.secs,
+            per_gib(d.cpu),
+            mib / n.secs,
+            n.secs,
+            per_gib(n.cpu),
+            d.secs / n.secs
         );
+        println!(
+            "           store add?pin=false {:.2} s + pin/add {:.2} s = {:.2} s (store CPU {:.2} + {:.2}): ratio to direct {:.2}",
+            a.secs,
+            p.secs,
+            a.secs + p.secs,
+            a.cpu.store / gib_f,
+            p.cpu.store / gib_f,
+            d.secs / (a.secs + p.secs)
+        );
+        direct.push(d);
+        split.push(a.secs + p.secs);
+        node.push(n);
+        // Free the disk for the next round: delete the file through the node, unpin the
+        // direct adds, collect garbage.
+        s.delete(token, r.file.id).await;
+        for c in [&direct_cid, &cid] {
+            ipfs.unpin(c).await.unwrap();
+        }
+        let gc = reqwest::Client::new()
+            .post(format!("{store_url}/api/v0/repo/gc"))
+            .send()
+            .await
+            .unwrap();
+        assert!(gc.status().is_success());
+        gc.bytes().await.unwrap();
     }
+    let peak = rss_kib(pid, "VmHWM:");
+    let best = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::MAX, f64::min);
+    let bd = best(&mut direct.iter().map(|s| s.secs));
+    let bn = best(&mut node.iter().map(|s| s.secs));
+    let bs = best(&mut split.iter().copied());
     println!(
-        "  best: direct {:.1} MiB/s, node {:.1} MiB/s, ratio {:.2} (target >= 0.8)",
-        mib / best(&direct_secs),
-        mib / best(&node_secs),
-        best(&direct_secs) / best(&node_secs)
+        "  best: direct {:.1} MiB/s, node {:.1} MiB/s, ratio {:.2} (target >= 0.8); add unpinned + pin/add {:.1} MiB/s, ratio {:.2}",
+        mib / bd,
+        mib / bn,
+        bd / bn,
+        mib / bs,
+        bd / bs
     );
     println!(
         "  node process RSS: idle {:.1} MiB, peak {:.1} MiB, peak - idle {:.1} MiB (target <= 64)",
@@ -293,7 +460,8 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     );
     let _ = child.kill();
     let _ = child.wait();
-    store.shutdown().await;
+    store_rt.spawn(store.shutdown()).await.unwrap();
+    store_rt.shutdown_background();
 }
 
 async fn latency(devnet: &Devnet, dir: &std::path::Path) {

@@ -14,6 +14,9 @@
 //! - `pages`: (token, level, page) -> CID of a file index page.
 //! - `journal`: token -> [`Journal`]: pins taken for an update not yet committed, and pins a
 //!   committed update released but has not yet removed. Replayed at start.
+//! - `uploads`: upload id -> [`UploadPin`]: the CID of an upload whose `add` may pin it, written
+//!   before the backend can pin and removed by the commit that makes the file part of its
+//!   token (or after the pin is given back). Replayed at start.
 
 use std::path::Path;
 
@@ -35,6 +38,7 @@ pub(crate) const CONTENT: TableDefinition<'_, (u64, &str), u64> = TableDefinitio
 pub(crate) const CID_REFS: TableDefinition<'_, &str, u64> = TableDefinition::new("cid_refs");
 pub(crate) const PAGES: TableDefinition<'_, (u64, u8, u64), &str> = TableDefinition::new("pages");
 pub(crate) const JOURNAL: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("journal");
+pub(crate) const UPLOADS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("uploads");
 
 /// What the node knows about a token it serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +84,15 @@ pub struct Journal {
     pub release: Vec<String>,
 }
 
+/// The pin an upload in flight may hold (see the `uploads` table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadPin {
+    /// Token uploaded to.
+    pub token_id: u64,
+    /// CID of the uploaded file.
+    pub cid: String,
+}
+
 /// The node database.
 #[derive(Debug)]
 pub struct Db {
@@ -109,6 +122,7 @@ impl Db {
         tx.open_table(CID_REFS)?;
         tx.open_table(PAGES)?;
         tx.open_table(JOURNAL)?;
+        tx.open_table(UPLOADS)?;
         tx.commit()?;
         Ok(Self { db })
     }
@@ -403,6 +417,37 @@ impl Db {
         Ok(())
     }
 
+    /// Records (durably) that upload `id` may pin `pin`.
+    pub fn put_upload(&self, id: u64, pin: &UploadPin) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(UPLOADS)?.insert(id, &enc(pin)?[..])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets upload `id` (its pin was given back). Not durable: losing it in a crash only
+    /// repeats an idempotent unpin at recovery.
+    pub fn remove_upload(&self, id: u64) -> Result<()> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None)
+            .map_err(|e| Error::Db(e.to_string()))?;
+        tx.open_table(UPLOADS)?.remove(id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Uploads whose pins are neither committed nor given back.
+    pub fn uploads(&self) -> Result<Vec<(u64, UploadPin)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(UPLOADS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), dec(v.value())?));
+        }
+        Ok(out)
+    }
+
     /// Tokens with a non-empty journal.
     pub fn journaled_tokens(&self) -> Result<Vec<u64>> {
         let tx = self.db.begin_read()?;
@@ -417,7 +462,7 @@ impl Db {
     /// Commits one update of a token atomically: file rows added or removed (with their
     /// content and pin reference counts), index pages set or removed, the new token state,
     /// and the journal (pending pins now owned by the state are dropped; `release` lists the
-    /// pins the update gave up).
+    /// pins the update gave up), and the `uploads` rows whose files it adds.
     pub fn commit_update(&self, token_id: u64, u: &Update) -> Result<()> {
         let tx = self.db.begin_write()?;
         {
@@ -459,6 +504,10 @@ impl Db {
             }
             tx.open_table(TOKENS)?
                 .insert(token_id, &enc(&u.state)?[..])?;
+            let mut uploads = tx.open_table(UPLOADS)?;
+            for id in &u.uploads {
+                uploads.remove(id)?;
+            }
             let mut journal = tx.open_table(JOURNAL)?;
             let j = Journal {
                 pending: Vec::new(),
@@ -488,6 +537,8 @@ pub struct Update {
     pub state: TokenState,
     /// Pins given up by the update.
     pub release: Vec<String>,
+    /// Uploads (rows of `uploads`) whose pins the added files now own.
+    pub uploads: Vec<u64>,
 }
 
 impl Default for TokenState {
@@ -562,5 +613,30 @@ mod tests {
         assert_eq!(db.cid_refs("Qa").unwrap(), 1);
         let (page, more) = db.files_after(1, 0, 10).unwrap();
         assert_eq!((page.len(), more), (1, false));
+    }
+
+    #[test]
+    fn upload_pins_last_until_committed_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("u.redb")).unwrap();
+        let pin = |cid: &str| UploadPin {
+            token_id: 1,
+            cid: cid.into(),
+        };
+        db.put_upload(7, &pin("Qa")).unwrap();
+        db.put_upload(9, &pin("Qb")).unwrap();
+        assert_eq!(db.uploads().unwrap(), vec![(7, pin("Qa")), (9, pin("Qb"))]);
+        db.commit_update(
+            1,
+            &Update {
+                add_files: vec![entry(1, "Qa", 3)],
+                uploads: vec![7],
+                ..Update::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(db.uploads().unwrap(), vec![(9, pin("Qb"))]);
+        db.remove_upload(9).unwrap();
+        assert_eq!(db.uploads().unwrap(), vec![]);
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use ipfs_api_backend_hyper::request::{Add, KeyType};
 use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
 use tokio::io::AsyncRead;
@@ -27,47 +27,78 @@ impl std::fmt::Debug for Ipfs {
     }
 }
 
-/// Size the backend receives request chunks in: the server hands the node whatever the socket
-/// read produced (often a few KiB); regrouping saves the backend per-chunk work.
-const FORWARD_CHUNK: usize = 256 * 1024;
+/// CIDs per batched RPC call (keeps request lines a few KiB long).
+const ARGS_PER_CALL: usize = 64;
 
-/// Regroups a byte stream into chunks of at least [`FORWARD_CHUNK`] bytes (the last may be
-/// shorter).
-struct Coalesce<S> {
-    inner: std::pin::Pin<Box<S>>,
-    buf: bytes::BytesMut,
-    done: bool,
+/// The body of [`Ipfs::add_stream_pinned`]'s request: the multipart head, the upload's chunks
+/// (hashed into the CID on the way, never copied), then, once the CID has been handed over and
+/// the go-ahead received, the closing boundary.
+struct Feed<S> {
+    body: std::pin::Pin<Box<S>>,
+    head: Option<Bytes>,
+    importer: Option<px_store::importer::Importer>,
+    received: u64,
+    len: u64,
+    cid_tx: Option<tokio::sync::oneshot::Sender<String>>,
+    go_rx: Option<tokio::sync::oneshot::Receiver<()>>,
+    tail: Option<Bytes>,
 }
 
-impl<S, E> Stream for Coalesce<S>
+type FeedItem = std::result::Result<Bytes, std::io::Error>;
+
+impl<S, E> Feed<S>
 where
     S: Stream<Item = std::result::Result<Bytes, E>>,
+    E: std::fmt::Display,
 {
-    type Item = std::result::Result<Bytes, E>;
+    /// Ends the stream after an error: no closing boundary ever follows.
+    fn fail(mut self, e: String) -> Option<(FeedItem, Self)> {
+        self.importer = None;
+        self.tail = None;
+        Some((Err(std::io::Error::other(e)), self))
+    }
 
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        use std::task::Poll;
-        let this = &mut *self;
-        while !this.done && this.buf.len() < FORWARD_CHUNK {
-            match this.inner.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => {
-                    if this.buf.is_empty() && chunk.len() >= FORWARD_CHUNK {
-                        return Poll::Ready(Some(Ok(chunk)));
-                    }
-                    this.buf.extend_from_slice(&chunk);
+    async fn next(mut self) -> Option<(FeedItem, Self)> {
+        if let Some(head) = self.head.take() {
+            return Some((Ok(head), self));
+        }
+        let importer = self.importer.as_mut()?;
+        match self.body.next().await {
+            Some(Ok(chunk)) => {
+                self.received += chunk.len() as u64;
+                if self.received > self.len {
+                    return self.fail("body longer than its length".into());
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => this.done = true,
-                Poll::Pending => return Poll::Pending,
+                importer
+                    .push_bytes(chunk.clone(), |_| Ok::<_, std::convert::Infallible>(()))
+                    .unwrap_or_else(|e| match e {});
+                Some((Ok(chunk), self))
+            }
+            Some(Err(e)) => self.fail(format!("upload interrupted: {e}")),
+            None => {
+                let importer = self.importer.take()?;
+                if self.received != self.len {
+                    let e = format!("body ended after {} of {} bytes", self.received, self.len);
+                    return self.fail(e);
+                }
+                let imported = importer
+                    .finish(|_| Ok::<_, std::convert::Infallible>(()))
+                    .unwrap_or_else(|e| match e {});
+                let handed = self
+                    .cid_tx
+                    .take()
+                    .is_some_and(|tx| tx.send(imported.cid.to_string()).is_ok());
+                let go = match self.go_rx.take() {
+                    Some(rx) if handed => rx.await.is_ok(),
+                    _ => false,
+                };
+                if !go {
+                    return self.fail("CID not journaled".into());
+                }
+                let tail = self.tail.take()?;
+                Some((Ok(tail), self))
             }
         }
-        if this.buf.is_empty() {
-            return Poll::Ready(None);
-        }
-        Poll::Ready(Some(Ok(this.buf.split().freeze())))
     }
 }
 
@@ -125,37 +156,90 @@ impl Ipfs {
         })
     }
 
-    /// Streams `len` bytes into the backend's `add` (unpinned, CIDv0) and answers the CID.
+    /// Streams `len` bytes into the backend's `add` with `pin=true` and answers the CID the
+    /// backend reports. The CID is computed here as the bytes pass (Kubo's layout, pinned down
+    /// by the request's parameters: CIDv0, `size-262144` chunks, balanced, dag-pb leaves), and
+    /// `before_pin(cid)` runs before the request's last bytes leave: the backend cannot finish
+    /// the add, let alone pin, without the multipart closing boundary, so whatever
+    /// `before_pin` records (the node journals the CID) precedes the pin. If `before_pin`
+    /// fails, or the body errs or is not exactly `len` bytes, the request is aborted before
+    /// that boundary and nothing is pinned.
     ///
-    /// This one call bypasses `ipfs-api-backend-hyper`: its multipart encoder reads the body
-    /// in 2 KiB pieces, which halves upload throughput (measured by the `node` benchmark).
-    /// Here the request chunks are handed to the backend as they arrive, without copying.
-    pub async fn add_stream<S, E>(&self, body: S, len: u64) -> Result<String>
+    /// Pinning in the `add` spares the backend a second pass: `pin/add` after an unpinned
+    /// `add` walks the whole DAG again (px-store reads and re-hashes every block). The caller
+    /// compares the answer with the CID given to `before_pin`.
+    ///
+    /// The request is sent with `reqwest`, not `ipfs-api-backend-hyper`: that client's
+    /// multipart encoder reads the body in 2 KiB pieces, which halved upload throughput
+    /// (measured by the `node` benchmark). Here the multipart framing is written by hand around
+    /// the request's own chunks, which reach the backend as they arrived, never copied.
+    pub async fn add_stream_pinned<S, E, F, Fut>(
+        &self,
+        body: S,
+        len: u64,
+        before_pin: F,
+    ) -> Result<String>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
-        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
     {
-        let body = Coalesce {
-            inner: Box::pin(body),
-            buf: bytes::BytesMut::new(),
-            done: false,
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Internal(e.to_string()))?;
+        let boundary = alloy::hex::encode(nonce);
+        let head = Bytes::from(format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"file\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        ));
+        let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+        let total = head.len() as u64 + len + tail.len() as u64;
+        let importer = px_store::importer::Importer::new(&Self::add_options())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let (cid_tx, cid_rx) = tokio::sync::oneshot::channel::<String>();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let feed = Feed {
+            body: Box::pin(body),
+            head: Some(head),
+            importer: Some(importer),
+            received: 0,
+            len,
+            cid_tx: Some(cid_tx),
+            go_rx: Some(go_rx),
+            tail: Some(tail),
         };
-        let part =
-            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), len)
-                .file_name("file")
-                .mime_str("application/octet-stream")
-                .map_err(|e| Error::Internal(e.to_string()))?;
-        let form = reqwest::multipart::Form::new().part("file", part);
-        let r = self
+        let request = self
             .http
             .post(format!(
-                "{}/add?pin=false&cid-version=0&progress=false",
-                self.base
+                "{}/add?pin=true&cid-version=0&raw-leaves=false&chunker=size-{}&progress=false",
+                self.base,
+                px_store::importer::DEFAULT_CHUNK_SIZE
             ))
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|e| Error::Ipfs(format!("add: {e}")))?;
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
+                feed,
+                Feed::next,
+            )))
+            .send();
+        let handshake = async move {
+            if let Ok(cid) = cid_rx.await {
+                match before_pin(cid).await {
+                    Ok(()) => {
+                        let _ = go_tx.send(());
+                    }
+                    // Dropping `go_tx` aborts the request before its closing boundary.
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        };
+        let (response, handshake) = tokio::join!(request, handshake);
+        handshake?;
+        let r = response.map_err(|e| Error::Ipfs(format!("add: {e}")))?;
         let status = r.status();
         let text = r
             .text()
@@ -184,6 +268,12 @@ impl Ipfs {
             (_, _, Some(m)) => Err(Error::Ipfs(format!("add: {m}"))),
             _ => Err(Error::Ipfs(format!("add answered {status}"))),
         }
+    }
+
+    /// The import settings [`Ipfs::add_stream_pinned`] computes CIDs with and asks the backend
+    /// for (Kubo's defaults).
+    fn add_options() -> px_store::importer::ImportOptions {
+        px_store::importer::ImportOptions::default()
     }
 
     /// Adds a byte stream without pinning it; answers its CID.
@@ -223,6 +313,47 @@ impl Ipfs {
             )));
         }
         Ok(())
+    }
+
+    /// Pins `cids` recursively, up to [`ARGS_PER_CALL`] per `pin/add` call (Kubo's `pin/add`,
+    /// and px-store's, take several `arg`s).
+    pub async fn pin_all(&self, cids: &[String]) -> Result<()> {
+        for batch in cids.chunks(ARGS_PER_CALL) {
+            self.call_with_args("pin/add", batch).await?;
+        }
+        Ok(())
+    }
+
+    /// POSTs `<base>/<command>?arg=..&arg=..`; an answer other than 2xx is an error with the
+    /// backend's message.
+    async fn call_with_args(&self, command: &str, args: &[String]) -> Result<()> {
+        let query: Vec<(&str, &str)> = args.iter().map(|a| ("arg", a.as_str())).collect();
+        let r = self
+            .http
+            .post(format!("{}/{command}", self.base))
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| Error::Ipfs(format!("{command}: {e}")))?;
+        let status = r.status();
+        let body = r
+            .bytes()
+            .await
+            .map_err(|e| Error::Ipfs(format!("{command}: {e}")))?;
+        if status.is_success() {
+            return Ok(());
+        }
+        #[derive(serde::Deserialize)]
+        struct Failure {
+            #[serde(rename = "Message")]
+            message: String,
+        }
+        let message = serde_json::from_slice::<Failure>(&body)
+            .map(|f| f.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
+        Err(Error::Ipfs(format!(
+            "{command} answered {status}: {message}"
+        )))
     }
 
     /// Pins `cid` recursively.

@@ -2,16 +2,22 @@
 //! HTTP.
 //!
 //! # Updates and crash consistency
-//! Every change of a token runs under that token's lock (tokens proceed in parallel):
-//! 1. new objects (the file, index pages, the usage record) are added to IPFS unpinned;
-//! 2. their CIDs are written to the token's journal (`pending`), then pinned;
+//! An uploaded file streams into IPFS outside the token's lock, through `add` with `pin=true`:
+//! the node computes the file's CID as the bytes pass and writes it durably to the `uploads`
+//! table before the request's last bytes leave, so the backend pins nothing unjournaled.
+//! A failed upload gives its pin back (unless something committed holds the same content).
+//! Then every change of a token runs under that token's lock (tokens proceed in parallel):
+//! 1. new objects (index pages, the usage record) get their CIDs computed locally;
+//! 2. those CIDs are written to the token's journal (`pending`), then added pinned (imported
+//!    files are pinned);
 //! 3. one database transaction commits the files, pages, usage, sequence + 1 and record CID,
-//!    and moves the replaced objects to the journal's `release` list;
+//!    drops the upload's `uploads` row and moves the replaced objects to the journal's
+//!    `release` list;
 //! 4. the record is published under the token's IPNS name, then released objects are unpinned
 //!    and the journal cleared.
 //!
-//! A crash before 3 leaves only journaled pins, which recovery removes (nothing committed
-//! references them); a crash after 3 leaves a committed state whose record recovery publishes.
+//! A crash before 3 leaves only journaled pins (journal and `uploads`), which recovery removes
+//! (nothing committed references them); a crash after 3 leaves a committed state whose record recovery publishes.
 //! Either way the published record describes exactly what is stored and pinned. Records are
 //! republished at start and periodically.
 
@@ -28,7 +34,7 @@ use px_sdk::record::{RECORD_VERSION, UsageRecord};
 use sha2::{Digest, Sha256};
 
 use crate::chain::Chain;
-use crate::db::{Db, Journal, KeyRow, TokenState, Update};
+use crate::db::{Db, Journal, KeyRow, TokenState, Update, UploadPin};
 use crate::error::{Error, Result};
 use crate::index::{self, Edit};
 use crate::ipfs::Ipfs;
@@ -116,6 +122,15 @@ pub struct Node {
     reserved: Mutex<HashMap<u64, u64>>,
     pinning: tokio::sync::Mutex<HashMap<String, usize>>,
     dirty: Mutex<HashSet<u64>>,
+}
+
+/// What an update pins besides its index pages and record.
+#[derive(Debug, Default)]
+struct Pins {
+    /// CIDs already in the backend, to pin (imported files).
+    files: Vec<String>,
+    /// The `uploads` row of an uploaded file, pinned by its `add`: the commit takes it over.
+    upload: Option<u64>,
 }
 
 /// Releases an upload's quota reservation when dropped.
@@ -473,35 +488,120 @@ impl Node {
         let state = self.ensure_token(token_id).await?;
         let (quota, _reservation) = self.admit(token_id, state.used, len).await?;
 
-        // Stream the body into the backend, unpinned; count what arrives.
+        // Stream the body into the backend's `add?pin=true`; count what arrives. The CID is
+        // computed on the way and journaled before the backend can pin (see the module docs).
         let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = received.clone();
-        let counted = body.map(move |chunk| match chunk {
-            Ok(c) => {
-                let n = counter.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                if n + c.len() as u64 > len {
-                    return Err(std::io::Error::other("body longer than Content-Length"));
-                }
-                Ok(c)
+        let counted = body.inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                counter.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
-            Err(e) => Err(std::io::Error::other(format!("upload interrupted: {e}"))),
         });
-        let added = self.ipfs.add_stream(counted, len).await;
+        let journaled = Mutex::new(None);
+        let added = self
+            .ipfs
+            .add_stream_pinned(counted, len, |cid| {
+                self.journal_upload(token_id, cid, &journaled)
+            })
+            .await;
+        let journaled = journaled.into_inner().expect("lock");
         let received = received.load(std::sync::atomic::Ordering::Relaxed);
-        if received != len {
-            return Err(Error::BadRequest(format!(
-                "body has {received} bytes, Content-Length says {len}"
-            )));
+        let result = async {
+            if received != len {
+                return Err(Error::BadRequest(format!(
+                    "body has {received} bytes, Content-Length says {len}"
+                )));
+            }
+            let cid = added?;
+            let Some((upload, expected)) = &journaled else {
+                return Err(Error::Internal("upload CID not journaled".into()));
+            };
+            if cid != *expected {
+                // The backend chunked differently: it pinned a CID nobody journaled.
+                self.give_back_foreign(token_id, &cid).await;
+                return Err(Error::Ipfs(format!(
+                    "backend stored the upload as {cid}, the node computed {expected}"
+                )));
+            }
+            self.commit_upload(token_id, name, sha256, len, quota, cid, *upload)
+                .await
         }
-        let cid = added?;
+        .await;
+        if let Some((upload, cid)) = journaled {
+            self.unmark_pinning(std::slice::from_ref(&cid)).await;
+            if result.is_err() {
+                self.give_back_upload(token_id, upload, &cid).await;
+            }
+        }
+        result
+    }
 
+    /// Journals an upload's CID before its `add` may pin it: counted as pinning (so no
+    /// concurrent release unpins the same content meanwhile), then a durable `uploads` row.
+    /// `slot` receives the row id and CID first, so the caller cleans up even if the write
+    /// fails.
+    async fn journal_upload(
+        &self,
+        token_id: u64,
+        cid: String,
+        slot: &Mutex<Option<(u64, String)>>,
+    ) -> Result<()> {
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).expect("OS randomness");
+        let id = u64::from_le_bytes(id);
+        self.mark_pinning(std::slice::from_ref(&cid)).await;
+        *slot.lock().expect("lock") = Some((id, cid.clone()));
+        let pin = UploadPin { token_id, cid };
+        self.write(move |db| db.put_upload(id, &pin)).await
+    }
+
+    /// Unpins an uncommitted upload's file (unless something else holds it) and forgets it;
+    /// on failure recovery retries.
+    async fn give_back_upload(&self, token_id: u64, upload: u64, cid: &str) {
+        let r = async {
+            self.unpin_if_unreferenced(token_id, cid).await?;
+            self.write(move |db| db.remove_upload(upload)).await
+        }
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(target: "node::update", token_id, error = %e, "upload pin not given back; recovery will retry");
+        }
+    }
+
+    /// Gives back a pin the backend took under a CID the node did not expect: journaled first,
+    /// like any upload pin.
+    async fn give_back_foreign(&self, token_id: u64, cid: &str) {
+        let slot = Mutex::new(None);
+        let r = self.journal_upload(token_id, cid.to_string(), &slot).await;
+        self.unmark_pinning(&[cid.to_string()]).await;
+        if let Some((upload, _)) = slot.into_inner().expect("lock")
+            && r.is_ok()
+        {
+            self.give_back_upload(token_id, upload, cid).await;
+        } else if let Err(e) = self.unpin_if_unreferenced(token_id, cid).await {
+            tracing::warn!(target: "node::update", token_id, error = %e, "cannot unpin {cid}");
+        }
+    }
+
+    /// Adds an uploaded (pinned, journaled) file to its token: steps 2-4 of an update.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_upload(
+        &self,
+        token_id: u64,
+        name: String,
+        sha256: Option<String>,
+        len: u64,
+        quota: u64,
+        cid: String,
+        upload: u64,
+    ) -> Result<api::UploadResult> {
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
         let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
         let file = FileEntry {
             id: state.next_file_id,
             name,
-            cid: cid.clone(),
+            cid,
             size: len,
             sha256: sha256.map(|h| h.to_ascii_lowercase()),
             created_at: unix_now(),
@@ -517,10 +617,32 @@ impl Node {
                 &state,
                 next,
                 Some(Edit::Add(std::slice::from_ref(&file))),
-                vec![cid],
+                Pins {
+                    upload: Some(upload),
+                    ..Pins::default()
+                },
             )
             .await?;
         Ok(api::UploadResult { file, usage })
+    }
+
+    async fn mark_pinning(&self, cids: &[String]) {
+        let mut p = self.pinning.lock().await;
+        for c in cids {
+            *p.entry(c.clone()).or_default() += 1;
+        }
+    }
+
+    async fn unmark_pinning(&self, cids: &[String]) {
+        let mut p = self.pinning.lock().await;
+        for c in cids {
+            if let Some(n) = p.get_mut(c) {
+                *n -= 1;
+                if *n == 0 {
+                    p.remove(c);
+                }
+            }
+        }
     }
 
     /// Adds content already stored in the IPFS backend to a token's index in one update (one
@@ -555,7 +677,11 @@ impl Node {
         next.file_count += entries.len() as u64;
         next.next_file_id += entries.len() as u64;
         next.quota = quota;
-        self.apply(token_id, &state, next, Some(Edit::Add(&entries)), cids)
+        let pins = Pins {
+            files: cids,
+            upload: None,
+        };
+        self.apply(token_id, &state, next, Some(Edit::Add(&entries)), pins)
             .await
     }
 
@@ -591,7 +717,9 @@ impl Node {
         let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
         let mut next = state.clone();
         next.quota = quota;
-        let usage = self.apply(token_id, &state, next, None, vec![]).await?;
+        let usage = self
+            .apply(token_id, &state, next, None, Pins::default())
+            .await?;
         Ok(usage)
     }
 
@@ -630,21 +758,26 @@ impl Node {
         next.used -= file.size;
         next.file_count -= 1;
         let usage = self
-            .apply(token_id, &state, next, Some(Edit::Remove(file_id)), vec![])
+            .apply(
+                token_id,
+                &state,
+                next,
+                Some(Edit::Remove(file_id)),
+                Pins::default(),
+            )
             .await?;
         self.metrics.delete();
         Ok(api::DeleteResult { file, usage })
     }
 
     /// Steps 2-4 of an update (see the module docs); the token lock is held by the caller.
-    /// `files` are CIDs already added (unpinned) for the edit: the uploaded files.
     async fn apply(
         &self,
         token_id: u64,
         old: &TokenState,
         mut next: TokenState,
         edit: Option<Edit<'_>>,
-        files: Vec<String>,
+        Pins { files, upload }: Pins,
     ) -> Result<Usage> {
         let (chain_id, contract) = (self.chain.chain_id(), self.chain.contract());
         let change = match edit {
@@ -689,16 +822,9 @@ impl Node {
         };
         self.write(move |db| db.put_journal(token_id, &journal, true))
             .await?;
-        {
-            let mut p = self.pinning.lock().await;
-            for c in &pins {
-                *p.entry(c.clone()).or_default() += 1;
-            }
-        }
+        self.mark_pinning(&pins).await;
         let result = async {
-            for c in &files {
-                self.ipfs.pin(c).await?;
-            }
+            self.ipfs.pin_all(&files).await?;
             for (cid, bytes) in objects {
                 self.ipfs.add_pinned(&cid, bytes).await?;
             }
@@ -711,6 +837,7 @@ impl Node {
                 pages: change.pages.clone(),
                 state: next.clone(),
                 release,
+                uploads: upload.into_iter().collect(),
                 ..Update::default()
             };
             match edit {
@@ -733,17 +860,7 @@ impl Node {
             Ok::<_, Error>(release)
         }
         .await;
-        {
-            let mut p = self.pinning.lock().await;
-            for c in &pins {
-                if let Some(n) = p.get_mut(c) {
-                    *n -= 1;
-                    if *n == 0 {
-                        p.remove(c);
-                    }
-                }
-            }
-        }
+        self.unmark_pinning(&pins).await;
         let release = match result {
             Ok(r) => r,
             Err(e) => {
@@ -827,13 +944,21 @@ impl Node {
             .await
     }
 
-    /// Start-up recovery: resolves every journal, then republishes every token's record.
+    /// Start-up recovery: resolves every journal and every upload left uncommitted, then
+    /// republishes every token's record.
     pub async fn recover(&self) -> Result<()> {
         for token_id in self.db.journaled_tokens()? {
             let lock = self.token_lock(token_id);
             let _g = lock.lock().await;
             self.recover_token(token_id).await?;
             tracing::info!(target: "node::recover", token_id, "journal resolved");
+        }
+        for (upload, pin) in self.db.uploads()? {
+            let lock = self.token_lock(pin.token_id);
+            let _g = lock.lock().await;
+            self.unpin_if_unreferenced(pin.token_id, &pin.cid).await?;
+            self.write(move |db| db.remove_upload(upload)).await?;
+            tracing::info!(target: "node::recover", token_id = pin.token_id, cid = %pin.cid, "uncommitted upload unpinned");
         }
         self.republish_all().await;
         Ok(())

@@ -720,8 +720,12 @@ mod tests {
         pending.committed();
     }
 
-    fn packs(dir: &Path) -> usize {
-        fs::read_dir(dir.join("packs")).unwrap().count()
+    /// The pack files of the repo at `dir`.
+    fn packs(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir.join("packs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
     }
 
     #[test]
@@ -736,7 +740,7 @@ mod tests {
         assert!(!store.has(&cid).unwrap());
         drop(st);
         assert!(!store.has(&cid).unwrap());
-        assert_eq!(packs(dir.path()), 0, "an abandoned pack is deleted");
+        assert!(packs(dir.path()).is_empty(), "an abandoned pack is deleted");
 
         let mut st = store.staging().unwrap();
         st.put(block(data)).unwrap();
@@ -749,21 +753,19 @@ mod tests {
         st.put(block(data)).unwrap();
         assert!(st.is_empty());
         commit(&store, st);
-        assert_eq!(packs(dir.path()), 1);
+        assert_eq!(packs(dir.path()).len(), 1);
 
-        let pack = fs::read_dir(dir.path().join("packs"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let pack = packs(dir.path()).remove(0);
         let mut bytes = fs::read(&pack).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
         fs::write(&pack, bytes).unwrap();
         assert!(matches!(store.get(&cid), Err(Error::CorruptBlock(_))));
         store.remove(&[key_of(&cid).unwrap()]).unwrap();
         assert!(store.get(&cid).unwrap().is_none());
-        assert_eq!(packs(dir.path()), 0, "a pack with nothing live is deleted");
+        assert!(
+            packs(dir.path()).is_empty(),
+            "a pack with nothing live is deleted"
+        );
     }
 
     #[test]
@@ -776,10 +778,10 @@ mod tests {
         let staged = st.finish().unwrap();
         // Simulate a killed process: the pack is complete but no index row names it.
         std::mem::forget(staged);
-        assert_eq!(packs(dir.path()), 1);
+        assert_eq!(packs(dir.path()).len(), 1);
         drop(store);
         let store = open(dir.path());
-        assert_eq!(packs(dir.path()), 0);
+        assert!(packs(dir.path()).is_empty());
         assert!(!store.has(&cid).unwrap());
         // New packs do not reuse the removed pack's name.
         let mut st = store.staging().unwrap();
@@ -809,15 +811,8 @@ mod tests {
             .collect();
         store.remove(&dead).unwrap();
         assert_eq!(store.len().unwrap(), 3);
-        assert_eq!(packs(dir.path()), 1);
-        let size = fs::read_dir(dir.path().join("packs"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .metadata()
-            .unwrap()
-            .len();
+        assert_eq!(packs(dir.path()).len(), 1);
+        let size = fs::metadata(&packs(dir.path())[0]).unwrap().len();
         assert_eq!(size, MAGIC.len() as u64 + 3 * (RECORD_HEADER + 1000));
         for (cid, data) in &blocks[7..] {
             assert_eq!(store.get(cid).unwrap().unwrap(), &data[..]);

@@ -10,6 +10,8 @@
 //! 2. **Latency**: 1 KiB uploads into a token holding 10 files and one holding 100,000 files
 //!    (seeded with `Node::import_files`).
 //!
+//! The node runs with `PX_NODE_EXCLUSIVE_BACKEND=true` (the store is its alone during uploads,
+//! as the embedded store is); `PX_BENCH_EXCLUSIVE=false` measures the shared-backend mode.
 //! `PX_BENCH_GIB` scales part 1 (default 1), `PX_BENCH_ROUNDS` sets its rounds (default 2),
 //! `PX_BENCH_SKIP` skips `throughput` or `latency`, `PX_BENCH_NODE_PID_FILE` names a file
 //! to write the node process's pid to (to attach a profiler).
@@ -304,6 +306,10 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let len = gib << 30;
+    // The store is the node's alone during uploads (as the embedded store is): uploads pin in
+    // their add. `PX_BENCH_EXCLUSIVE=false` measures the shared-backend mode instead (the node
+    // hashes each upload to journal its CID before the pin).
+    let exclusive = std::env::var("PX_BENCH_EXCLUSIVE").map_or(true, |v| v != "false");
     // The store gets a runtime of its own (as a separate `px-store` process would have), with
     // named threads, so its CPU time can be told apart from the client's.
     let store_rt = tokio::runtime::Builder::new_multi_thread()
@@ -334,6 +340,7 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
             alloy::hex::encode(devnet.signer(REGISTRAR).to_bytes()),
         )
         .env("PX_NODE_MAX_UPLOAD_BYTES", (len + 1).to_string())
+        .env("PX_NODE_EXCLUSIVE_BACKEND", exclusive.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -382,7 +389,9 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
             c.client / gib_f
         )
     };
-    println!("throughput: {gib} GiB, {rounds} rounds (CPU in seconds per GiB)");
+    println!(
+        "throughput: {gib} GiB, {rounds} rounds, exclusive backend {exclusive} (CPU in seconds per GiB)"
+    );
     let (mut direct, mut split, mut node) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         // a. The store's own add with pin=true: the reference.

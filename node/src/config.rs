@@ -82,6 +82,13 @@ pub struct NodeConfig {
     pub republish_interval: Duration,
     /// Embedded store only: fsync blocks before committing them (default true).
     pub store_sync_writes: bool,
+    /// Whether every recursive pin of the IPFS backend is the node's (default: true for the
+    /// embedded store, false for a remote one). Uploads then pin in their `add` without the
+    /// node computing the CID first, and start-up recovery after a crash mid-upload unpins
+    /// every pin the node's state does not reference. Without it the node hashes each upload
+    /// as it streams to journal its CID before the backend pins, and never touches pins it
+    /// did not take.
+    pub exclusive_backend: Option<bool>,
 }
 
 impl NodeConfig {
@@ -103,7 +110,14 @@ impl NodeConfig {
             record_lifetime: Duration::from_secs(48 * 3600),
             republish_interval: Duration::from_secs(4 * 3600),
             store_sync_writes: true,
+            exclusive_backend: None,
         }
+    }
+
+    /// [`NodeConfig::exclusive_backend`] with its default applied.
+    pub fn backend_is_exclusive(&self) -> bool {
+        self.exclusive_backend
+            .unwrap_or(self.ipfs == IpfsBackend::Embedded)
     }
 
     /// Loads the configuration from the command line (and the file and environment it names).
@@ -133,6 +147,7 @@ impl NodeConfig {
         merge!(data_dir);
         merge!(max_upload_bytes);
         merge!(store_sync_writes);
+        c.exclusive_backend = cli.exclusive_backend.or(file.exclusive_backend);
         c.public_url = cli.public_url.or(file.public_url);
         c.registrar_key = cli.registrar_key.map(Secret).or(file.registrar_key);
         if let Some(url) = cli.ipfs_url.or(file.ipfs_url) {
@@ -202,6 +217,7 @@ struct FileConfig {
     record_lifetime_secs: Option<u64>,
     republish_interval_secs: Option<u64>,
     store_sync_writes: Option<bool>,
+    exclusive_backend: Option<bool>,
 }
 
 impl FileConfig {
@@ -264,6 +280,9 @@ pub struct Cli {
     /// Embedded store: fsync blocks before commit [default: true].
     #[arg(long, env = "PX_NODE_STORE_SYNC_WRITES")]
     pub store_sync_writes: Option<bool>,
+    /// Every pin of the IPFS backend is the node's [default: true when embedded].
+    #[arg(long, env = "PX_NODE_EXCLUSIVE_BACKEND")]
+    pub exclusive_backend: Option<bool>,
 }
 
 #[cfg(test)]
@@ -292,6 +311,8 @@ mod tests {
         assert_eq!(c.owner_cache_ttl, Duration::from_secs(30));
         assert_eq!(c.deployment, PathBuf::from("d.json"));
         assert_eq!(c.ipfs, IpfsBackend::Remote("http://127.0.0.1:5001".into()));
+        assert!(!c.backend_is_exclusive());
+        assert!(NodeConfig::new("d.json").backend_is_exclusive());
         assert_eq!(c.nonce_ttl, Duration::from_secs(300));
         assert_eq!(format!("{:?}", c.registrar_key), "Some(Secret(<redacted>))");
     }

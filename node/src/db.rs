@@ -89,8 +89,9 @@ pub struct Journal {
 pub struct UploadPin {
     /// Token uploaded to.
     pub token_id: u64,
-    /// CID of the uploaded file.
-    pub cid: String,
+    /// CID of the uploaded file; `None` when the backend is the node's alone and the CID is
+    /// not known before the pin (recovery then unpins every unreferenced pin).
+    pub cid: Option<String>,
 }
 
 /// The node database.
@@ -448,6 +449,28 @@ impl Db {
         Ok(out)
     }
 
+    /// Every CID the committed state references: files, index pages, index roots and records
+    /// of all tokens.
+    pub fn referenced_cids(&self) -> Result<std::collections::HashSet<String>> {
+        let tx = self.db.begin_read()?;
+        let mut out = std::collections::HashSet::new();
+        for row in tx.open_table(CID_REFS)?.iter()? {
+            out.insert(row?.0.value().to_string());
+        }
+        for row in tx.open_table(PAGES)?.iter()? {
+            out.insert(row?.1.value().to_string());
+        }
+        for row in tx.open_table(TOKENS)?.iter()? {
+            let s: TokenState = dec(row?.1.value())?;
+            out.extend(
+                [s.index_root, s.record_cid]
+                    .into_iter()
+                    .filter(|c| !c.is_empty()),
+            );
+        }
+        Ok(out)
+    }
+
     /// Tokens with a non-empty journal.
     pub fn journaled_tokens(&self) -> Result<Vec<u64>> {
         let tx = self.db.begin_read()?;
@@ -621,7 +644,7 @@ mod tests {
         let db = Db::open(&dir.path().join("u.redb")).unwrap();
         let pin = |cid: &str| UploadPin {
             token_id: 1,
-            cid: cid.into(),
+            cid: Some(cid.into()),
         };
         db.put_upload(7, &pin("Qa")).unwrap();
         db.put_upload(9, &pin("Qb")).unwrap();
@@ -636,6 +659,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(db.uploads().unwrap(), vec![(9, pin("Qb"))]);
+        assert!(db.referenced_cids().unwrap().contains("Qa"));
+        assert!(!db.referenced_cids().unwrap().contains("Qb"));
         db.remove_upload(9).unwrap();
         assert_eq!(db.uploads().unwrap(), vec![]);
     }

@@ -30,12 +30,14 @@ impl std::fmt::Debug for Ipfs {
 /// CIDs per batched RPC call (keeps request lines a few KiB long).
 const ARGS_PER_CALL: usize = 64;
 
-/// The body of [`Ipfs::add_stream_pinned`]'s request: the multipart head, the upload's chunks
-/// (hashed into the CID on the way, never copied), then, once the CID has been handed over and
-/// the go-ahead received, the closing boundary.
+/// The body of an upload's `add` request: the multipart head, the upload's chunks (never
+/// copied; with an importer, hashed into the CID on the way), then (with an importer, once the
+/// CID has been handed over and the go-ahead received) the closing boundary.
 struct Feed<S> {
     body: std::pin::Pin<Box<S>>,
     head: Option<Bytes>,
+    /// The body has ended or failed.
+    finished: bool,
     importer: Option<px_store::importer::Importer>,
     received: u64,
     len: u64,
@@ -53,6 +55,7 @@ where
 {
     /// Ends the stream after an error: no closing boundary ever follows.
     fn fail(mut self, e: String) -> Option<(FeedItem, Self)> {
+        self.finished = true;
         self.importer = None;
         self.tail = None;
         Some((Err(std::io::Error::other(e)), self))
@@ -62,38 +65,44 @@ where
         if let Some(head) = self.head.take() {
             return Some((Ok(head), self));
         }
-        let importer = self.importer.as_mut()?;
+        if self.finished {
+            return None;
+        }
         match self.body.next().await {
             Some(Ok(chunk)) => {
                 self.received += chunk.len() as u64;
                 if self.received > self.len {
                     return self.fail("body longer than its length".into());
                 }
-                importer
-                    .push_bytes(chunk.clone(), |_| Ok::<_, std::convert::Infallible>(()))
-                    .unwrap_or_else(|e| match e {});
+                if let Some(importer) = self.importer.as_mut() {
+                    importer
+                        .push_bytes(chunk.clone(), |_| Ok::<_, std::convert::Infallible>(()))
+                        .unwrap_or_else(|e| match e {});
+                }
                 Some((Ok(chunk), self))
             }
             Some(Err(e)) => self.fail(format!("upload interrupted: {e}")),
             None => {
-                let importer = self.importer.take()?;
+                self.finished = true;
                 if self.received != self.len {
                     let e = format!("body ended after {} of {} bytes", self.received, self.len);
                     return self.fail(e);
                 }
-                let imported = importer
-                    .finish(|_| Ok::<_, std::convert::Infallible>(()))
-                    .unwrap_or_else(|e| match e {});
-                let handed = self
-                    .cid_tx
-                    .take()
-                    .is_some_and(|tx| tx.send(imported.cid.to_string()).is_ok());
-                let go = match self.go_rx.take() {
-                    Some(rx) if handed => rx.await.is_ok(),
-                    _ => false,
-                };
-                if !go {
-                    return self.fail("CID not journaled".into());
+                if let Some(importer) = self.importer.take() {
+                    let imported = importer
+                        .finish(|_| Ok::<_, std::convert::Infallible>(()))
+                        .unwrap_or_else(|e| match e {});
+                    let handed = self
+                        .cid_tx
+                        .take()
+                        .is_some_and(|tx| tx.send(imported.cid.to_string()).is_ok());
+                    let go = match self.go_rx.take() {
+                        Some(rx) if handed => rx.await.is_ok(),
+                        _ => false,
+                    };
+                    if !go {
+                        return self.fail("CID not journaled".into());
+                    }
                 }
                 let tail = self.tail.take()?;
                 Some((Ok(tail), self))
@@ -157,27 +166,57 @@ impl Ipfs {
     }
 
     /// Streams `len` bytes into the backend's `add` with `pin=true` and answers the CID the
-    /// backend reports. The CID is computed here as the bytes pass (Kubo's layout, pinned down
-    /// by the request's parameters: CIDv0, `size-262144` chunks, balanced, dag-pb leaves), and
-    /// `before_pin(cid)` runs before the request's last bytes leave: the backend cannot finish
-    /// the add, let alone pin, without the multipart closing boundary, so whatever
-    /// `before_pin` records (the node journals the CID) precedes the pin. If `before_pin`
-    /// fails, or the body errs or is not exactly `len` bytes, the request is aborted before
-    /// that boundary and nothing is pinned.
+    /// backend reports. Whoever calls this must be able to find the pin after a crash without
+    /// knowing its CID (the node sweeps unreferenced pins of a backend it owns).
     ///
     /// Pinning in the `add` spares the backend a second pass: `pin/add` after an unpinned
-    /// `add` walks the whole DAG again (px-store reads and re-hashes every block). The caller
-    /// compares the answer with the CID given to `before_pin`.
+    /// `add` walks the whole DAG again (px-store reads and re-hashes every block).
     ///
     /// The request is sent with `reqwest`, not `ipfs-api-backend-hyper`: that client's
     /// multipart encoder reads the body in 2 KiB pieces, which halved upload throughput
     /// (measured by the `node` benchmark). Here the multipart framing is written by hand around
     /// the request's own chunks, which reach the backend as they arrived, never copied.
-    pub async fn add_stream_pinned<S, E, F, Fut>(
+    pub async fn add_stream_pinned<S, E>(&self, body: S, len: u64) -> Result<String>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        self.add_stream(
+            body,
+            len,
+            None::<fn(String) -> std::future::Ready<Result<()>>>,
+        )
+        .await
+    }
+
+    /// As [`Ipfs::add_stream_pinned`], but the CID is computed here as the bytes pass (Kubo's
+    /// layout, pinned down by the request's parameters: CIDv0, `size-262144` chunks, balanced,
+    /// dag-pb leaves), and `before_pin(cid)` runs before the request's last bytes leave: the
+    /// backend cannot finish the add, let alone pin, without the multipart closing boundary,
+    /// so whatever `before_pin` records (the node journals the CID) precedes the pin. If
+    /// `before_pin` fails, or the body errs or is not exactly `len` bytes, the request is
+    /// aborted before that boundary and nothing is pinned. The caller compares the answer with
+    /// the CID given to `before_pin`. Hashing costs about as much CPU as the backend's own.
+    pub async fn add_stream_journaled<S, E, F, Fut>(
         &self,
         body: S,
         len: u64,
         before_pin: F,
+    ) -> Result<String>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        self.add_stream(body, len, Some(before_pin)).await
+    }
+
+    async fn add_stream<S, E, F, Fut>(
+        &self,
+        body: S,
+        len: u64,
+        before_pin: Option<F>,
     ) -> Result<String>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
@@ -194,14 +233,20 @@ impl Ipfs {
         ));
         let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
         let total = head.len() as u64 + len + tail.len() as u64;
-        let importer = px_store::importer::Importer::new(&Self::add_options())
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let importer = match before_pin {
+            Some(_) => Some(
+                px_store::importer::Importer::new(&Self::add_options())
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
         let (cid_tx, cid_rx) = tokio::sync::oneshot::channel::<String>();
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
         let feed = Feed {
             body: Box::pin(body),
             head: Some(head),
-            importer: Some(importer),
+            finished: false,
+            importer,
             received: 0,
             len,
             cid_tx: Some(cid_tx),
@@ -226,7 +271,7 @@ impl Ipfs {
             )))
             .send();
         let handshake = async move {
-            if let Ok(cid) = cid_rx.await {
+            if let (Some(before_pin), Ok(cid)) = (before_pin, cid_rx.await) {
                 match before_pin(cid).await {
                     Ok(()) => {
                         let _ = go_tx.send(());
@@ -270,8 +315,8 @@ impl Ipfs {
         }
     }
 
-    /// The import settings [`Ipfs::add_stream_pinned`] computes CIDs with and asks the backend
-    /// for (Kubo's defaults).
+    /// The import settings [`Ipfs::add_stream_journaled`] computes CIDs with and uploads ask
+    /// the backend for (Kubo's defaults).
     fn add_options() -> px_store::importer::ImportOptions {
         px_store::importer::ImportOptions::default()
     }

@@ -164,6 +164,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
         session_ttl: config.session_ttl,
         assignment_ttl: config.assignment_ttl,
         record_lifetime: config.record_lifetime,
+        exclusive_backend: config.backend_is_exclusive(),
     };
     let node = Arc::new(Node::new(settings, db, ipfs, chain));
     node.recover().await?;

@@ -2,9 +2,16 @@
 //! HTTP.
 //!
 //! # Updates and crash consistency
-//! An uploaded file streams into IPFS outside the token's lock, through `add` with `pin=true`:
-//! the node computes the file's CID as the bytes pass and writes it durably to the `uploads`
-//! table before the request's last bytes leave, so the backend pins nothing unjournaled.
+//! An uploaded file streams into IPFS outside the token's lock, through `add` with `pin=true`
+//! (an unpinned `add` and a `pin/add` would make the backend walk the whole DAG again). Before
+//! the backend can pin, the upload has a durable row in the `uploads` table:
+//! - exclusive backend (the embedded store by default: every pin is the node's): the row,
+//!   without the CID, is written before the add; recovery after a crash with such a row unpins
+//!   every pin the committed state does not reference;
+//! - otherwise the node computes the CID as the bytes pass and writes it in the row before the
+//!   request's closing boundary leaves (the backend cannot finish the add without it), so
+//!   recovery unpins exactly that CID and nothing else.
+//!
 //! A failed upload gives its pin back (unless something committed holds the same content).
 //! Then every change of a token runs under that token's lock (tokens proceed in parallel):
 //! 1. new objects (index pages, the usage record) get their CIDs computed locally;
@@ -17,9 +24,9 @@
 //!    and the journal cleared.
 //!
 //! A crash before 3 leaves only journaled pins (journal and `uploads`), which recovery removes
-//! (nothing committed references them); a crash after 3 leaves a committed state whose record recovery publishes.
-//! Either way the published record describes exactly what is stored and pinned. Records are
-//! republished at start and periodically.
+//! (nothing committed references them); a crash after 3 leaves a committed state whose record
+//! recovery publishes. Either way the published record describes exactly what is stored and
+//! pinned. Records are republished at start and periodically.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -52,6 +59,13 @@ fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     getrandom::fill(&mut buf).expect("OS randomness");
     alloy::hex::encode(buf)
+}
+
+/// A fresh key for the `uploads` table.
+fn new_upload_id() -> u64 {
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).expect("OS randomness");
+    u64::from_le_bytes(id)
 }
 
 fn random_alnum(n: usize) -> String {
@@ -108,6 +122,8 @@ pub struct Settings {
     pub assignment_ttl: Duration,
     /// IPNS record lifetime.
     pub record_lifetime: Duration,
+    /// Every recursive pin of the backend is the node's ([`crate::NodeConfig::exclusive_backend`]).
+    pub exclusive_backend: bool,
 }
 
 /// The node core shared by all requests.
@@ -121,6 +137,8 @@ pub struct Node {
     locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     reserved: Mutex<HashMap<u64, u64>>,
     pinning: tokio::sync::Mutex<HashMap<String, usize>>,
+    /// CIDs unpinned while an exclusive-backend upload's `add` ran, by `uploads` row.
+    unpin_watch: Mutex<HashMap<u64, Vec<String>>>,
     dirty: Mutex<HashSet<u64>>,
 }
 
@@ -164,6 +182,7 @@ impl Node {
             locks: Mutex::new(HashMap::new()),
             reserved: Mutex::new(HashMap::new()),
             pinning: tokio::sync::Mutex::new(HashMap::new()),
+            unpin_watch: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
         }
     }
@@ -497,14 +516,19 @@ impl Node {
                 counter.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
         });
-        let journaled = Mutex::new(None);
-        let added = self
-            .ipfs
-            .add_stream_pinned(counted, len, |cid| {
-                self.journal_upload(token_id, cid, &journaled)
-            })
-            .await;
-        let journaled = journaled.into_inner().expect("lock");
+        let (added, journaled) = if self.settings.exclusive_backend {
+            self.add_exclusive(token_id, counted, len).await?
+        } else {
+            let journaled = Mutex::new(None);
+            let added = self
+                .ipfs
+                .add_stream_journaled(counted, len, |cid| {
+                    self.journal_upload(token_id, cid, &journaled)
+                })
+                .await;
+            (added, journaled.into_inner().expect("lock"))
+        };
+        failpoint("after_add");
         let received = received.load(std::sync::atomic::Ordering::Relaxed);
         let result = async {
             if received != len {
@@ -536,6 +560,55 @@ impl Node {
         result
     }
 
+    /// The `add` of an upload to a backend the node owns: an `uploads` row without a CID
+    /// first (a crash from here on makes recovery sweep unreferenced pins), then the add,
+    /// pinned. Answers the add's outcome and, when it has a CID, the row and CID, counted as
+    /// pinning. A failed add leaves its row to recovery (the backend might have pinned before
+    /// the answer was lost).
+    async fn add_exclusive<S, E>(
+        &self,
+        token_id: u64,
+        body: S,
+        len: u64,
+    ) -> Result<(Result<String>, Option<(u64, String)>)>
+    where
+        S: Stream<Item = std::result::Result<Chunk, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let id = new_upload_id();
+        let pin = UploadPin {
+            token_id,
+            cid: None,
+        };
+        self.write(move |db| db.put_upload(id, &pin)).await?;
+        self.unpin_watch
+            .lock()
+            .expect("lock")
+            .insert(id, Vec::new());
+        let added = self.ipfs.add_stream_pinned(body, len).await;
+        let cid = match &added {
+            Ok(cid) => cid.clone(),
+            Err(_) => {
+                self.unpin_watch.lock().expect("lock").remove(&id);
+                return Ok((added, None));
+            }
+        };
+        // Counted as pinning from now on; if a release unpinned the same content while the
+        // add ran (the add's pin then went with it), pin it again.
+        let unpinned = {
+            let mut p = self.pinning.lock().await;
+            *p.entry(cid.clone()).or_default() += 1;
+            let seen = self.unpin_watch.lock().expect("lock").remove(&id);
+            seen.is_some_and(|v| v.contains(&cid))
+        };
+        let added = if unpinned {
+            self.ipfs.pin(&cid).await.map(|()| cid.clone())
+        } else {
+            added
+        };
+        Ok((added, Some((id, cid))))
+    }
+
     /// Journals an upload's CID before its `add` may pin it: counted as pinning (so no
     /// concurrent release unpins the same content meanwhile), then a durable `uploads` row.
     /// `slot` receives the row id and CID first, so the caller cleans up even if the write
@@ -546,12 +619,13 @@ impl Node {
         cid: String,
         slot: &Mutex<Option<(u64, String)>>,
     ) -> Result<()> {
-        let mut id = [0u8; 8];
-        getrandom::fill(&mut id).expect("OS randomness");
-        let id = u64::from_le_bytes(id);
+        let id = new_upload_id();
         self.mark_pinning(std::slice::from_ref(&cid)).await;
         *slot.lock().expect("lock") = Some((id, cid.clone()));
-        let pin = UploadPin { token_id, cid };
+        let pin = UploadPin {
+            token_id,
+            cid: Some(cid),
+        };
         self.write(move |db| db.put_upload(id, &pin)).await
     }
 
@@ -906,6 +980,9 @@ impl Node {
             return Ok(());
         }
         self.ipfs.unpin(cid).await?;
+        for seen in self.unpin_watch.lock().expect("lock").values_mut() {
+            seen.push(cid.to_string());
+        }
         drop(p);
         Ok(())
     }
@@ -953,12 +1030,33 @@ impl Node {
             self.recover_token(token_id).await?;
             tracing::info!(target: "node::recover", token_id, "journal resolved");
         }
+        let mut unknown = Vec::new();
         for (upload, pin) in self.db.uploads()? {
-            let lock = self.token_lock(pin.token_id);
-            let _g = lock.lock().await;
-            self.unpin_if_unreferenced(pin.token_id, &pin.cid).await?;
+            let Some(cid) = pin.cid else {
+                unknown.push(upload);
+                continue;
+            };
+            self.unpin_if_unreferenced(pin.token_id, &cid).await?;
             self.write(move |db| db.remove_upload(upload)).await?;
-            tracing::info!(target: "node::recover", token_id = pin.token_id, cid = %pin.cid, "uncommitted upload unpinned");
+            tracing::info!(target: "node::recover", token_id = pin.token_id, %cid, "uncommitted upload unpinned");
+        }
+        if !unknown.is_empty() {
+            if self.settings.exclusive_backend {
+                // An upload may have been pinned under a CID never recorded: every pin the
+                // committed state does not reference goes (the backend is the node's alone).
+                let referenced = self.db.referenced_cids()?;
+                for cid in self.ipfs.pins().await? {
+                    if !referenced.contains(&cid) {
+                        self.ipfs.unpin(&cid).await?;
+                        tracing::info!(target: "node::recover", %cid, "unreferenced pin removed");
+                    }
+                }
+            } else {
+                tracing::warn!(target: "node::recover", uploads = unknown.len(), "uploads of an exclusive-backend run left unresolved: the backend is not exclusive now, so no pin is swept");
+            }
+            for upload in unknown {
+                self.write(move |db| db.remove_upload(upload)).await?;
+            }
         }
         self.republish_all().await;
         Ok(())

@@ -16,6 +16,7 @@ fn start_process(
     net: &Net,
     data_dir: &std::path::Path,
     failpoint: Option<&str>,
+    exclusive: bool,
 ) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -32,6 +33,7 @@ fn start_process(
             alloy::hex::encode(net.devnet.signer(REGISTRAR).to_bytes()),
         )
         .env("PX_NODE_OWNER_CACHE_SECS", "1")
+        .env("PX_NODE_EXCLUSIVE_BACKEND", exclusive.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -119,12 +121,24 @@ async fn upload_and_die(user: &User, token: u64, child: &mut Child, len: usize, 
     assert!(r.is_err(), "the upload got no answer: {r:?}");
 }
 
+/// The embedded store, owned by the node: uploads' CIDs are unknown until the add answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_recovers_a_consistent_record() {
+    killed_node_recovers(true).await;
+}
+
+/// As if the backend were shared: the node journals each upload's CID before the pin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_node_recovers_a_consistent_record_on_a_shared_backend() {
+    killed_node_recovers(false).await;
+}
+
+async fn killed_node_recovers(exclusive: bool) {
     let net = Net::start().await;
     let data_dir = net.dir.path().join("crash");
     let mut config = net.config("crash");
     config.store_sync_writes = true;
+    config.exclusive_backend = Some(exclusive);
 
     // A token with some files, served in-process.
     let node = px_node::spawn(config.clone()).await.unwrap();
@@ -144,9 +158,14 @@ async fn killed_node_recovers_a_consistent_record() {
     let session = alice.session.clone();
     node.shutdown().await;
 
-    // 1. SIGKILL while the body streams, 2. abort after pinning, before committing.
-    for (failpoint, kill_midway) in [(None, true), (Some("after_pin"), false)] {
-        let (mut child, url) = start_process(&net, &data_dir, failpoint);
+    // 1. SIGKILL while the body streams, 2. abort once the add has answered (the file is
+    // pinned), 3. abort after pinning the index and record, before committing.
+    for (failpoint, kill_midway) in [
+        (None, true),
+        (Some("after_add"), false),
+        (Some("after_pin"), false),
+    ] {
+        let (mut child, url) = start_process(&net, &data_dir, failpoint, exclusive);
         wait_healthy(&url).await;
         let user = User {
             session: session.clone(),
@@ -172,7 +191,7 @@ async fn killed_node_recovers_a_consistent_record() {
     }
 
     // 3. Abort after committing, before publishing: the restart publishes the new record.
-    let (mut child, url) = start_process(&net, &data_dir, Some("after_commit"));
+    let (mut child, url) = start_process(&net, &data_dir, Some("after_commit"), exclusive);
     wait_healthy(&url).await;
     let user = User {
         session: session.clone(),

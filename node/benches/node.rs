@@ -12,7 +12,7 @@
 //!
 //! The node runs with `PX_NODE_EXCLUSIVE_BACKEND=true` (the store is its alone during uploads,
 //! as the embedded store is); `PX_BENCH_EXCLUSIVE=false` measures the shared-backend mode.
-//! `PX_BENCH_GIB` scales part 1 (default 1), `PX_BENCH_ROUNDS` sets its rounds (default 2),
+//! `PX_BENCH_GIB` scales part 1 (default 1; fractions allowed), `PX_BENCH_ROUNDS` sets its rounds (default 2),
 //! `PX_BENCH_SKIP` skips `throughput` or `latency`, `PX_BENCH_NODE_PID_FILE` names a file
 //! to write the node process's pid to (to attach a profiler).
 
@@ -255,6 +255,20 @@ impl Session {
     }
 }
 
+/// Frees the disk between steps (outside the timed parts): unpins `cid`, collects garbage.
+async fn collect(ipfs: &px_node::ipfs::Ipfs, store: &str, cid: Option<&str>) {
+    if let Some(cid) = cid {
+        ipfs.unpin(cid).await.unwrap();
+    }
+    let gc = reqwest::Client::new()
+        .post(format!("{store}/api/v0/repo/gc"))
+        .send()
+        .await
+        .unwrap();
+    assert!(gc.status().is_success());
+    gc.bytes().await.unwrap();
+}
+
 async fn direct_add(store: &str, len: u64, seed: u64, pin: bool) -> String {
     let part = reqwest::multipart::Part::stream_with_length(
         reqwest::Body::wrap_stream(content(seed, len)),
@@ -268,7 +282,12 @@ async fn direct_add(store: &str, len: u64, seed: u64, pin: bool) -> String {
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_success());
+    assert!(
+        r.status().is_success(),
+        "add: {} {}",
+        r.status(),
+        r.text().await.unwrap()
+    );
     let text = r.text().await.unwrap();
     let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     line["Hash"].as_str().unwrap().to_string()
@@ -301,11 +320,11 @@ async fn step<T>(node_pid: u32, f: impl std::future::Future<Output = T>) -> (T, 
 }
 
 async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
-    let gib: u64 = std::env::var("PX_BENCH_GIB")
+    let gib: f64 = std::env::var("PX_BENCH_GIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    let len = gib << 30;
+        .unwrap_or(1.0);
+    let len = (gib * (1u64 << 30) as f64) as u64;
     // The store is the node's alone during uploads (as the embedded store is): uploads pin in
     // their add. `PX_BENCH_EXCLUSIVE=false` measures the shared-backend mode instead (the node
     // hashes each upload to journal its CID before the pin).
@@ -396,10 +415,13 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     for round in 0..rounds {
         // a. The store's own add with pin=true: the reference.
         let (direct_cid, d) = step(pid, direct_add(&store_url, len, 100 + round, true)).await;
-        // b. What the node asks of the store: add unpinned, then pin/add (which walks the DAG).
+        collect(&ipfs, &store_url, Some(&direct_cid)).await;
+        // b. What the node asked of the store before: add unpinned, then pin/add (which walks
+        // the DAG).
         let (cid, a) = step(pid, direct_add(&store_url, len, 300 + round, false)).await;
         let (pinned, p) = step(pid, ipfs.pin(&cid)).await;
         pinned.unwrap();
+        collect(&ipfs, &store_url, Some(&cid)).await;
         // c. Through the node.
         let (r, n) = step(
             pid,
@@ -412,6 +434,8 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         )
         .await;
         assert_eq!(r.file.size, len);
+        s.delete(token, r.file.id).await;
+        collect(&ipfs, &store_url, None).await;
         println!(
             "  round {round}: store add?pin=true {:.1} MiB/s ({:.2} s; CPU {}), through node {:.1} MiB/s ({:.2} s; CPU {}), ratio {:.2}",
             mib / d.secs,
@@ -434,19 +458,6 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         direct.push(d);
         split.push(a.secs + p.secs);
         node.push(n);
-        // Free the disk for the next round: delete the file through the node, unpin the
-        // direct adds, collect garbage.
-        s.delete(token, r.file.id).await;
-        for c in [&direct_cid, &cid] {
-            ipfs.unpin(c).await.unwrap();
-        }
-        let gc = reqwest::Client::new()
-            .post(format!("{store_url}/api/v0/repo/gc"))
-            .send()
-            .await
-            .unwrap();
-        assert!(gc.status().is_success());
-        gc.bytes().await.unwrap();
     }
     let peak = rss_kib(pid, "VmHWM:");
     let best = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::MAX, f64::min);

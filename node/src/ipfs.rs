@@ -338,6 +338,94 @@ impl Ipfs {
         Ok(r.hash)
     }
 
+    /// Adds small objects in one `add` request (one part each, unpinned), checks that the
+    /// backend computed each expected CID (so the caller can journal them before the pins
+    /// exist), then pins them all in one `pin/add`: two round trips whatever their number.
+    pub async fn add_objects_pinned(&self, objects: Vec<(String, Vec<u8>)>) -> Result<()> {
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let mut form = reqwest::multipart::Form::new();
+        let mut expected = Vec::with_capacity(objects.len());
+        for (i, (cid, bytes)) in objects.into_iter().enumerate() {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(i.to_string()),
+            );
+            expected.push(cid);
+        }
+        let r = self
+            .http
+            .post(format!(
+                "{}/add?pin=false&cid-version=0&progress=false",
+                self.base
+            ))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| Error::Ipfs(format!("add: {e}")))?;
+        let status = r.status();
+        let text = r
+            .text()
+            .await
+            .map_err(|e| Error::Ipfs(format!("add: {e}")))?;
+        #[derive(serde::Deserialize)]
+        struct Line {
+            #[serde(rename = "Name")]
+            name: Option<String>,
+            #[serde(rename = "Hash")]
+            hash: Option<String>,
+            #[serde(rename = "Message")]
+            message: Option<String>,
+        }
+        let mut got: Vec<Option<String>> = vec![None; expected.len()];
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            let line: Line = serde_json::from_str(l).map_err(|_| {
+                Error::Ipfs(format!(
+                    "add answered {status}: {}",
+                    text.chars().take(200).collect::<String>()
+                ))
+            })?;
+            if let Some(m) = line.message {
+                return Err(Error::Ipfs(format!("add: {m}")));
+            }
+            let i = line.name.as_deref().and_then(|n| n.parse::<usize>().ok());
+            if let (Some(i), Some(hash)) = (i, line.hash)
+                && i < got.len()
+            {
+                got[i] = Some(hash);
+            }
+        }
+        if !status.is_success() {
+            return Err(Error::Ipfs(format!("add answered {status}")));
+        }
+        for (want, got) in expected.iter().zip(&got) {
+            if got.as_deref() != Some(want.as_str()) {
+                return Err(Error::Ipfs(format!(
+                    "backend stored an object as {got:?}, expected {want}"
+                )));
+            }
+        }
+        self.pin_all(&expected).await
+    }
+
+    /// Unpins `cids`, up to [`ARGS_PER_CALL`] per `pin/rm` call; a CID that is not pinned is
+    /// not an error (a batch the backend refuses for that is redone one by one).
+    pub async fn unpin_all(&self, cids: &[String]) -> Result<()> {
+        for batch in cids.chunks(ARGS_PER_CALL) {
+            match self.call_with_args("pin/rm", batch).await {
+                Ok(()) => {}
+                Err(Error::Ipfs(m)) if m.contains("not pinned") => {
+                    for c in batch {
+                        self.unpin(c).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a small object and pins it, checking that the backend computed `cid` (so the
     /// caller can journal the CID before the pin exists).
     pub async fn add_pinned(&self, cid: &str, data: Vec<u8>) -> Result<()> {

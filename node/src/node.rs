@@ -899,9 +899,7 @@ impl Node {
         self.mark_pinning(&pins).await;
         let result = async {
             self.ipfs.pin_all(&files).await?;
-            for (cid, bytes) in objects {
-                self.ipfs.add_pinned(&cid, bytes).await?;
-            }
+            self.ipfs.add_objects_pinned(objects).await?;
             failpoint("after_pin");
             let mut release = change.old.clone();
             if !old.record_cid.is_empty() {
@@ -959,9 +957,7 @@ impl Node {
     /// Unpins released objects (unless referenced again) and clears the journal.
     async fn release(&self, token_id: u64, release: &[String]) {
         let r = async {
-            for c in release {
-                self.unpin_if_unreferenced(token_id, c).await?;
-            }
+            self.unpin_unreferenced(token_id, release).await?;
             self.write(move |db| db.put_journal(token_id, &Journal::default(), false))
                 .await
         }
@@ -972,16 +968,30 @@ impl Node {
     }
 
     async fn unpin_if_unreferenced(&self, token_id: u64, cid: &str) -> Result<()> {
+        self.unpin_unreferenced(token_id, &[cid.to_string()]).await
+    }
+
+    /// Unpins those of `cids` that no update is pinning and nothing committed references, in
+    /// batched calls.
+    async fn unpin_unreferenced(&self, token_id: u64, cids: &[String]) -> Result<()> {
         let p = self.pinning.lock().await;
-        if p.contains_key(cid)
-            || self.db.cid_refs(cid)? > 0
-            || self.db.is_committed_object(token_id, cid)?
-        {
+        let mut unpin = Vec::with_capacity(cids.len());
+        for cid in cids {
+            if p.contains_key(cid)
+                || self.db.cid_refs(cid)? > 0
+                || self.db.is_committed_object(token_id, cid)?
+                || unpin.contains(cid)
+            {
+                continue;
+            }
+            unpin.push(cid.clone());
+        }
+        if unpin.is_empty() {
             return Ok(());
         }
-        self.ipfs.unpin(cid).await?;
+        self.ipfs.unpin_all(&unpin).await?;
         for seen in self.unpin_watch.lock().expect("lock").values_mut() {
-            seen.push(cid.to_string());
+            seen.extend(unpin.iter().cloned());
         }
         drop(p);
         Ok(())
@@ -1014,9 +1024,8 @@ impl Node {
 
     async fn recover_token(&self, token_id: u64) -> Result<()> {
         let j = self.db.journal(token_id)?;
-        for c in j.pending.iter().chain(j.release.iter()) {
-            self.unpin_if_unreferenced(token_id, c).await?;
-        }
+        let cids: Vec<String> = j.pending.into_iter().chain(j.release).collect();
+        self.unpin_unreferenced(token_id, &cids).await?;
         self.write(move |db| db.put_journal(token_id, &Journal::default(), true))
             .await
     }

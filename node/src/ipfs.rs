@@ -1,5 +1,8 @@
-//! The IPFS backend, always spoken to through the Kubo RPC API (`ipfs-api-backend-hyper`):
-//! the embedded `px-store` or a configured Kubo/BTFS daemon alike.
+//! The IPFS backend, always spoken to through the Kubo RPC API: the embedded `px-store` or a
+//! configured Kubo/BTFS daemon alike. Most calls go through `ipfs-api-backend-hyper`; the
+//! streaming `add` of uploads ([`Ipfs::add_stream_pinned`], [`Ipfs::add_stream_journaled`]),
+//! the multi-part `add` of index objects and the multi-`arg` `pin/add` / `pin/rm` are sent
+//! with `reqwest`, same commands and parameters.
 
 use std::time::Duration;
 

@@ -2,19 +2,24 @@
 //!
 //! 1. **Throughput**: a 1 GiB upload through the node (a `px-node` child process using a
 //!    px-store on loopback) against the same store's direct `add?pin=true`, in the same run;
-//!    also the store's `add?pin=false` followed by `pin/add` (the two calls the node makes,
-//!    without the node). Each step reports the CPU seconds per GiB of the node process, the
-//!    store (its own runtime in the bench process, threads named `px-store`) and the client
-//!    (the rest of the bench process), from `/proc` utime + stime. Then the node process's
-//!    peak RSS against its idle RSS.
+//!    also the store's `add?pin=false` followed by `pin/add` (the two calls the node made
+//!    before it pinned in the `add`), for reference. Each step reports the CPU seconds per GiB
+//!    of the node process, the store (its own runtime in the bench process, threads named
+//!    `px-store`) and the client (the rest of the bench process), from `/proc` utime + stime.
+//!    Between steps the bench unpins and garbage-collects, so at most one upload is on disk.
+//!    Then the node process's peak RSS against its idle RSS.
 //! 2. **Latency**: 1 KiB uploads into a token holding 10 files and one holding 100,000 files
-//!    (seeded with `Node::import_files`).
+//!    (seeded with `Node::import_files`; in-process node with its embedded store).
 //!
-//! The node runs with `PX_NODE_EXCLUSIVE_BACKEND=true` (the store is its alone during uploads,
-//! as the embedded store is); `PX_BENCH_EXCLUSIVE=false` measures the shared-backend mode.
-//! `PX_BENCH_GIB` scales part 1 (default 1; fractions allowed), `PX_BENCH_ROUNDS` sets its rounds (default 2),
-//! `PX_BENCH_SKIP` skips `throughput` or `latency`, `PX_BENCH_NODE_PID_FILE` names a file
-//! to write the node process's pid to (to attach a profiler).
+//! In part 1 the node runs with `PX_NODE_EXCLUSIVE_BACKEND=true` (the store is its alone
+//! during uploads, as the embedded store is); `PX_BENCH_EXCLUSIVE=false` measures the
+//! shared-backend mode (the node hashes each upload to journal its CID before the pin).
+//!
+//! Environment: `PX_BENCH_GIB` scales part 1 (default 1; fractions allowed),
+//! `PX_BENCH_ROUNDS` sets its rounds (default 2), `PX_BENCH_SKIP` skips `throughput` or
+//! `latency`, `PX_BENCH_DIR` is where the temporary directory (store repo, node data) goes
+//! (default the system's), `PX_BENCH_NODE_PID_FILE` names a file to write the node process's
+//! pid to (to attach a profiler).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -325,9 +330,7 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1.0);
     let len = (gib * (1u64 << 30) as f64) as u64;
-    // The store is the node's alone during uploads (as the embedded store is): uploads pin in
-    // their add. `PX_BENCH_EXCLUSIVE=false` measures the shared-backend mode instead (the node
-    // hashes each upload to journal its CID before the pin).
+    // See the module docs on `PX_BENCH_EXCLUSIVE`.
     let exclusive = std::env::var("PX_BENCH_EXCLUSIVE").map_or(true, |v| v != "false");
     // The store gets a runtime of its own (as a separate `px-store` process would have), with
     // named threads, so its CPU time can be told apart from the client's.
@@ -416,8 +419,8 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         // a. The store's own add with pin=true: the reference.
         let (direct_cid, d) = step(pid, direct_add(&store_url, len, 100 + round, true)).await;
         collect(&ipfs, &store_url, Some(&direct_cid)).await;
-        // b. What the node asked of the store before: add unpinned, then pin/add (which walks
-        // the DAG).
+        // b. For reference, what the node asked of the store before it pinned in the add: add
+        // unpinned, then pin/add (which walks the DAG again).
         let (cid, a) = step(pid, direct_add(&store_url, len, 300 + round, false)).await;
         let (pinned, p) = step(pid, ipfs.pin(&cid)).await;
         pinned.unwrap();
@@ -564,7 +567,10 @@ async fn main() {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = match std::env::var_os("PX_BENCH_DIR") {
+        Some(parent) => tempfile::tempdir_in(parent).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
     if skip != "throughput" {
         throughput(&devnet, dir.path()).await;
     }

@@ -507,8 +507,8 @@ impl Node {
         let state = self.ensure_token(token_id).await?;
         let (quota, _reservation) = self.admit(token_id, state.used, len).await?;
 
-        // Stream the body into the backend's `add?pin=true`; count what arrives. The CID is
-        // computed on the way and journaled before the backend can pin (see the module docs).
+        // Stream the body into the backend's `add?pin=true`; count what arrives. Before the
+        // backend can pin, the upload has its `uploads` row (see the module docs).
         let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = received.clone();
         let counted = body.inspect(move |chunk| {

@@ -10,15 +10,15 @@
 //! `{"Name","Bytes"}` lines while the upload runs; an error after streaming started is sent as
 //! a final Kubo error line.
 
-use axum::body::Body;
-use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::body::{Body, BodyDataStream};
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::multipart::{self, PartHeaders};
 use super::{Params, ndjson};
 use crate::AppState;
 use crate::error::{Error, Result};
@@ -173,17 +173,12 @@ fn worker(
     Err(Error::Internal("upload aborted".into()))
 }
 
-fn multipart_error(e: MultipartError, limit: u64) -> Error {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::TooLarge(limit)
-    } else {
-        Error::Multipart(e.body_text())
-    }
-}
+/// The multipart reader of an `add` body.
+type Parts = multipart::Reader<BodyDataStream>;
 
-fn part_name(field: &axum::extract::multipart::Field<'_>) -> Result<String> {
+fn part_name(headers: &PartHeaders) -> Result<String> {
     // Kubo clients percent-encode file names.
-    match field.file_name() {
+    match &headers.file_name {
         Some(n) => super::percent_decode(n),
         None => Ok(String::new()),
     }
@@ -191,28 +186,23 @@ fn part_name(field: &axum::extract::multipart::Field<'_>) -> Result<String> {
 
 /// Reads the multipart body into the worker; `progress` receives `(name, bytes so far)`.
 async fn feed(
-    mut mp: Multipart,
+    mut parts: Parts,
     tx: &mpsc::Sender<Msg>,
-    limit: u64,
     progress: Option<&mpsc::Sender<AddLine>>,
 ) -> Result<()> {
     let gone = || Error::Internal(WORKER_GONE.into());
     let mut files = 0;
-    while let Some(mut field) = mp
-        .next_field()
-        .await
-        .map_err(|e| multipart_error(e, limit))?
-    {
-        if field.content_type() == Some("application/x-directory") {
+    while let Some(headers) = parts.next_part().await? {
+        if headers.content_type.as_deref() == Some("application/x-directory") {
             return Err(Error::Unsupported("adding directories".into()));
         }
-        let name = part_name(&field)?;
+        let name = part_name(&headers)?;
         tx.send(Msg::Start(name.clone()))
             .await
             .map_err(|_| gone())?;
         let (mut total, mut reported) = (0u64, 0u64);
         let (mut batch, mut batch_len) = (Vec::new(), 0);
-        while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        while let Some(chunk) = parts.chunk().await? {
             total += chunk.len() as u64;
             batch_len += chunk.len();
             batch.push(chunk);
@@ -259,14 +249,13 @@ async fn feed(
 async fn run_import(
     state: AppState,
     opts: AddOptions,
-    mp: Multipart,
+    parts: Parts,
     progress: Option<mpsc::Sender<AddLine>>,
 ) -> Result<Vec<AddLine>> {
-    let limit = state.config().max_request_bytes;
     let (tx, rx) = mpsc::channel(4);
     let worker_state = state.clone();
     let worker = tokio::task::spawn_blocking(move || worker(worker_state, opts, rx));
-    let fed = feed(mp, &tx, limit, progress.as_ref()).await;
+    let fed = feed(parts, &tx, progress.as_ref()).await;
     drop(tx);
     let outcome = worker
         .await
@@ -295,11 +284,21 @@ async fn run_import(
 pub(crate) async fn add(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
-    mp: Result<Multipart, MultipartRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response> {
     let params = Params::parse(query.as_deref())?;
     let opts = AddOptions::parse(&params)?;
-    let mp = mp.map_err(|e| Error::Multipart(e.body_text()))?;
+    let limit = state.config().max_request_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Error::TooLarge(limit));
+    }
+    let boundary = multipart::boundary(&headers)?;
+    let mp = multipart::Reader::new(body.into_data_stream(), &boundary, limit);
     if !opts.progress {
         let lines = run_import(state, opts, mp, None).await?;
         return ndjson(&lines);

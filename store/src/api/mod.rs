@@ -8,6 +8,7 @@
 mod add;
 mod content;
 mod info;
+mod multipart;
 mod names;
 mod pin;
 

@@ -293,29 +293,10 @@ impl Ipfs {
             .text()
             .await
             .map_err(|e| Error::Ipfs(format!("add: {e}")))?;
-        #[derive(serde::Deserialize)]
-        struct Line {
-            #[serde(rename = "Hash")]
-            hash: Option<String>,
-            #[serde(rename = "Message")]
-            message: Option<String>,
-        }
-        let last = text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        let line: Line = serde_json::from_str(last).map_err(|_| {
-            Error::Ipfs(format!(
-                "add answered {status}: {}",
-                text.chars().take(200).collect::<String>()
-            ))
-        })?;
-        match (status.is_success(), line.hash, line.message) {
-            (true, Some(hash), None) => Ok(hash),
-            (_, _, Some(m)) => Err(Error::Ipfs(format!("add: {m}"))),
-            _ => Err(Error::Ipfs(format!("add answered {status}"))),
-        }
+        add_lines(status, &text)?
+            .pop()
+            .and_then(|line| line.hash)
+            .ok_or_else(|| Error::Ipfs(format!("add answered {status} without a CID")))
     }
 
     /// The import settings [`Ipfs::add_stream_journaled`] computes CIDs with and uploads ask
@@ -372,35 +353,14 @@ impl Ipfs {
             .text()
             .await
             .map_err(|e| Error::Ipfs(format!("add: {e}")))?;
-        #[derive(serde::Deserialize)]
-        struct Line {
-            #[serde(rename = "Name")]
-            name: Option<String>,
-            #[serde(rename = "Hash")]
-            hash: Option<String>,
-            #[serde(rename = "Message")]
-            message: Option<String>,
-        }
         let mut got: Vec<Option<String>> = vec![None; expected.len()];
-        for l in text.lines().filter(|l| !l.trim().is_empty()) {
-            let line: Line = serde_json::from_str(l).map_err(|_| {
-                Error::Ipfs(format!(
-                    "add answered {status}: {}",
-                    text.chars().take(200).collect::<String>()
-                ))
-            })?;
-            if let Some(m) = line.message {
-                return Err(Error::Ipfs(format!("add: {m}")));
-            }
+        for line in add_lines(status, &text)? {
             let i = line.name.as_deref().and_then(|n| n.parse::<usize>().ok());
             if let (Some(i), Some(hash)) = (i, line.hash)
                 && i < got.len()
             {
                 got[i] = Some(hash);
             }
-        }
-        if !status.is_success() {
-            return Err(Error::Ipfs(format!("add answered {status}")));
         }
         for (want, got) in expected.iter().zip(&got) {
             if got.as_deref() != Some(want.as_str()) {
@@ -587,4 +547,37 @@ impl Ipfs {
             .await
             .is_ok_and(|r| r.is_ok())
     }
+}
+
+/// One NDJSON line of an `add` answer: a result, a progress line or a Kubo error.
+#[derive(serde::Deserialize)]
+struct AddLine {
+    #[serde(rename = "Name")]
+    name: Option<String>,
+    #[serde(rename = "Hash")]
+    hash: Option<String>,
+    #[serde(rename = "Message")]
+    message: Option<String>,
+}
+
+/// The lines of an `add` answer; an error line, an unreadable line or a failure status is an
+/// error.
+fn add_lines(status: reqwest::StatusCode, text: &str) -> Result<Vec<AddLine>> {
+    let mut lines = Vec::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let line: AddLine = serde_json::from_str(l).map_err(|_| {
+            Error::Ipfs(format!(
+                "add answered {status}: {}",
+                text.chars().take(200).collect::<String>()
+            ))
+        })?;
+        if let Some(m) = line.message {
+            return Err(Error::Ipfs(format!("add: {m}")));
+        }
+        lines.push(line);
+    }
+    if !status.is_success() {
+        return Err(Error::Ipfs(format!("add answered {status}")));
+    }
+    Ok(lines)
 }

@@ -60,7 +60,8 @@ pub struct StoreConfig {
     pub max_request_bytes: u64,
     /// Fsync blocks before they are committed and pinned (default true). Without it a killed
     /// process still never exposes a partial block, but an OS crash or power loss can lose
-    /// recently added blocks (which then read as missing, never as wrong data).
+    /// recently added blocks (which then fail verification when read: reported as corrupt,
+    /// never served as wrong data).
     pub sync_writes: bool,
     /// Accept IPNS records that carry only a V1 signature (BTFS mode). The specification
     /// calls them invalid; default false.

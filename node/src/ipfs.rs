@@ -338,21 +338,14 @@ impl Ipfs {
             );
             expected.push(cid);
         }
-        let r = self
+        let request = self
             .http
             .post(format!(
                 "{}/add?pin=false&cid-version=0&progress=false",
                 self.base
             ))
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|e| Error::Ipfs(format!("add: {e}")))?;
-        let status = r.status();
-        let text = r
-            .text()
-            .await
-            .map_err(|e| Error::Ipfs(format!("add: {e}")))?;
+            .multipart(form);
+        let (status, text) = send_text(request, "add").await?;
         let mut got: Vec<Option<String>> = vec![None; expected.len()];
         for line in add_lines(status, &text)? {
             let i = line.name.as_deref().and_then(|n| n.parse::<usize>().ok());
@@ -424,18 +417,11 @@ impl Ipfs {
     /// backend's message.
     async fn call_with_args(&self, command: &str, args: &[String]) -> Result<()> {
         let query: Vec<(&str, &str)> = args.iter().map(|a| ("arg", a.as_str())).collect();
-        let r = self
+        let request = self
             .http
             .post(format!("{}/{command}", self.base))
-            .query(&query)
-            .send()
-            .await
-            .map_err(|e| Error::Ipfs(format!("{command}: {e}")))?;
-        let status = r.status();
-        let body = r
-            .bytes()
-            .await
-            .map_err(|e| Error::Ipfs(format!("{command}: {e}")))?;
+            .query(&query);
+        let (status, body) = send_text(request, command).await?;
         if status.is_success() {
             return Ok(());
         }
@@ -444,9 +430,9 @@ impl Ipfs {
             #[serde(rename = "Message")]
             message: String,
         }
-        let message = serde_json::from_slice::<Failure>(&body)
+        let message = serde_json::from_str::<Failure>(&body)
             .map(|f| f.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
+            .unwrap_or_else(|_| body.chars().take(200).collect());
         Err(Error::Ipfs(format!(
             "{command} answered {status}: {message}"
         )))
@@ -547,6 +533,23 @@ impl Ipfs {
             .await
             .is_ok_and(|r| r.is_ok())
     }
+}
+
+/// Sends `request`; answers the status and body text (`what` names the call in errors).
+async fn send_text(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<(reqwest::StatusCode, String)> {
+    let r = request
+        .send()
+        .await
+        .map_err(|e| Error::Ipfs(format!("{what}: {e}")))?;
+    let status = r.status();
+    let text = r
+        .text()
+        .await
+        .map_err(|e| Error::Ipfs(format!("{what}: {e}")))?;
+    Ok((status, text))
 }
 
 /// One NDJSON line of an `add` answer: a result, a progress line or a Kubo error.

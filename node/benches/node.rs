@@ -24,14 +24,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{B256, U256};
-use alloy::signers::SignerSync;
 use bytes::Bytes;
 use futures::Stream;
-use px_node::siwe::SiweMessage;
-use px_sdk::api;
-use px_sdk::contracts::StorageNFT;
+use px_sdk::client::Payment;
 use px_sdk::devnet::{Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
+use px_sdk::{Client, ClientConfig, api};
 
 const CHUNK: usize = 256 * 1024;
 
@@ -138,88 +135,27 @@ struct Session {
     token: String,
 }
 
-async fn login(base: &str, signer: &alloy::signers::local::PrivateKeySigner) -> Session {
-    let http = reqwest::Client::new();
-    let n: api::NonceResponse = http
-        .get(format!("{base}/v1/auth/nonce"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let now = px_node::node::unix_now();
-    let m = SiweMessage {
-        domain: n.domain,
-        address: signer.address(),
-        statement: None,
-        uri: n.uri,
-        version: "1".into(),
-        chain_id: n.chain_id,
-        nonce: n.nonce,
-        issued_at: now,
-        expiration_time: Some(now + 3600),
-        not_before: None,
-        request_id: None,
-        resources: vec![],
-    }
-    .to_string();
-    let sig = signer.sign_message_sync(m.as_bytes()).unwrap();
-    let req = api::LoginRequest {
-        message: m,
-        signature: sig.as_bytes().to_vec().into(),
-    };
-    let s: api::Session = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&req)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Session {
-        http,
+/// Signs `account` in to the node at `base` and mints a token of `plan` through it, with the
+/// SDK's client; answers the session (for the raw uploads timed here) and the token.
+async fn session(devnet: &Devnet, base: &str, account: usize, plan: u64) -> (Session, u64) {
+    let config = ClientConfig::new(
+        devnet.rpc_url(),
+        devnet.signer(account),
+        devnet.deployment.clone(),
+    )
+    .with_node(base.to_string());
+    let client = Client::new(config).await.unwrap();
+    let token = client.mint_via_node(plan, Payment::Auto).await.unwrap();
+    let s = client.login().await.unwrap();
+    let session = Session {
+        http: reqwest::Client::new(),
         base: base.to_string(),
         token: s.token,
-    }
+    };
+    (session, token)
 }
 
 impl Session {
-    /// Mints a token of `plan` with a key assignment from the node.
-    async fn mint(&self, devnet: &Devnet, account: usize, plan: u64, value: U256) -> u64 {
-        let a: api::KeyAssignment = self
-            .http
-            .get(format!("{}/v1/key-assignment", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let nft = StorageNFT::new(devnet.deployment.storage_nft, devnet.provider(account));
-        nft.mintWithKey(
-            U256::from(plan),
-            a.ipns_name.clone(),
-            U256::from(a.deadline),
-            a.signature,
-        )
-        .value(value)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-        let id: U256 = nft
-            .tokenOfKey(B256::from_slice(&a.ipns_name[6..]))
-            .call()
-            .await
-            .unwrap();
-        id.to::<u64>()
-    }
-
     async fn upload(
         &self,
         token: u64,
@@ -237,13 +173,7 @@ impl Session {
             .send()
             .await
             .unwrap();
-        assert!(
-            r.status().is_success(),
-            "upload: {} {}",
-            r.status(),
-            r.text().await.unwrap()
-        );
-        r.json().await.unwrap()
+        succeeded(r, "upload").await.json().await.unwrap()
     }
 }
 
@@ -258,6 +188,15 @@ impl Session {
             .unwrap();
         assert!(r.status().is_success(), "delete: {}", r.status());
     }
+}
+
+/// `r` if it succeeded; otherwise panics with its status and body.
+async fn succeeded(r: reqwest::Response, what: &str) -> reqwest::Response {
+    let status = r.status();
+    if !status.is_success() {
+        panic!("{what}: {status} {}", r.text().await.unwrap_or_default());
+    }
+    r
 }
 
 /// Frees the disk between steps (outside the timed parts): unpins `cid`, collects garbage.
@@ -287,13 +226,7 @@ async fn direct_add(store: &str, len: u64, seed: u64, pin: bool) -> String {
         .send()
         .await
         .unwrap();
-    assert!(
-        r.status().is_success(),
-        "add: {} {}",
-        r.status(),
-        r.text().await.unwrap()
-    );
-    let text = r.text().await.unwrap();
+    let text = succeeded(r, "add").await.text().await.unwrap();
     let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     line["Hash"].as_str().unwrap().to_string()
 }
@@ -384,8 +317,7 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let account = FIRST_USER;
-    let s = login(&base, &devnet.signer(account)).await;
-    let token = s.mint(devnet, account, 2, U256::from(10u64.pow(16))).await;
+    let (s, token) = session(devnet, &base, account, 2).await;
     // Warm up: one small upload.
     s.upload(
         token,
@@ -505,8 +437,7 @@ async fn latency(devnet: &Devnet, dir: &std::path::Path) {
     let mut results = Vec::new();
     for (i, existing) in [(1usize, 10u64), (2, 100_000)] {
         let account = FIRST_USER + i;
-        let s = login(&node.url(), &devnet.signer(account)).await;
-        let token = s.mint(devnet, account, 1, U256::ZERO).await;
+        let (s, token) = session(devnet, &node.url(), account, 1).await;
         let t = Instant::now();
         let mut done = 0;
         while done < existing {

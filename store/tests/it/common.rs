@@ -50,6 +50,16 @@ impl TestStore {
         (status.as_u16(), body)
     }
 
+    /// Number of pins of every kind, as `pin/ls` lists them.
+    pub(crate) async fn pin_count(&self) -> usize {
+        self.client
+            .pin_ls(None, None)
+            .await
+            .expect("pin/ls")
+            .keys
+            .len()
+    }
+
     /// Number of blocks in the repo.
     pub(crate) fn block_count(&self) -> u64 {
         self.handle

@@ -9,7 +9,9 @@
 //! speed is measured too, one file per block against one append-only file.
 //!
 //! `cargo bench -p px-store --bench throughput`; env `PX_BENCH_MIB` sets the size (default
-//! 256), `PX_BENCH_DIR` the directory holding the repo (default: the temp dir).
+//! 256), `PX_BENCH_DIR` the directory holding the repo (default: the temp dir), `PX_BENCH_SKIP`
+//! a comma-separated list of parts to leave out (`importer`, `fs`, `only-hash`, `client` (the client-crate add and the cat),
+//! `nosync`), for example to profile the synced add alone.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,11 @@ fn cpu_seconds() -> f64 {
     (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
 }
 
+/// Whether `PX_BENCH_SKIP` names this part of the bench.
+fn skip(part: &str) -> bool {
+    std::env::var("PX_BENCH_SKIP").is_ok_and(|v| v.split(',').any(|p| p.trim() == part))
+}
+
 fn mbps(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e6
 }
@@ -82,8 +89,17 @@ async fn add_reqwest(http: &reqwest::Client, url: &str, data: &Bytes, query: &st
     v["Hash"].as_str().unwrap().to_string()
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // The allocator settings of the px-store and px-node binaries.
+    px_store::tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bench());
+}
+
+async fn bench() {
     let mib: usize = std::env::var("PX_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -115,6 +131,9 @@ async fn main() {
         ("importer v0 (no I/O)", ImportOptions::default()),
         ("importer v1 (no I/O)", ImportOptions::v1()),
     ] {
+        if skip("importer") {
+            break;
+        }
         let (d, cid) = best_of(3, || {
             let t = Instant::now();
             let mut imp = Importer::new(&opts).unwrap();
@@ -142,6 +161,9 @@ async fn main() {
         ("fs write, file per block", false),
         ("fs write, one pack file", true),
     ] {
+        if skip("fs") {
+            break;
+        }
         let (d, _) = best_of(3, || {
             let dir = tempfile::tempdir_in(&base).unwrap();
             let t = Instant::now();
@@ -162,6 +184,9 @@ async fn main() {
 
     let bytes = Bytes::from(payload.clone());
     for sync in [true, false] {
+        if !sync && skip("nosync") {
+            break;
+        }
         let dir = tempfile::tempdir_in(&base).unwrap();
         let mut config = StoreConfig::new(dir.path());
         config.api = "127.0.0.1:0".parse().unwrap();
@@ -170,7 +195,7 @@ async fn main() {
         let url = store.api_url();
         let http = reqwest::Client::new();
 
-        if sync {
+        if sync && !skip("only-hash") {
             // HTTP + multipart + import, nothing written (only-hash).
             let (d, _) = {
                 let mut best = Duration::MAX;
@@ -216,7 +241,7 @@ async fn main() {
             add_mbps / sha_mbps
         );
 
-        if sync {
+        if sync && !skip("client") {
             // Same add through the ipfs-api-backend-hyper client (its multipart writer is the
             // client-side bottleneck; reported for reference).
             http.post(format!("{url}/api/v0/pin/rm?arg={cid}"))

@@ -82,6 +82,11 @@ pub struct NodeConfig {
     pub republish_interval: Duration,
     /// Embedded store only: fsync blocks before committing them (default true).
     pub store_sync_writes: bool,
+    /// Embedded store only: the address its Kubo RPC API listens on (default `127.0.0.1:0`,
+    /// any free port). The node sends uploads and batched pins to the store in-process and its
+    /// small calls (keys, names, reads) to this listener; operators and benchmarks can reach
+    /// the store directly here. Keep it on loopback: the API has no authentication.
+    pub store_api: SocketAddr,
     /// Whether every recursive pin of the IPFS backend is the node's (default: true for the
     /// embedded store, false for a remote one). Uploads then pin in their `add` without the
     /// node computing the CID first, and start-up recovery after a crash mid-upload unpins
@@ -110,6 +115,7 @@ impl NodeConfig {
             record_lifetime: Duration::from_secs(48 * 3600),
             republish_interval: Duration::from_secs(4 * 3600),
             store_sync_writes: true,
+            store_api: "127.0.0.1:0".parse().expect("valid default address"),
             exclusive_backend: None,
         }
     }
@@ -147,6 +153,7 @@ impl NodeConfig {
         merge!(data_dir);
         merge!(max_upload_bytes);
         merge!(store_sync_writes);
+        merge!(store_api);
         c.exclusive_backend = cli.exclusive_backend.or(file.exclusive_backend);
         c.public_url = cli.public_url.or(file.public_url);
         c.registrar_key = cli.registrar_key.map(Secret).or(file.registrar_key);
@@ -217,6 +224,7 @@ struct FileConfig {
     record_lifetime_secs: Option<u64>,
     republish_interval_secs: Option<u64>,
     store_sync_writes: Option<bool>,
+    store_api: Option<SocketAddr>,
     exclusive_backend: Option<bool>,
 }
 
@@ -280,6 +288,9 @@ pub struct Cli {
     /// Embedded store: fsync blocks before commit [default: true].
     #[arg(long, env = "PX_NODE_STORE_SYNC_WRITES")]
     pub store_sync_writes: Option<bool>,
+    /// Embedded store: Kubo RPC API listen address [default: 127.0.0.1:0].
+    #[arg(long, env = "PX_NODE_STORE_API")]
+    pub store_api: Option<SocketAddr>,
     /// Every pin of the IPFS backend is the node's [default: true when embedded].
     #[arg(long, env = "PX_NODE_EXCLUSIVE_BACKEND")]
     pub exclusive_backend: Option<bool>,
@@ -296,7 +307,7 @@ mod tests {
         std::fs::write(
             &file,
             "deployment = \"d.json\"\nrpc_url = \"http://file\"\nmax_upload_bytes = 5\n\
-             owner_cache_secs = 30\nregistrar_key = \"0xabc\"\n",
+             owner_cache_secs = 30\nregistrar_key = \"0xabc\"\nstore_api = \"127.0.0.1:5999\"\n",
         )
         .unwrap();
         let cli = Cli {
@@ -314,6 +325,11 @@ mod tests {
         assert!(!c.backend_is_exclusive());
         assert!(NodeConfig::new("d.json").backend_is_exclusive());
         assert_eq!(c.nonce_ttl, Duration::from_secs(300));
+        assert_eq!(c.store_api, "127.0.0.1:5999".parse().unwrap());
+        assert_eq!(
+            NodeConfig::new("d.json").store_api,
+            "127.0.0.1:0".parse().unwrap()
+        );
         assert_eq!(format!("{:?}", c.registrar_key), "Some(Secret(<redacted>))");
     }
 

@@ -1,11 +1,17 @@
 //! The IPFS backend, always spoken to through the Kubo RPC API: the embedded `px-store` or a
-//! configured Kubo/BTFS daemon alike. Most calls go through `ipfs-api-backend-hyper`; the
-//! streaming `add` of uploads ([`Ipfs::add_stream_pinned`], [`Ipfs::add_stream_journaled`]),
-//! the multi-part `add` of index objects and the multi-`arg` `pin/add` / `pin/rm` are sent
-//! with `reqwest`, same commands and parameters.
+//! configured Kubo/BTFS daemon alike. Small calls (keys, names, `cat`, `pin/ls`, ...) go
+//! through `ipfs-api-backend-hyper` over HTTP (to the embedded store's loopback listener when
+//! embedded). The node builds the heavy and batched requests itself: the streaming `add` of
+//! uploads ([`Ipfs::add_stream_pinned`], [`Ipfs::add_stream_journaled`]), the multi-part `add`
+//! of index objects and the multi-`arg` `pin/add` / `pin/rm`. One code path builds each of
+//! them; a [`Transport`] sends it, either over HTTP with `reqwest` (a remote backend) or, for
+//! the embedded store, straight into its router in-process (no socket: the upload's frames are
+//! handed to the store as they are, without the two loopback copies and the TCP stack). The
+//! answer (status and Kubo JSON body) is read the same way from both.
 
 use std::time::Duration;
 
+use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use ipfs_api_backend_hyper::request::{Add, KeyType};
@@ -19,15 +25,158 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct Ipfs {
     client: IpfsClient,
-    /// Base URL of the RPC API (`.../api/v0`), for the streaming `add` (see [`Ipfs::add_stream`]).
-    base: String,
-    http: reqwest::Client,
+    /// How the requests the node builds itself reach the backend.
+    transport: Transport,
 }
 
 impl std::fmt::Debug for Ipfs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ipfs").finish_non_exhaustive()
+        let transport = match self.transport {
+            Transport::Http { .. } => "http",
+            Transport::InProcess(_) => "in-process",
+        };
+        f.debug_struct("Ipfs")
+            .field("transport", &transport)
+            .finish_non_exhaustive()
     }
+}
+
+/// How the Kubo RPC requests the node builds itself ([`Call`]) reach the backend.
+#[derive(Clone)]
+enum Transport {
+    /// `POST <base>/<command>` over HTTP (`base` ends in `/api/v0`, or BTFS's `/api/v1`).
+    Http {
+        client: reqwest::Client,
+        base: String,
+    },
+    /// The embedded store's router, called in-process with the same request
+    /// (`/api/v0/<command>`, headers and body); body frames are handed over as they are.
+    InProcess(axum::Router),
+}
+
+/// One Kubo RPC request: `POST <api>/<command>?<query>`.
+struct Call<'a> {
+    command: &'a str,
+    /// Already encoded.
+    query: String,
+    content_type: Option<String>,
+    content_length: Option<u64>,
+    body: CallBody,
+}
+
+enum CallBody {
+    Empty,
+    Full(Bytes),
+    Stream(futures::stream::BoxStream<'static, std::io::Result<Bytes>>),
+}
+
+impl<'a> Call<'a> {
+    fn new(command: &'a str, query: String) -> Self {
+        Self {
+            command,
+            query,
+            content_type: None,
+            content_length: None,
+            body: CallBody::Empty,
+        }
+    }
+
+    /// A multipart body (`boundary`) of `len` bytes.
+    fn multipart(mut self, boundary: &str, len: u64, body: CallBody) -> Self {
+        self.content_type = Some(format!("multipart/form-data; boundary={boundary}"));
+        self.content_length = Some(len);
+        self.body = body;
+        self
+    }
+}
+
+impl Transport {
+    /// Sends `call`; answers the status and body text. Only a failure to deliver the request
+    /// or read the answer is an error here; the caller judges the status and body.
+    async fn send(&self, call: Call<'_>) -> Result<(StatusCode, String)> {
+        let what = call.command;
+        let fail = |e: &dyn std::fmt::Display| Error::Ipfs(format!("{what}: {e}"));
+        match self {
+            Transport::Http { client, base } => {
+                let mut url = format!("{base}/{}", call.command);
+                if !call.query.is_empty() {
+                    url.push('?');
+                    url.push_str(&call.query);
+                }
+                let mut request = client.post(url);
+                if let Some(t) = call.content_type {
+                    request = request.header(header::CONTENT_TYPE, t);
+                }
+                if let Some(n) = call.content_length {
+                    request = request.header(header::CONTENT_LENGTH, n);
+                }
+                request = match call.body {
+                    CallBody::Empty => request,
+                    CallBody::Full(b) => request.body(b),
+                    CallBody::Stream(s) => request.body(reqwest::Body::wrap_stream(s)),
+                };
+                let r = request.send().await.map_err(|e| fail(&e))?;
+                let status = r.status();
+                let text = r.text().await.map_err(|e| fail(&e))?;
+                Ok((status, text))
+            }
+            Transport::InProcess(router) => {
+                let mut uri = format!("/api/v0/{}", call.command);
+                if !call.query.is_empty() {
+                    uri.push('?');
+                    uri.push_str(&call.query);
+                }
+                let mut request = axum::http::Request::post(uri);
+                if let Some(t) = call.content_type {
+                    request = request.header(header::CONTENT_TYPE, t);
+                }
+                if let Some(n) = call.content_length {
+                    request = request.header(header::CONTENT_LENGTH, n);
+                }
+                let body = match call.body {
+                    CallBody::Empty => axum::body::Body::empty(),
+                    CallBody::Full(b) => axum::body::Body::from(b),
+                    CallBody::Stream(s) => axum::body::Body::from_stream(s),
+                };
+                let request = request.body(body).map_err(|e| fail(&e))?;
+                let response = tower::ServiceExt::oneshot(router.clone(), request)
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .map_err(|e| fail(&e))?;
+                Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+            }
+        }
+    }
+}
+
+/// `key=value&...`, values percent-encoded (everything but RFC 3986 unreserved characters).
+fn encode_query(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// A fresh multipart boundary.
+fn boundary() -> Result<String> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(alloy::hex::encode(nonce))
 }
 
 /// CIDs per batched RPC call (keeps request lines a few KiB long).
@@ -139,7 +288,8 @@ pub fn pubkey_of_ipns_id(id: &str) -> Result<[u8; 32]> {
 }
 
 impl Ipfs {
-    /// A client for the RPC API at `url` (`/api/v0` appended unless the URL has a path).
+    /// A client for the RPC API at `url` (`/api/v0` appended unless the URL has a path), every
+    /// call over HTTP.
     pub fn new(url: &str) -> Result<Self> {
         let uri: axum::http::Uri = url
             .parse()
@@ -163,9 +313,21 @@ impl Ipfs {
         };
         Ok(Self {
             client,
-            base,
-            http: reqwest::Client::new(),
+            transport: Transport::Http {
+                client: reqwest::Client::new(),
+                base,
+            },
         })
+    }
+
+    /// A client for a store running in this process: the uploads' `add`, the index objects'
+    /// `add` and the batched `pin/add` / `pin/rm` go straight to its router (no socket), the
+    /// other calls to its HTTP listener. The store must outlive the requests sent this way
+    /// ([`px_store::StoreHandle::shutdown`] does not wait for them).
+    pub fn embedded(store: &px_store::StoreHandle) -> Result<Self> {
+        let mut ipfs = Self::new(&store.api_url())?;
+        ipfs.transport = Transport::InProcess(store.router());
+        Ok(ipfs)
     }
 
     /// Streams `len` bytes into the backend's `add` with `pin=true` and answers the CID the
@@ -175,10 +337,11 @@ impl Ipfs {
     /// Pinning in the `add` spares the backend a second pass: `pin/add` after an unpinned
     /// `add` walks the whole DAG again (px-store reads and re-hashes every block).
     ///
-    /// The request is sent with `reqwest`, not `ipfs-api-backend-hyper`: that client's
-    /// multipart encoder reads the body in 2 KiB pieces, which halved upload throughput
-    /// (measured by the `node` benchmark). Here the multipart framing is written by hand around
-    /// the request's own chunks, which reach the backend as they arrived, never copied.
+    /// The request is built here, not by `ipfs-api-backend-hyper`: that client's multipart
+    /// encoder reads the body in 2 KiB pieces, which halved upload throughput (measured by the
+    /// `node` benchmark). Here the multipart framing is written by hand around the request's
+    /// own chunks, which reach the backend as they arrived, never copied (in-process, the
+    /// store reads the very same `Bytes`).
     pub async fn add_stream_pinned<S, E>(&self, body: S, len: u64) -> Result<String>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
@@ -227,9 +390,7 @@ impl Ipfs {
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
-        let mut nonce = [0u8; 16];
-        getrandom::fill(&mut nonce).map_err(|e| Error::Internal(e.to_string()))?;
-        let boundary = alloy::hex::encode(nonce);
+        let boundary = boundary()?;
         let head = Bytes::from(format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"file\"\r\n\
              Content-Type: application/octet-stream\r\n\r\n"
@@ -256,23 +417,19 @@ impl Ipfs {
             go_rx: Some(go_rx),
             tail: Some(tail),
         };
-        let request = self
-            .http
-            .post(format!(
-                "{}/add?pin=true&cid-version=0&raw-leaves=false&chunker=size-{}&progress=false",
-                self.base,
+        let call = Call::new(
+            "add",
+            format!(
+                "pin=true&cid-version=0&raw-leaves=false&chunker=size-{}&progress=false",
                 px_store::importer::DEFAULT_CHUNK_SIZE
-            ))
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .header(reqwest::header::CONTENT_LENGTH, total)
-            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
-                feed,
-                Feed::next,
-            )))
-            .send();
+            ),
+        )
+        .multipart(
+            &boundary,
+            total,
+            CallBody::Stream(futures::stream::unfold(feed, Feed::next).boxed()),
+        );
+        let request = self.transport.send(call);
         let handshake = async move {
             if let (Some(before_pin), Ok(cid)) = (before_pin, cid_rx.await) {
                 match before_pin(cid).await {
@@ -287,12 +444,7 @@ impl Ipfs {
         };
         let (response, handshake) = tokio::join!(request, handshake);
         handshake?;
-        let r = response.map_err(|e| Error::Ipfs(format!("add: {e}")))?;
-        let status = r.status();
-        let text = r
-            .text()
-            .await
-            .map_err(|e| Error::Ipfs(format!("add: {e}")))?;
+        let (status, text) = response?;
         add_lines(status, &text)?
             .pop()
             .and_then(|line| line.hash)
@@ -329,23 +481,29 @@ impl Ipfs {
         if objects.is_empty() {
             return Ok(());
         }
-        let mut form = reqwest::multipart::Form::new();
+        // The parts as `reqwest::multipart` wrote them: a file name (the index), no type.
+        let boundary = boundary()?;
+        let mut body = Vec::new();
         let mut expected = Vec::with_capacity(objects.len());
         for (i, (cid, bytes)) in objects.into_iter().enumerate() {
-            form = form.part(
-                "file",
-                reqwest::multipart::Part::bytes(bytes).file_name(i.to_string()),
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+                     filename=\"{i}\"\r\n\r\n"
+                )
+                .as_bytes(),
             );
+            body.extend_from_slice(&bytes);
+            body.extend_from_slice(b"\r\n");
             expected.push(cid);
         }
-        let request = self
-            .http
-            .post(format!(
-                "{}/add?pin=false&cid-version=0&progress=false",
-                self.base
-            ))
-            .multipart(form);
-        let (status, text) = send_text(request, "add").await?;
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let call = Call::new("add", "pin=false&cid-version=0&progress=false".into()).multipart(
+            &boundary,
+            body.len() as u64,
+            CallBody::Full(Bytes::from(body)),
+        );
+        let (status, text) = self.transport.send(call).await?;
         let mut got: Vec<Option<String>> = vec![None; expected.len()];
         for line in add_lines(status, &text)? {
             let i = line.name.as_deref().and_then(|n| n.parse::<usize>().ok());
@@ -413,15 +571,12 @@ impl Ipfs {
         Ok(())
     }
 
-    /// POSTs `<base>/<command>?arg=..&arg=..`; an answer other than 2xx is an error with the
+    /// POSTs `<api>/<command>?arg=..&arg=..`; an answer other than 2xx is an error with the
     /// backend's message.
     async fn call_with_args(&self, command: &str, args: &[String]) -> Result<()> {
         let query: Vec<(&str, &str)> = args.iter().map(|a| ("arg", a.as_str())).collect();
-        let request = self
-            .http
-            .post(format!("{}/{command}", self.base))
-            .query(&query);
-        let (status, body) = send_text(request, command).await?;
+        let call = Call::new(command, encode_query(&query));
+        let (status, body) = self.transport.send(call).await?;
         if status.is_success() {
             return Ok(());
         }
@@ -535,23 +690,6 @@ impl Ipfs {
     }
 }
 
-/// Sends `request`; answers the status and body text (`what` names the call in errors).
-async fn send_text(
-    request: reqwest::RequestBuilder,
-    what: &str,
-) -> Result<(reqwest::StatusCode, String)> {
-    let r = request
-        .send()
-        .await
-        .map_err(|e| Error::Ipfs(format!("{what}: {e}")))?;
-    let status = r.status();
-    let text = r
-        .text()
-        .await
-        .map_err(|e| Error::Ipfs(format!("{what}: {e}")))?;
-    Ok((status, text))
-}
-
 /// One NDJSON line of an `add` answer: a result, a progress line or a Kubo error.
 #[derive(serde::Deserialize)]
 struct AddLine {
@@ -565,7 +703,7 @@ struct AddLine {
 
 /// The lines of an `add` answer; an error line, an unreadable line or a failure status is an
 /// error.
-fn add_lines(status: reqwest::StatusCode, text: &str) -> Result<Vec<AddLine>> {
+fn add_lines(status: StatusCode, text: &str) -> Result<Vec<AddLine>> {
     let mut lines = Vec::new();
     for l in text.lines().filter(|l| !l.trim().is_empty()) {
         let line: AddLine = serde_json::from_str(l).map_err(|_| {
@@ -583,4 +721,154 @@ fn add_lines(status: reqwest::StatusCode, text: &str) -> Result<Vec<AddLine>> {
         return Err(Error::Ipfs(format!("add answered {status}")));
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with a 64 KiB request limit, and two clients of it: over HTTP and in-process.
+    async fn store() -> (tempfile::TempDir, px_store::StoreHandle, Ipfs, Ipfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = px_store::StoreConfig::new(dir.path().join("store"));
+        config.api = "127.0.0.1:0".parse().unwrap();
+        config.sync_writes = false;
+        config.max_request_bytes = 64 << 10;
+        let store = px_store::spawn(config).await.unwrap();
+        let http = Ipfs::new(&store.api_url()).unwrap();
+        let local = Ipfs::embedded(&store).unwrap();
+        assert!(matches!(http.transport, Transport::Http { .. }));
+        assert!(matches!(local.transport, Transport::InProcess(_)));
+        (dir, store, http, local)
+    }
+
+    fn chunks(
+        seed: u8,
+        len: usize,
+    ) -> impl Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send + 'static {
+        let data: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect();
+        let parts: Vec<_> = data
+            .chunks(7000)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        futures::stream::iter(parts)
+    }
+
+    fn message(r: Result<impl std::fmt::Debug>) -> String {
+        match r {
+            Err(Error::Ipfs(m)) => m,
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_transports_store_the_same() {
+        let (_dir, store, http, local) = store().await;
+        for ipfs in [&http, &local] {
+            let cid = ipfs.add_stream_pinned(chunks(1, 50_000), 50_000).await;
+            let journaled = std::sync::Mutex::new(None);
+            let cid2 = ipfs
+                .add_stream_journaled(chunks(2, 60_000), 60_000, |c| {
+                    *journaled.lock().unwrap() = Some(c);
+                    async { Ok(()) }
+                })
+                .await
+                .unwrap();
+            assert_eq!(journaled.lock().unwrap().as_deref(), Some(cid2.as_str()));
+            let cid = cid.unwrap();
+            assert!(ipfs.is_pinned(&cid).await.unwrap());
+            assert!(ipfs.is_pinned(&cid2).await.unwrap());
+            assert_eq!(ipfs.cat_all(&cid, 1 << 20).await.unwrap().len(), 50_000);
+            // The index objects' add (CIDs computed by the same importer the store uses).
+            let objects: Vec<(String, Vec<u8>)> = (0..3u8)
+                .map(|i| {
+                    let bytes = vec![i; 100 + usize::from(i)];
+                    let opts = px_store::importer::ImportOptions::default();
+                    let mut imp = px_store::importer::Importer::new(&opts).unwrap();
+                    imp.push_bytes(Bytes::from(bytes.clone()), |_| {
+                        Ok::<_, std::convert::Infallible>(())
+                    })
+                    .unwrap();
+                    let cid = imp
+                        .finish(|_| Ok::<_, std::convert::Infallible>(()))
+                        .unwrap()
+                        .cid;
+                    (cid.to_string(), bytes)
+                })
+                .collect();
+            let cids: Vec<String> = objects.iter().map(|(c, _)| c.clone()).collect();
+            ipfs.add_objects_pinned(objects).await.unwrap();
+            for c in &cids {
+                assert!(ipfs.is_pinned(c).await.unwrap());
+            }
+            let mut all = cids.clone();
+            all.extend([cid, cid2]);
+            ipfs.unpin_all(&all).await.unwrap();
+            // Not pinned any more: the batch is refused and redone one by one, quietly.
+            ipfs.unpin_all(&all).await.unwrap();
+            assert!(ipfs.pins().await.unwrap().is_empty());
+        }
+        drop((http, local));
+        store.shutdown().await;
+    }
+
+    /// Store errors reach the caller as the same node error whichever the transport.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn store_errors_map_the_same_on_both_transports() {
+        let (_dir, store, http, local) = store().await;
+        let mut seen = Vec::new();
+        for ipfs in [&http, &local] {
+            // A malformed argument: 400 with a Kubo error body.
+            let bad = message(ipfs.pin_all(&["not-a-cid".to_string()]).await);
+            // The store computed another CID than the caller expects.
+            let wrong = message(
+                ipfs.add_objects_pinned(vec![("QmWrong".into(), b"x".to_vec())])
+                    .await,
+            );
+            // Over the store's request limit (declared length): 400 with a Kubo error body,
+            // before the store reads the body. Last: over HTTP the store then closes the
+            // connection, and a request sent right after may find it closed in reqwest's pool.
+            let over = message(ipfs.add_stream_pinned(chunks(3, 70_000), 70_000).await);
+            seen.push((over, bad, wrong));
+            assert!(ipfs.pins().await.unwrap().is_empty());
+        }
+        assert_eq!(seen[0], seen[1], "HTTP vs in-process");
+        let (over, bad, wrong) = &seen[0];
+        assert!(
+            over.starts_with("add: request body exceeds the limit"),
+            "{over}"
+        );
+        assert!(
+            bad.starts_with("pin/add answered 400 Bad Request: "),
+            "{bad}"
+        );
+        assert!(wrong.contains("expected QmWrong"), "{wrong}");
+        drop((http, local));
+        store.shutdown().await;
+    }
+
+    /// A body that fails midway (or is shorter than declared) pins nothing, whichever the
+    /// transport.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interrupted_upload_pins_nothing_on_both_transports() {
+        let (_dir, store, http, local) = store().await;
+        for ipfs in [&http, &local] {
+            let failing = chunks(4, 30_000).chain(futures::stream::once(async {
+                Err(std::io::Error::other("client went away"))
+            }));
+            message(ipfs.add_stream_pinned(failing, 40_000).await);
+            message(ipfs.add_stream_pinned(chunks(5, 30_000), 40_000).await);
+            let refused = ipfs
+                .add_stream_journaled(chunks(6, 30_000), 30_000, |_| async {
+                    Err(Error::Internal("journal full".into()))
+                })
+                .await;
+            assert!(matches!(refused, Err(Error::Internal(_))), "{refused:?}");
+            assert!(ipfs.pins().await.unwrap().is_empty());
+        }
+        drop((http, local));
+        store.shutdown().await;
+    }
 }

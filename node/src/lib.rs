@@ -84,6 +84,10 @@ impl NodeHandle {
     }
 
     /// Stops serving, lets in-flight requests finish, and stops the embedded store.
+    ///
+    /// The order matters: the node's requests send their store calls in-process (which the
+    /// store's own shutdown does not wait for), so the node's server, which waits for every
+    /// in-flight request, stops first; then the store stops and releases its repo.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -113,19 +117,20 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
     let deployment =
         px_sdk::Deployment::load(&config.deployment).map_err(|e| Error::Config(e.to_string()))?;
     std::fs::create_dir_all(&config.data_dir)?;
-    let (ipfs_url, store) = match &config.ipfs {
-        IpfsBackend::Remote(url) => (url.clone(), None),
+    let (ipfs, store) = match &config.ipfs {
+        IpfsBackend::Remote(url) => (ipfs::Ipfs::new(url)?, None),
         IpfsBackend::Embedded => {
             let mut sc = px_store::StoreConfig::new(config.data_dir.join("store"));
-            sc.api = "127.0.0.1:0".parse().expect("valid address");
+            sc.api = config.store_api;
             sc.sync_writes = config.store_sync_writes;
             let store = px_store::spawn(sc)
                 .await
                 .map_err(|e| Error::Ipfs(e.to_string()))?;
-            (store.api_url(), Some(store))
+            // Uploads and batched pins go to the store's router in-process; the small calls
+            // and outside clients use its listener.
+            (ipfs::Ipfs::embedded(&store)?, Some(store))
         }
     };
-    let ipfs = ipfs::Ipfs::new(&ipfs_url)?;
     let registrar = config
         .registrar_key
         .as_ref()

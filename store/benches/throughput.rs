@@ -6,7 +6,8 @@
 //! measured with `sync_writes` on (the default: blocks flushed before the pin commits) and off
 //! (safe against a killed process, not against power loss), with `only-hash` (HTTP and import,
 //! no disk), and with the importer alone (no HTTP, no disk). The repo filesystem's raw write
-//! speed is measured too, one file per block against one append-only file.
+//! speed is measured too: one file per block against one append-only file, and the device's
+//! durable write speed (direct I/O + `fdatasync`), which bounds the synced add.
 //!
 //! `cargo bench -p px-store --bench throughput`; env `PX_BENCH_MIB` sets the size (default
 //! 256), `PX_BENCH_DIR` the directory holding the repo (default: the temp dir), `PX_BENCH_SKIP`
@@ -67,6 +68,54 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> (Duration, T)) -> (Duration, T
         }
     }
     best.expect("runs > 0")
+}
+
+#[derive(Clone, Copy)]
+enum FsWrite {
+    /// One file per 256 KiB block (Kubo's flatfs layout), no fsync.
+    FilePerBlock,
+    /// The blocks appended to one file through the page cache, no fsync.
+    OneFile,
+    /// One file written with direct I/O in 4 MiB writes, then `fdatasync`: the device's
+    /// durable write speed, the ceiling of an add with `sync_writes` (which writes its pack
+    /// the same way).
+    Durable,
+}
+
+fn fs_write(dir: &std::path::Path, payload: &[u8], how: FsWrite) {
+    use std::io::Write;
+    match how {
+        FsWrite::FilePerBlock => {
+            for (i, c) in payload.chunks(CHUNK).enumerate() {
+                std::fs::write(dir.join(i.to_string()), c).unwrap();
+            }
+        }
+        FsWrite::OneFile => {
+            let mut f = std::fs::File::create(dir.join("pack")).unwrap();
+            for c in payload.chunks(CHUNK) {
+                f.write_all(c).unwrap();
+            }
+        }
+        FsWrite::Durable => {
+            use std::os::unix::fs::OpenOptionsExt;
+            const BUF: usize = 4 << 20;
+            let mut f = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(dir.join("pack"))
+                .unwrap();
+            // Direct I/O needs an aligned buffer; the copy into it is part of the cost.
+            let mut vec = vec![0u8; BUF + 4096];
+            let start = vec.as_ptr().align_offset(4096);
+            for c in payload.chunks(BUF) {
+                let padded = c.len().next_multiple_of(4096);
+                vec[start..start + c.len()].copy_from_slice(c);
+                f.write_all(&vec[start..start + padded]).unwrap();
+            }
+            f.sync_data().unwrap();
+        }
+    }
 }
 
 /// Streams `data` as one multipart file part in 1 MiB frames.
@@ -157,9 +206,10 @@ async fn bench() {
     //    layout this store uses). A persisting add cannot beat the second.
     let base = std::env::var("PX_BENCH_DIR")
         .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
-    for (label, one_file) in [
-        ("fs write, file per block", false),
-        ("fs write, one pack file", true),
+    for (label, how) in [
+        ("fs write, file per block", FsWrite::FilePerBlock),
+        ("fs write, one pack file", FsWrite::OneFile),
+        ("fs write, direct + fdatasync", FsWrite::Durable),
     ] {
         if skip("fs") {
             break;
@@ -167,16 +217,7 @@ async fn bench() {
         let (d, _) = best_of(3, || {
             let dir = tempfile::tempdir_in(&base).unwrap();
             let t = Instant::now();
-            if one_file {
-                let mut f = std::fs::File::create(dir.path().join("pack")).unwrap();
-                for c in payload.chunks(CHUNK) {
-                    std::io::Write::write_all(&mut f, c).unwrap();
-                }
-            } else {
-                for (i, c) in payload.chunks(CHUNK).enumerate() {
-                    std::fs::write(dir.path().join(i.to_string()), c).unwrap();
-                }
-            }
+            fs_write(dir.path(), &payload, how);
             (t.elapsed(), dir)
         });
         println!("{label:<31} {:>8.0} MB/s  (in {base})", mbps(len, d));

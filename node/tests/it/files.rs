@@ -353,3 +353,49 @@ async fn ten_thousand_http_uploads_stay_consistent() {
     assert_consistent(&alice, &ipfs, token).await;
     node.shutdown().await;
 }
+
+/// A remote backend (`--ipfs-url`, here a px-store on its own): every call goes over HTTP,
+/// uploads included, in both backend modes; files, index, record and pins stay consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_backend_over_http_stays_consistent() {
+    let net = Net::start().await;
+    let mut sc = px_store::StoreConfig::new(net.dir.path().join("remote-store"));
+    sc.api = "127.0.0.1:0".parse().unwrap();
+    sc.sync_writes = false;
+    let store = px_store::spawn(sc).await.unwrap();
+    let ipfs = store.api_url();
+
+    for (n, exclusive) in [(0, false), (1, true)] {
+        let mut config = net.config(&format!("remote-{exclusive}"));
+        config.ipfs = px_node::IpfsBackend::Remote(ipfs.clone());
+        config.exclusive_backend = Some(exclusive);
+        let node = px_node::spawn(config).await.unwrap();
+        assert!(node.store_url().is_none(), "no embedded store");
+        let mut user = net.user(n, &node);
+        user.login().await;
+        let token = user.mint(&net).await;
+        // Several 256 KiB chunks, a small file, and one to delete.
+        let big = user
+            .upload(token, "big", data(10 + n as u64, 700_000))
+            .await
+            .unwrap();
+        user.upload(token, "small", data(20 + n as u64, 10))
+            .await
+            .unwrap();
+        let gone = user
+            .upload(token, "gone", data(30 + n as u64, 5000))
+            .await
+            .unwrap();
+        user.delete(token, gone.file.id).await.unwrap();
+        assert!(!pins(&ipfs).await.contains(&gone.file.cid), "{exclusive}");
+        assert_eq!(
+            user.download(token, &big.file.cid).await.unwrap(),
+            data(10 + n as u64, 700_000)
+        );
+        let usage = user.usage(token).await.unwrap();
+        assert_eq!((usage.used, usage.file_count), (700_010, 2));
+        assert_consistent(&user, &ipfs, token).await;
+        node.shutdown().await;
+    }
+    store.shutdown().await;
+}

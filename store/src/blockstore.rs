@@ -16,9 +16,9 @@
 //! dedicated writer thread so hashing the next block overlaps with writing the previous one.
 //! Nothing is visible until [`StagedPack::record`] inserts the index rows inside the caller's
 //! write transaction, the same transaction that commits the import's pins: blocks and pins
-//! become visible together or not at all. With `sync` on, the pack is flushed (`fdatasync`,
-//! with writeback started as the import goes) and its directory entry synced before that
-//! transaction commits. A failed or abandoned import deletes its pack; a killed process leaves
+//! become visible together or not at all. With `sync` on, the pack is written with direct
+//! I/O where the file system allows it ([`write_pack_direct`]), flushed (`fdatasync`) and its
+//! directory entry synced before that transaction commits. A failed or abandoned import deletes its pack; a killed process leaves
 //! a pack the index does not name, which the next [`BlockStore::open`] deletes.
 //!
 //! Reads re-hash every block and fail on a mismatch, so disk corruption is reported, never

@@ -7,8 +7,7 @@
 //! `cargo bench -p px-store --bench rss` (env `PX_BENCH_RSS_MIB` overrides the size).
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
 
@@ -41,14 +40,8 @@ fn vm_hwm_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "../tests/it/daemon.rs"]
+mod daemon;
 
 #[tokio::main]
 async fn main() {
@@ -57,31 +50,9 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let api = format!("127.0.0.1:{port}");
-    let daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_px-store"))
-            .args(["daemon", "--api", &api, "--repo"])
-            .arg(dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn px-store daemon"),
-    );
-    let pid = daemon.0.id();
-    let client = IpfsClient::from_str(&format!("http://{api}")).unwrap();
-    let start = Instant::now();
-    while client.version().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "daemon did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut daemon = daemon::Daemon::start(dir.path()).await;
+    let pid = daemon.child.id();
+    let client = IpfsClient::from_str(&format!("http://{}", daemon.api)).unwrap();
     let idle = vm_hwm_kib(pid);
 
     let t = Instant::now();
@@ -103,5 +74,5 @@ async fn main() {
         took,
         res.hash
     );
-    drop(daemon);
+    daemon.kill();
 }

@@ -1,7 +1,6 @@
 //! Crash safety: SIGKILL the daemon binary in the middle of an add; after a restart on the
 //! same repo no block of the interrupted add is visible and its pack file is gone.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -9,15 +8,7 @@ use futures::StreamExt;
 use ipfs_api_backend_hyper::request::Add;
 
 use crate::common::{config, content, spawn_with};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::daemon::Daemon;
 
 /// Sizes of the pack files in the repo.
 fn packs(repo: &std::path::Path) -> Vec<u64> {
@@ -29,35 +20,9 @@ fn packs(repo: &std::path::Path) -> Vec<u64> {
 #[tokio::test]
 async fn killed_mid_add_leaves_no_visible_block() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let api = format!("127.0.0.1:{port}");
-    let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_px-store"))
-            .args(["daemon", "--api", &api, "--repo"])
-            .arg(dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn daemon"),
-    );
+    let mut daemon = Daemon::start(dir.path()).await;
+    let api = daemon.api.clone();
     let http = reqwest::Client::new();
-    let start = Instant::now();
-    while http
-        .post(format!("http://{api}/api/v0/version"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "daemon did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     // An upload that sends 8 MiB and then stalls, so the daemon is mid-import when killed.
     let data = Bytes::from(content(8 << 20, 11));
@@ -81,8 +46,7 @@ async fn killed_mid_add_leaves_no_visible_block() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    daemon.0.kill().unwrap(); // SIGKILL
-    daemon.0.wait().unwrap();
+    daemon.kill();
     assert!(
         upload.await.unwrap().is_err(),
         "the upload cannot have succeeded"

@@ -4,6 +4,7 @@
 mod common;
 mod conformance;
 mod crash;
+mod daemon;
 mod errors;
 mod ipns;
 mod layout;

@@ -134,6 +134,24 @@ impl Env {
         c
     }
 
+    /// Starts the oracle with only its relayer (no adapter), on [`Env::config`].
+    pub(crate) async fn relayer(&self) -> TestResult<px_oracle::OracleHandle> {
+        let mut config = self.config();
+        config.adapter.enabled = false;
+        Ok(px_oracle::spawn(config).await?)
+    }
+
+    /// Mints a token to the first user, binds a fresh store key named `key` to it and
+    /// publishes a usage record (`used`, `seq`) under it: a token a node has served.
+    pub(crate) async fn served_token(&self, key: &str, used: u64, seq: u64) -> TestResult<U256> {
+        let token = self.mint(0).await?;
+        let name = self.key_gen(key).await?;
+        self.bind(token, &name).await?;
+        self.publish_record(key, &self.record(token, used, seq))
+            .await?;
+        Ok(token)
+    }
+
     /// Mints a plan-2 token to anvil account `FIRST_USER + user`.
     pub(crate) async fn mint(&self, user: usize) -> TestResult<U256> {
         let receipt = self

@@ -79,14 +79,8 @@ async fn round_trip_writes_the_published_usage_on_chain() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipfs_outage_delays_the_answer_and_writes_nothing_wrong() -> TestResult {
     let mut env = Env::spawn(None).await?;
-    let mut config = env.config();
-    config.adapter.enabled = false;
-    let oracle = px_oracle::spawn(config).await?;
-    let token = env.mint(0).await?;
-    let name = env.key_gen("token-b").await?;
-    env.bind(token, &name).await?;
-    env.publish_record("token-b", &env.record(token, 999, 3))
-        .await?;
+    let oracle = env.relayer().await?;
+    let token = env.served_token("token-b", 999, 3).await?;
 
     env.store.stop().await;
     env.request_sync(0, token).await?;
@@ -117,14 +111,8 @@ async fn ipfs_outage_delays_the_answer_and_writes_nothing_wrong() -> TestResult 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_reorged_out_is_never_fulfilled() -> TestResult {
     let mut env = Env::spawn(None).await?;
-    let mut config = env.config();
-    config.adapter.enabled = false;
-    let oracle = px_oracle::spawn(config).await?;
-    let token = env.mint(0).await?;
-    let name = env.key_gen("token-c").await?;
-    env.bind(token, &name).await?;
-    env.publish_record("token-c", &env.record(token, 5, 1))
-        .await?;
+    let oracle = env.relayer().await?;
+    let token = env.served_token("token-c", 5, 1).await?;
 
     // Keep the relayer from answering at once, so the reorg lands between "seen" and "sent".
     env.store.stop().await;
@@ -204,13 +192,7 @@ async fn kill_9_and_restart_fulfills_each_request_exactly_once() -> TestResult {
     let mut env = Env::spawn(None).await?;
     let mut tokens = Vec::new();
     for i in 0..6 {
-        let token = env.mint(0).await?;
-        let key = format!("kill-{i}");
-        let name = env.key_gen(&key).await?;
-        env.bind(token, &name).await?;
-        env.publish_record(&key, &env.record(token, 1000 + i, 2))
-            .await?;
-        tokens.push(token);
+        tokens.push(env.served_token(&format!("kill-{i}"), 1000 + i, 2).await?);
     }
 
     // Phase 1: the relayer sees a request and cannot answer yet (IPFS down); kill -9 it.
@@ -262,11 +244,7 @@ async fn a_stuck_fulfill_is_replaced_with_a_higher_fee_and_mined_once() -> TestR
     config.adapter.enabled = false;
     config.relayer.stuck_after_secs = 1;
     let oracle = px_oracle::spawn(config).await?;
-    let token = env.mint(0).await?;
-    let name = env.key_gen("token-s").await?;
-    env.bind(token, &name).await?;
-    env.publish_record("token-s", &env.record(token, 4242, 9))
-        .await?;
+    let token = env.served_token("token-s", 4242, 9).await?;
 
     // The request is mined; from then on nothing is mined until the test says so.
     env.store.stop().await;
@@ -312,16 +290,10 @@ async fn a_stuck_fulfill_is_replaced_with_a_higher_fee_and_mined_once() -> TestR
 async fn ipfs_down_until_expiry_answers_unavailable_and_expired_requests_are_skipped() -> TestResult
 {
     let mut env = Env::spawn(None).await?;
-    let mut config = env.config();
-    config.adapter.enabled = false;
-    let oracle = px_oracle::spawn(config).await?;
+    let oracle = env.relayer().await?;
     let mut tokens = Vec::new();
     for key in ["exp-a", "exp-b"] {
-        let token = env.mint(0).await?;
-        let name = env.key_gen(key).await?;
-        env.bind(token, &name).await?;
-        env.publish_record(key, &env.record(token, 77, 1)).await?;
-        tokens.push(token);
+        tokens.push(env.served_token(key, 77, 1).await?);
     }
     env.store.stop().await;
 
@@ -370,14 +342,8 @@ async fn a_request_answered_elsewhere_is_skipped_without_a_transaction() -> Test
     use px_oracle::resolver::{Answer, Rejection};
 
     let mut env = Env::spawn(None).await?;
-    let mut config = env.config();
-    config.adapter.enabled = false;
-    let oracle = px_oracle::spawn(config).await?;
-    let token = env.mint(0).await?;
-    let name = env.key_gen("token-e").await?;
-    env.bind(token, &name).await?;
-    env.publish_record("token-e", &env.record(token, 31, 1))
-        .await?;
+    let oracle = env.relayer().await?;
+    let token = env.served_token("token-e", 31, 1).await?;
 
     env.store.stop().await;
     let request_id = env.request_sync(0, token).await?;

@@ -1,25 +1,32 @@
 //! Node benchmarks (`cargo bench -p px-node`), each against a real devnet and store:
 //!
-//! 1. **Throughput**: a 1 GiB upload through the node (a `px-node` child process using a
-//!    px-store on loopback) against the same store's direct `add?pin=true`, in the same run;
-//!    also the store's `add?pin=false` followed by `pin/add` (the two calls the node made
-//!    before it pinned in the `add`), for reference. Each step reports the CPU seconds per GiB
-//!    of the node process, the store (its own runtime in the bench process, threads named
-//!    `px-store`) and the client (the rest of the bench process), from `/proc` utime + stime.
-//!    Between steps the bench unpins and garbage-collects, so at most one upload is on disk.
-//!    Then the node process's peak RSS against its idle RSS.
+//! 1. **Throughput**: a 1 GiB upload through the node against the store's direct
+//!    `add?pin=true`, in the same run and the same store, both over loopback from this process
+//!    (the client). By default the node runs as deployed: a `px-node` child process with its
+//!    embedded store (exclusive backend), which it sends uploads to in-process; the direct add
+//!    goes to that store's API (`PX_NODE_STORE_API`, a free port). Each step reports the CPU
+//!    seconds per GiB of the node process (node and store) and of the client (this process),
+//!    from `/proc` utime + stime. Between steps the bench unpins and garbage-collects, so at
+//!    most one upload is on disk. Then the node process's peak RSS (store included) against
+//!    its idle RSS.
+//!
+//!    `PX_BENCH_BACKEND=remote` measures a remote backend instead: a px-store on its own
+//!    runtime in this process (threads named `px-store`, reported apart as `store`), which
+//!    the node reaches over HTTP (`PX_NODE_IPFS_URL`).
 //! 2. **Latency**: 1 KiB uploads into a token holding 10 files and one holding 100,000 files
 //!    (seeded with `Node::import_files`; in-process node with its embedded store).
 //!
 //! In part 1 the node runs with `PX_NODE_EXCLUSIVE_BACKEND=true` (the store is its alone
 //! during uploads, as the embedded store is); `PX_BENCH_EXCLUSIVE=false` measures the
-//! shared-backend mode (the node hashes each upload to journal its CID before the pin).
+//! shared-backend mode (the node hashes each upload to journal its CID before the pin), with
+//! either backend.
 //!
 //! Environment: `PX_BENCH_GIB` scales part 1 (default 1; fractions allowed),
 //! `PX_BENCH_ROUNDS` sets its rounds (default 2), `PX_BENCH_SKIP` skips `throughput` or
-//! `latency`, `PX_BENCH_DIR` is where the temporary directory (store repo, node data) goes
-//! (default the system's), `PX_BENCH_NODE_PID_FILE` names a file to write the node process's
-//! pid to (to attach a profiler).
+//! `latency`, `PX_BENCH_BACKEND` (`embedded`, the default, or `remote`),
+//! `PX_BENCH_EXCLUSIVE`, `PX_BENCH_DIR` is where the temporary directory (store repo, node
+//! data) goes (default the system's), `PX_BENCH_NODE_PID_FILE` names a file to write the node
+//! process's pid to (to attach a profiler).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,8 +98,8 @@ fn store_cpu() -> f64 {
     total
 }
 
-/// CPU seconds of the node process, the store threads and the rest of this process (the
-/// client), sampled together.
+/// CPU seconds of the node process, the store threads (remote backend) and the rest of this
+/// process (the client), sampled together.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cpu {
     node: f64,
@@ -263,33 +270,46 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1.0);
     let len = (gib * (1u64 << 30) as f64) as u64;
-    // See the module docs on `PX_BENCH_EXCLUSIVE`.
+    // See the module docs on `PX_BENCH_BACKEND` and `PX_BENCH_EXCLUSIVE`.
+    let remote = std::env::var("PX_BENCH_BACKEND").is_ok_and(|v| v == "remote");
     let exclusive = std::env::var("PX_BENCH_EXCLUSIVE").map_or(true, |v| v != "false");
-    // The store gets a runtime of its own (as a separate `px-store` process would have), with
-    // named threads, so its CPU time can be told apart from the client's.
-    let store_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(STORE_THREAD)
-        .thread_keep_alive(Duration::from_secs(24 * 3600))
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut sc = px_store::StoreConfig::new(dir.join("store"));
-    sc.api = "127.0.0.1:0".parse().unwrap();
-    let store = store_rt.spawn(px_store::spawn(sc)).await.unwrap().unwrap();
-    let store_url = store.api_url();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    // Remote: the store gets a runtime of its own in this process (as a separate `px-store`
+    // process would have), with named threads, so its CPU time can be told apart from the
+    // client's. Embedded: the node runs it, its API on a port chosen here.
+    let mut remote_store = None;
+    let store_port = free_port();
+    let store_url = if remote {
+        let store_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(STORE_THREAD)
+            .thread_keep_alive(Duration::from_secs(24 * 3600))
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut sc = px_store::StoreConfig::new(dir.join("store"));
+        sc.api = "127.0.0.1:0".parse().unwrap();
+        let store = store_rt.spawn(px_store::spawn(sc)).await.unwrap().unwrap();
+        let url = store.api_url();
+        remote_store = Some((store_rt, store));
+        url
+    } else {
+        format!("http://127.0.0.1:{store_port}")
+    };
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_px-node"))
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_px-node"));
+    command
         .env("PX_NODE_LISTEN", format!("127.0.0.1:{port}"))
         .env("PX_NODE_RPC_URL", devnet.rpc_url())
         .env("PX_NODE_DEPLOYMENT", deployment_file(devnet, dir))
         .env("PX_NODE_DATA_DIR", dir.join("node"))
-        .env("PX_NODE_IPFS_URL", &store_url)
         .env(
             "PX_NODE_REGISTRAR_KEY",
             alloy::hex::encode(devnet.signer(REGISTRAR).to_bytes()),
@@ -298,9 +318,13 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         .env("PX_NODE_EXCLUSIVE_BACKEND", exclusive.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::inherit());
+    if remote {
+        command.env("PX_NODE_IPFS_URL", &store_url);
+    } else {
+        command.env("PX_NODE_STORE_API", format!("127.0.0.1:{store_port}"));
+    }
+    let mut child = command.spawn().unwrap();
     let pid = child.id();
     if let Ok(path) = std::env::var("PX_BENCH_NODE_PID_FILE") {
         // For attaching a profiler to the node process.
@@ -336,28 +360,35 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     let mib = len as f64 / (1 << 20) as f64;
     let gib_f = len as f64 / (1u64 << 30) as f64;
     let per_gib = |c: Cpu| {
-        format!(
-            "node {:.2}, store {:.2}, client {:.2}",
-            c.node / gib_f,
-            c.store / gib_f,
-            c.client / gib_f
-        )
+        if remote {
+            format!(
+                "node {:.2}, store {:.2}, client {:.2}",
+                c.node / gib_f,
+                c.store / gib_f,
+                c.client / gib_f
+            )
+        } else {
+            format!(
+                "node+store {:.2}, client {:.2}",
+                c.node / gib_f,
+                c.client / gib_f
+            )
+        }
     };
     println!(
-        "throughput: {gib} GiB, {rounds} rounds, exclusive backend {exclusive} (CPU in seconds per GiB)"
+        "throughput: {gib} GiB, {rounds} rounds, {} store, exclusive backend {exclusive} (CPU in seconds per GiB)",
+        if remote {
+            "remote (HTTP)"
+        } else {
+            "embedded (in-process)"
+        }
     );
-    let (mut direct, mut split, mut node) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut direct, mut node) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        // a. The store's own add with pin=true: the reference.
+        // a. The store's own add with pin=true over loopback: the reference.
         let (direct_cid, d) = step(pid, direct_add(&store_url, len, 100 + round, true)).await;
         collect(&ipfs, &store_url, Some(&direct_cid)).await;
-        // b. For reference, what the node asked of the store before it pinned in the add: add
-        // unpinned, then pin/add (which walks the DAG again).
-        let (cid, a) = step(pid, direct_add(&store_url, len, 300 + round, false)).await;
-        let (pinned, p) = step(pid, ipfs.pin(&cid)).await;
-        pinned.unwrap();
-        collect(&ipfs, &store_url, Some(&cid)).await;
-        // c. Through the node.
+        // b. Through the node.
         let (r, n) = step(
             pid,
             s.upload(
@@ -381,42 +412,32 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
             per_gib(n.cpu),
             d.secs / n.secs
         );
-        println!(
-            "           store add?pin=false {:.2} s + pin/add {:.2} s = {:.2} s (store CPU {:.2} + {:.2}): ratio to direct {:.2}",
-            a.secs,
-            p.secs,
-            a.secs + p.secs,
-            a.cpu.store / gib_f,
-            p.cpu.store / gib_f,
-            d.secs / (a.secs + p.secs)
-        );
         direct.push(d);
-        split.push(a.secs + p.secs);
         node.push(n);
     }
     let peak = rss_kib(pid, "VmHWM:");
     let best = |v: &mut dyn Iterator<Item = f64>| v.fold(f64::MAX, f64::min);
     let bd = best(&mut direct.iter().map(|s| s.secs));
     let bn = best(&mut node.iter().map(|s| s.secs));
-    let bs = best(&mut split.iter().copied());
     println!(
-        "  best: direct {:.1} MiB/s, node {:.1} MiB/s, ratio {:.2} (target >= 0.8); add unpinned + pin/add {:.1} MiB/s, ratio {:.2}",
+        "  best: direct {:.1} MiB/s, node {:.1} MiB/s, ratio {:.2} (target >= 0.8)",
         mib / bd,
         mib / bn,
         bd / bn,
-        mib / bs,
-        bd / bs
     );
     println!(
-        "  node process RSS: idle {:.1} MiB, peak {:.1} MiB, peak - idle {:.1} MiB (target <= 64)",
+        "  node process RSS{}: idle {:.1} MiB, peak {:.1} MiB, peak - idle {:.1} MiB (target <= 64)",
+        if remote { "" } else { " (with its store)" },
         idle as f64 / 1024.0,
         peak as f64 / 1024.0,
         (peak as f64 - idle as f64) / 1024.0
     );
     let _ = child.kill();
     let _ = child.wait();
-    store_rt.spawn(store.shutdown()).await.unwrap();
-    store_rt.shutdown_background();
+    if let Some((store_rt, store)) = remote_store {
+        store_rt.spawn(store.shutdown()).await.unwrap();
+        store_rt.shutdown_background();
+    }
 }
 
 async fn latency(devnet: &Devnet, dir: &std::path::Path) {

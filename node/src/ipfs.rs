@@ -4,7 +4,7 @@
 //! embedded). The node builds the heavy and batched requests itself: the streaming `add` of
 //! uploads ([`Ipfs::add_stream_pinned`], [`Ipfs::add_stream_journaled`]), the multi-part `add`
 //! of index objects and the multi-`arg` `pin/add` / `pin/rm`. One code path builds each of
-//! them; a [`Transport`] sends it, either over HTTP with `reqwest` (a remote backend) or, for
+//! them; a `Transport` sends it, either over HTTP with `reqwest` (a remote backend) or, for
 //! the embedded store, straight into its router in-process (no socket: the upload's frames are
 //! handed to the store as they are, without the two loopback copies and the TCP stack). The
 //! answer (status and Kubo JSON body) is read the same way from both.

@@ -12,8 +12,13 @@
 //! ext4 skips recently freed inodes), while appending the same bytes to one file runs at about
 //! 5.8 GB/s (`store/benches/throughput.rs` measures both).
 //!
-//! Writes: every import appends its new blocks to its own fresh pack ([`Staging`]), on a
+//! Writes: an import appends its new blocks to its own fresh pack ([`Staging`]), on a
 //! dedicated writer thread so hashing the next block overlaps with writing the previous one.
+//! An import whose new blocks stay under 512 KiB (a small upload, a page of the node's file
+//! index) is kept in memory instead and appended, when it finishes, to a pack shared by small
+//! imports (up to 64 MiB, then a new one): a hundred thousand small uploads do not cost a
+//! hundred thousand files. Records appended for an import that then fails to commit are dead
+//! bytes, reclaimed when compaction rewrites the pack.
 //! Nothing is visible until [`StagedPack::record`] inserts the index rows inside the caller's
 //! write transaction, the same transaction that commits the import's pins: blocks and pins
 //! become visible together or not at all. With `sync` on, the pack is written with direct
@@ -69,6 +74,12 @@ const WRITEBACK_EVERY: u64 = 8 << 20;
 const WRITE_QUEUE: usize = 8;
 /// Open pack files kept for reading.
 const OPEN_PACKS: usize = 64;
+/// An import whose new blocks (headers included) fit in this many bytes is kept in memory and
+/// appended to the shared small-import pack when it finishes, instead of getting a pack file of
+/// its own: uploads of small files and index pages do not cost a file each.
+const SMALL_IMPORT: u64 = 512 << 10;
+/// A shared small-import pack is closed for appends once it reaches this size.
+const SMALL_PACK_MAX: u64 = 64 << 20;
 
 /// The key of a CID, if it is a SHA2-256 CID.
 pub fn key_of(cid: &Cid) -> Option<Key> {
@@ -105,6 +116,16 @@ pub struct BlockStore {
     sync: bool,
     next_pack: AtomicU64,
     open: Mutex<HashMap<u64, Arc<File>>>,
+    /// The pack small imports are appended to, while it is below [`SMALL_PACK_MAX`].
+    small: Mutex<Option<SmallPack>>,
+}
+
+/// The shared pack of small imports: its id, an append handle and the end of its records.
+#[derive(Debug)]
+struct SmallPack {
+    id: u64,
+    file: File,
+    end: u64,
 }
 
 impl BlockStore {
@@ -146,6 +167,7 @@ impl BlockStore {
             sync,
             next_pack: AtomicU64::new(max_id + 1),
             open: Mutex::new(HashMap::new()),
+            small: Mutex::new(None),
         };
         store.migrate_flatfs(repo)?;
         Ok(store)
@@ -335,6 +357,11 @@ impl BlockStore {
 
     fn delete_pack(&self, id: u64) -> Result<()> {
         self.forget_pack(id);
+        let mut small = self.small.lock().unwrap_or_else(|p| p.into_inner());
+        if small.as_ref().is_some_and(|s| s.id == id) {
+            *small = None;
+        }
+        drop(small);
         match fs::remove_file(self.dir.join(pack_name(id))) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -371,7 +398,7 @@ impl BlockStore {
             }
             out
         };
-        let mut staging = self.staging_unchecked()?;
+        let mut staging = self.staging_unchecked();
         for key in &moving {
             // A block that no longer verifies is dropped from the index with its pack.
             if let Ok(Some(data)) = self.get_key(key) {
@@ -400,22 +427,39 @@ impl BlockStore {
         Ok(())
     }
 
-    /// A fresh staging pack for one import; blocks already stored are skipped.
+    /// A fresh staging area for one import; blocks already stored are skipped. A small import
+    /// ends up in the shared small-import pack, a larger one in a pack of its own.
     pub fn staging(&self) -> Result<Staging<'_>> {
         let tx = self.db.begin_read()?;
         let index = tx.open_table(BLOCKS)?;
-        let mut st = self.staging_unchecked()?;
+        let mut st = self.staging_unchecked();
         st.index = Some(index);
+        st.small = Some(Vec::new());
         Ok(st)
     }
 
-    fn staging_unchecked(&self) -> Result<Staging<'_>> {
+    /// A staging area that always writes a pack of its own (compaction: the shared pack may
+    /// be among the packs it rewrites).
+    fn staging_unchecked(&self) -> Staging<'_> {
+        Staging {
+            store: self,
+            id: 0,
+            file: PackFile { path: None },
+            index: None,
+            seen: HashSet::new(),
+            entries: Vec::new(),
+            size: MAGIC.len() as u64,
+            writer: None,
+            small: None,
+        }
+    }
+
+    /// Creates the pack file of a staging area and starts its writer thread.
+    fn open_pack(&self) -> Result<(u64, PackFile, Writer)> {
         let id = self.next_pack.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(pack_name(id));
         let file = File::options().write(true).create_new(true).open(&path)?;
-        let cleanup = PackFile {
-            path: Some(path.clone()),
-        };
+        let cleanup = PackFile { path: Some(path) };
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Key, Vec<Bytes>)>(WRITE_QUEUE);
         let sync = self.sync;
         let direct = sync && set_direct_io(&file).is_ok();
@@ -428,15 +472,53 @@ impl BlockStore {
                     write_pack(file, rx, sync)
                 }
             })?;
-        Ok(Staging {
-            store: self,
-            id,
-            file: cleanup,
-            index: None,
-            seen: HashSet::new(),
-            entries: Vec::new(),
-            size: MAGIC.len() as u64,
-            writer: Some((tx, writer)),
+        Ok((id, cleanup, (tx, writer)))
+    }
+
+    /// Appends a small import's records to the shared small-import pack (creating one when
+    /// there is none or it is full), synced when the store syncs. Records of an import that
+    /// then fails to commit stay as dead bytes, reclaimed by compaction like deleted ones.
+    fn append_small(&self, records: Vec<(Key, Vec<Bytes>)>) -> Result<StagedPack> {
+        let mut small = self.small.lock().unwrap_or_else(|p| p.into_inner());
+        if small.as_ref().is_none_or(|p| p.end >= SMALL_PACK_MAX) {
+            let id = self.next_pack.fetch_add(1, Ordering::Relaxed);
+            let mut file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(self.dir.join(pack_name(id)))?;
+            file.write_all(MAGIC)?;
+            if self.sync {
+                file.sync_data()?;
+                File::open(&self.dir)?.sync_all()?;
+            }
+            *small = Some(SmallPack {
+                id,
+                file,
+                end: MAGIC.len() as u64,
+            });
+        }
+        let pack = small.as_mut().expect("set above");
+        let mut buf = Vec::new();
+        let mut entries = Vec::with_capacity(records.len());
+        for (key, parts) in &records {
+            let len: usize = parts.iter().map(Bytes::len).sum();
+            buf.extend_from_slice(key);
+            buf.extend_from_slice(&(len as u32).to_le_bytes());
+            entries.push((*key, pack.end + buf.len() as u64, len as u32));
+            for part in parts {
+                buf.extend_from_slice(part);
+            }
+        }
+        pack.file.write_all_at(&buf, pack.end)?;
+        if self.sync {
+            pack.file.sync_data()?;
+        }
+        pack.end += buf.len() as u64;
+        Ok(StagedPack {
+            id: pack.id,
+            size: pack.end,
+            entries,
+            file: PackFile { path: None },
         })
     }
 }
@@ -716,6 +798,9 @@ pub struct Staging<'a> {
     entries: Vec<(Key, u64, u32)>,
     size: u64,
     writer: Option<Writer>,
+    /// The records of an import small so far, kept in memory (`None`: the import has, or
+    /// always gets, a pack of its own).
+    small: Option<Vec<(Key, Vec<Bytes>)>>,
 }
 
 impl std::fmt::Debug for Staging<'_> {
@@ -753,6 +838,30 @@ impl Staging<'_> {
         let len: usize = data.iter().map(Bytes::len).sum();
         let len =
             u32::try_from(len).map_err(|_| Error::Internal(format!("block of {len} bytes")))?;
+        self.entries.push((key, self.size + RECORD_HEADER, len));
+        self.size += RECORD_HEADER + u64::from(len);
+        if let Some(small) = &mut self.small {
+            if self.size <= SMALL_IMPORT {
+                small.push((key, data));
+                return Ok(());
+            }
+            // Too big for the shared pack after all: the records so far go first.
+            let earlier = self.small.take().unwrap_or_default();
+            for (key, data) in earlier {
+                self.send(key, data)?;
+            }
+        }
+        self.send(key, data)
+    }
+
+    /// Hands a record to the writer thread, creating the pack on first use.
+    fn send(&mut self, key: Key, data: Vec<Bytes>) -> Result<()> {
+        if self.writer.is_none() && self.file.path.is_none() {
+            let (id, file, writer) = self.store.open_pack()?;
+            self.id = id;
+            self.file = file;
+            self.writer = Some(writer);
+        }
         let sent = match &self.writer {
             Some((tx, _)) => tx.send((key, data)).is_ok(),
             None => false,
@@ -762,8 +871,6 @@ impl Staging<'_> {
             self.join_writer()?;
             return Err(Error::Internal("staging writer stopped".into()));
         }
-        self.entries.push((key, self.size + RECORD_HEADER, len));
-        self.size += RECORD_HEADER + u64::from(len);
         Ok(())
     }
 
@@ -792,6 +899,21 @@ impl Staging<'_> {
 
     /// Waits for the writes and, when the store syncs, makes the pack durable.
     pub fn finish(mut self) -> Result<StagedPack> {
+        let nothing = || StagedPack {
+            id: 0,
+            size: 0,
+            entries: Vec::new(),
+            file: PackFile { path: None },
+        };
+        if let Some(records) = self.small.take() {
+            if records.is_empty() {
+                return Ok(nothing());
+            }
+            return self.store.append_small(records);
+        }
+        if self.file.path.is_none() {
+            return Ok(nothing());
+        }
         let file = self
             .join_writer()?
             .ok_or_else(|| Error::Internal("staging writer stopped".into()))?;
@@ -841,7 +963,10 @@ impl StagedPack {
                 }
             }
             if live > 0 {
-                tx.open_table(PACKS)?.insert(self.id, (self.size, live))?;
+                // The shared small-import pack already has a row: add to it.
+                let mut packs = tx.open_table(PACKS)?;
+                let (size, before) = packs.get(self.id)?.map_or((0, 0), |v| v.value());
+                packs.insert(self.id, (size.max(self.size), before + live))?;
             }
         }
         Ok(PendingPack {
@@ -973,6 +1098,87 @@ mod tests {
             let cid = cid_of(b, &ImportOptions::v1()).unwrap().cid;
             assert_eq!(store.get(&cid).unwrap().unwrap(), &b[..]);
         }
+    }
+
+    #[test]
+    fn small_imports_share_a_pack_and_gc_reclaims_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("meta.redb")).unwrap());
+        let store = BlockStore::open(dir.path(), db, true).unwrap();
+        let data: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 1000 + i as usize]).collect();
+        let cids: Vec<Cid> = data
+            .iter()
+            .map(|d| cid_of(d, &ImportOptions::v1()).unwrap().cid)
+            .collect();
+        for d in &data {
+            let mut st = store.staging().unwrap();
+            st.put(block(d)).unwrap();
+            commit(&store, st);
+        }
+        // A small import abandoned before finishing writes nothing; one whose commit never
+        // happens leaves dead bytes only.
+        let mut st = store.staging().unwrap();
+        st.put(block(b"abandoned")).unwrap();
+        drop(st);
+        let mut st = store.staging().unwrap();
+        st.put(block(b"never committed")).unwrap();
+        drop(st.finish().unwrap());
+        assert_eq!(packs(dir.path()).len(), 1, "one pack for all small imports");
+        for (cid, d) in cids.iter().zip(&data) {
+            assert_eq!(store.get(cid).unwrap().unwrap(), &d[..]);
+        }
+        let never = cid_of(b"never committed", &ImportOptions::v1())
+            .unwrap()
+            .cid;
+        assert!(!store.has(&never).unwrap());
+
+        // An import that outgrows the small limit spills, earlier blocks included, into a
+        // pack of its own.
+        let big: Vec<Vec<u8>> = (0..3u8).map(|i| vec![100 + i; 200_000]).collect();
+        let mut st = store.staging().unwrap();
+        for b in &big {
+            st.put(block(b)).unwrap();
+        }
+        commit(&store, st);
+        assert_eq!(packs(dir.path()).len(), 2);
+        for b in &big {
+            let cid = cid_of(b, &ImportOptions::v1()).unwrap().cid;
+            assert_eq!(store.get(&cid).unwrap().unwrap(), &b[..]);
+        }
+
+        // Removing most small blocks compacts the shared pack away; the survivors move and the
+        // next small import starts a new shared pack.
+        let shared = packs(dir.path())
+            .into_iter()
+            .min_by_key(|p| fs::metadata(p).unwrap().len())
+            .unwrap();
+        let keys: Vec<Key> = cids[..8].iter().map(|c| key_of(c).unwrap()).collect();
+        store.remove(&keys).unwrap();
+        assert!(
+            !shared.exists(),
+            "the mostly dead shared pack was rewritten"
+        );
+        for (cid, d) in cids.iter().zip(&data).skip(8) {
+            assert_eq!(store.get(cid).unwrap().unwrap(), &d[..]);
+        }
+        let mut st = store.staging().unwrap();
+        st.put(block(b"after compaction")).unwrap();
+        commit(&store, st);
+        let after = cid_of(b"after compaction", &ImportOptions::v1())
+            .unwrap()
+            .cid;
+        assert_eq!(
+            store.get(&after).unwrap().unwrap(),
+            &b"after compaction"[..]
+        );
+        let all: Vec<Key> = store.keys().unwrap();
+        store.remove(&all).unwrap();
+        assert!(packs(dir.path()).is_empty(), "nothing live, no pack");
+        let mut st = store.staging().unwrap();
+        st.put(block(b"fresh")).unwrap();
+        commit(&store, st);
+        let fresh = cid_of(b"fresh", &ImportOptions::v1()).unwrap().cid;
+        assert_eq!(store.get(&fresh).unwrap().unwrap(), &b"fresh"[..]);
     }
 
     #[test]

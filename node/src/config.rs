@@ -261,7 +261,7 @@ pub struct Cli {
     /// Data directory [default: ./px-node-data].
     #[arg(long, env = "PX_NODE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Public base URL (SIWE domain and URI) [default: http://<listen>].
+    /// Public base URL (SIWE domain and URI) [default: http:// and the listen address].
     #[arg(long, env = "PX_NODE_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Largest upload in bytes [default: 10 GiB].

@@ -523,7 +523,7 @@ impl Ipfs {
         self.pin_all(&expected).await
     }
 
-    /// Unpins `cids`, up to [`ARGS_PER_CALL`] per `pin/rm` call; a CID that is not pinned is
+    /// Unpins `cids`, up to `ARGS_PER_CALL` (64) per `pin/rm` call; a CID that is not pinned is
     /// not an error (a batch the backend refuses for that is redone one by one).
     pub async fn unpin_all(&self, cids: &[String]) -> Result<()> {
         for batch in cids.chunks(ARGS_PER_CALL) {
@@ -562,7 +562,7 @@ impl Ipfs {
         Ok(())
     }
 
-    /// Pins `cids` recursively, up to [`ARGS_PER_CALL`] per `pin/add` call (Kubo's `pin/add`,
+    /// Pins `cids` recursively, up to `ARGS_PER_CALL` (64) per `pin/add` call (Kubo's `pin/add`,
     /// and px-store's, take several `arg`s).
     pub async fn pin_all(&self, cids: &[String]) -> Result<()> {
         for batch in cids.chunks(ARGS_PER_CALL) {

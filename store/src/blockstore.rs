@@ -463,7 +463,7 @@ impl BlockStore {
         let cleanup = PackFile { path: Some(path) };
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Key, Vec<Bytes>)>(WRITE_QUEUE);
         let sync = self.sync;
-        let direct = set_direct_io(&file).is_ok();
+        let direct = set_direct_flag(&file, true).is_ok();
         let writer = std::thread::Builder::new()
             .name("px-store-writer".into())
             .spawn(move || {
@@ -503,8 +503,7 @@ impl BlockStore {
         let mut entries = Vec::with_capacity(records.len());
         for (key, parts) in &records {
             let len: usize = parts.iter().map(Bytes::len).sum();
-            buf.extend_from_slice(key);
-            buf.extend_from_slice(&(len as u32).to_le_bytes());
+            buf.extend_from_slice(&record_header(key, len));
             entries.push((*key, pack.end + buf.len() as u64, len as u32));
             for part in parts {
                 buf.extend_from_slice(part);
@@ -524,6 +523,14 @@ impl BlockStore {
     }
 }
 
+/// The `[key][u32 LE length]` header before a record's bytes in a pack.
+fn record_header(key: &Key, len: usize) -> [u8; RECORD_HEADER as usize] {
+    let mut header = [0u8; RECORD_HEADER as usize];
+    header[..32].copy_from_slice(key);
+    header[32..].copy_from_slice(&(len as u32).to_le_bytes());
+    header
+}
+
 /// The staging writer thread for buffered packs: appends records, starting writeback as it goes
 /// when syncing (only on file systems without direct I/O, see [`write_pack_direct`]).
 fn write_pack(
@@ -536,9 +543,7 @@ fn write_pack(
     let mut flushed = 0u64;
     for (key, parts) in rx {
         let len: usize = parts.iter().map(Bytes::len).sum();
-        let mut header = [0u8; RECORD_HEADER as usize];
-        header[..32].copy_from_slice(&key);
-        header[32..].copy_from_slice(&(len as u32).to_le_bytes());
+        let header = record_header(&key, len);
         let mut slices = Vec::with_capacity(parts.len() + 1);
         slices.push(IoSlice::new(&header));
         slices.extend(parts.iter().map(|p| IoSlice::new(p)));
@@ -577,18 +582,8 @@ impl AlignedBuf {
     }
 }
 
-/// Switches `file` to direct I/O (`O_DIRECT`): writes go from user memory to the device,
-/// bypassing the page cache. Fails on file systems that do not support it.
-#[cfg(target_os = "linux")]
-fn set_direct_io(file: &File) -> std::io::Result<()> {
-    set_direct_flag(file, true)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_direct_io(_file: &File) -> std::io::Result<()> {
-    Err(ErrorKind::Unsupported.into())
-}
-
+/// Switches `file` to direct I/O (`O_DIRECT`, `on`) or back: writes go from user memory to
+/// the device, bypassing the page cache. Fails on file systems that do not support it.
 #[cfg(target_os = "linux")]
 fn set_direct_flag(file: &File, on: bool) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -609,6 +604,11 @@ fn set_direct_flag(file: &File, on: bool) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_direct_flag(_file: &File, _on: bool) -> std::io::Result<()> {
+    Err(ErrorKind::Unsupported.into())
 }
 
 /// The staging writer thread of a pack, with direct I/O: copies records into aligned
@@ -646,75 +646,95 @@ fn write_pack_direct(
             }
             Ok(())
         })?;
-    // Returns the flusher's error if it stopped early.
-    let stopped = |flusher: std::thread::JoinHandle<std::io::Result<()>>| -> std::io::Error {
-        match flusher.join() {
-            Ok(Err(e)) => e,
-            _ => std::io::Error::other("pack flusher stopped"),
-        }
+    let mut pack = DirectPack {
+        buf: AlignedBuf::new(),
+        fill: 0,
+        offset: 0,
+        allocated: 1,
+        full_tx,
+        free_rx,
     };
-    let mut allocated = 1;
-    let mut buf = AlignedBuf::new();
-    let (mut fill, mut offset) = (0usize, 0u64);
-    let mut append = |bytes: &[u8], buf: &mut AlignedBuf, fill: &mut usize| -> bool {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let n = rest.len().min(DIRECT_BUF - *fill);
-            buf.window()[*fill..*fill + n].copy_from_slice(&rest[..n]);
-            *fill += n;
-            rest = &rest[n..];
-            if *fill == DIRECT_BUF {
-                let next = if allocated < DIRECT_BUFFERS {
-                    allocated += 1;
+    let mut ok = pack.append(MAGIC);
+    for (key, parts) in &rx {
+        ok = ok && pack.append(&record_header(&key, parts.iter().map(Bytes::len).sum()));
+        for part in &parts {
+            ok = ok && pack.append(part);
+        }
+        if !ok {
+            break;
+        }
+    }
+    let size = pack.offset + pack.fill as u64;
+    ok = ok && pack.send_tail();
+    // Closing the channel lets the flusher finish; its error, if any, is the cause.
+    drop(pack);
+    flusher
+        .join()
+        .map_err(|_| std::io::Error::other("pack flusher panicked"))??;
+    if !ok {
+        return Err(std::io::Error::other("pack flusher stopped"));
+    }
+    file.set_len(size)?;
+    Ok(file)
+}
+
+/// The filling side of [`write_pack_direct`]: the buffer being filled and where it goes.
+struct DirectPack {
+    buf: AlignedBuf,
+    fill: usize,
+    /// File offset of `buf`.
+    offset: u64,
+    /// Buffers made so far (at most [`DIRECT_BUFFERS`]; then the flusher's are reused).
+    allocated: usize,
+    full_tx: std::sync::mpsc::SyncSender<(AlignedBuf, usize, u64)>,
+    free_rx: std::sync::mpsc::Receiver<AlignedBuf>,
+}
+
+impl DirectPack {
+    /// Copies `bytes` in, handing each full buffer to the flusher; false once it has stopped.
+    fn append(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            let n = bytes.len().min(DIRECT_BUF - self.fill);
+            self.buf.window()[self.fill..self.fill + n].copy_from_slice(&bytes[..n]);
+            self.fill += n;
+            bytes = &bytes[n..];
+            if self.fill == DIRECT_BUF {
+                let next = if self.allocated < DIRECT_BUFFERS {
+                    self.allocated += 1;
                     AlignedBuf::new()
                 } else {
-                    match free_rx.recv() {
+                    match self.free_rx.recv() {
                         Ok(b) => b,
                         Err(_) => return false,
                     }
                 };
-                let full = std::mem::replace(buf, next);
-                if full_tx.send((full, DIRECT_BUF, offset)).is_err() {
+                let full = std::mem::replace(&mut self.buf, next);
+                if self.full_tx.send((full, DIRECT_BUF, self.offset)).is_err() {
                     return false;
                 }
-                offset += DIRECT_BUF as u64;
-                *fill = 0;
+                self.offset += DIRECT_BUF as u64;
+                self.fill = 0;
             }
         }
         true
-    };
-    let mut ok = append(MAGIC, &mut buf, &mut fill);
-    for (key, parts) in &rx {
-        if !ok {
-            break;
-        }
-        let len: usize = parts.iter().map(Bytes::len).sum();
-        let mut header = [0u8; RECORD_HEADER as usize];
-        header[..32].copy_from_slice(&key);
-        header[32..].copy_from_slice(&(len as u32).to_le_bytes());
-        ok = append(&header, &mut buf, &mut fill);
-        for part in &parts {
-            ok = ok && append(part, &mut buf, &mut fill);
-        }
     }
-    if !ok {
-        drop(full_tx);
-        return Err(stopped(flusher));
-    }
-    let size = offset + fill as u64;
-    if fill > 0 {
-        let padded = fill.next_multiple_of(DIRECT_ALIGN);
-        buf.window()[fill..padded].fill(0);
-        if full_tx.send((buf, padded, offset)).is_err() {
-            return Err(stopped(flusher));
+
+    /// Hands the last, partly filled buffer to the flusher, padded to the alignment.
+    fn send_tail(&mut self) -> bool {
+        if self.fill == 0 {
+            return true;
         }
+        let padded = self.fill.next_multiple_of(DIRECT_ALIGN);
+        self.buf.window()[self.fill..padded].fill(0);
+        let tail = std::mem::replace(
+            &mut self.buf,
+            AlignedBuf {
+                vec: Vec::new(),
+                start: 0,
+            },
+        );
+        self.full_tx.send((tail, padded, self.offset)).is_ok()
     }
-    drop(full_tx);
-    flusher
-        .join()
-        .map_err(|_| std::io::Error::other("pack flusher panicked"))??;
-    file.set_len(size)?;
-    Ok(file)
 }
 
 /// `write_all` over several buffers, one `writev` for the usual case of a complete write.

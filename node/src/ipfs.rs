@@ -90,27 +90,43 @@ impl<'a> Call<'a> {
     }
 }
 
+impl Call<'_> {
+    /// `<api>/<command>?<query>`.
+    fn target(&self, api: &str) -> String {
+        let mut url = format!("{api}/{}", self.command);
+        if !self.query.is_empty() {
+            url.push('?');
+            url.push_str(&self.query);
+        }
+        url
+    }
+
+    fn headers(&self) -> Result<header::HeaderMap> {
+        let mut headers = header::HeaderMap::new();
+        if let Some(t) = &self.content_type {
+            let t = t
+                .parse()
+                .map_err(|_| Error::Internal(format!("bad content type {t}")))?;
+            headers.insert(header::CONTENT_TYPE, t);
+        }
+        if let Some(n) = self.content_length {
+            headers.insert(header::CONTENT_LENGTH, n.into());
+        }
+        Ok(headers)
+    }
+}
+
 impl Transport {
     /// Sends `call`; answers the status and body text. Only a failure to deliver the request
     /// or read the answer is an error here; the caller judges the status and body.
     async fn send(&self, call: Call<'_>) -> Result<(StatusCode, String)> {
         let what = call.command;
         let fail = |e: &dyn std::fmt::Display| Error::Ipfs(format!("{what}: {e}"));
+        let headers = call.headers()?;
         match self {
             Transport::Http { client, base } => {
-                let mut url = format!("{base}/{}", call.command);
-                if !call.query.is_empty() {
-                    url.push('?');
-                    url.push_str(&call.query);
-                }
-                let mut request = client.post(url);
-                if let Some(t) = call.content_type {
-                    request = request.header(header::CONTENT_TYPE, t);
-                }
-                if let Some(n) = call.content_length {
-                    request = request.header(header::CONTENT_LENGTH, n);
-                }
-                request = match call.body {
+                let request = client.post(call.target(base)).headers(headers);
+                let request = match call.body {
                     CallBody::Empty => request,
                     CallBody::Full(b) => request.body(b),
                     CallBody::Stream(s) => request.body(reqwest::Body::wrap_stream(s)),
@@ -121,24 +137,16 @@ impl Transport {
                 Ok((status, text))
             }
             Transport::InProcess(router) => {
-                let mut uri = format!("/api/v0/{}", call.command);
-                if !call.query.is_empty() {
-                    uri.push('?');
-                    uri.push_str(&call.query);
-                }
-                let mut request = axum::http::Request::post(uri);
-                if let Some(t) = call.content_type {
-                    request = request.header(header::CONTENT_TYPE, t);
-                }
-                if let Some(n) = call.content_length {
-                    request = request.header(header::CONTENT_LENGTH, n);
-                }
+                let target = call.target("/api/v0");
                 let body = match call.body {
                     CallBody::Empty => axum::body::Body::empty(),
                     CallBody::Full(b) => axum::body::Body::from(b),
                     CallBody::Stream(s) => axum::body::Body::from_stream(s),
                 };
-                let request = request.body(body).map_err(|e| fail(&e))?;
+                let mut request = axum::http::Request::post(target)
+                    .body(body)
+                    .map_err(|e| fail(&e))?;
+                *request.headers_mut() = headers;
                 let response = tower::ServiceExt::oneshot(router.clone(), request)
                     .await
                     .unwrap_or_else(|never| match never {});
@@ -785,17 +793,7 @@ mod tests {
             let objects: Vec<(String, Vec<u8>)> = (0..3u8)
                 .map(|i| {
                     let bytes = vec![i; 100 + usize::from(i)];
-                    let opts = px_store::importer::ImportOptions::default();
-                    let mut imp = px_store::importer::Importer::new(&opts).unwrap();
-                    imp.push_bytes(Bytes::from(bytes.clone()), |_| {
-                        Ok::<_, std::convert::Infallible>(())
-                    })
-                    .unwrap();
-                    let cid = imp
-                        .finish(|_| Ok::<_, std::convert::Infallible>(()))
-                        .unwrap()
-                        .cid;
-                    (cid.to_string(), bytes)
+                    (crate::index::object_cid(&bytes).unwrap(), bytes)
                 })
                 .collect();
             let cids: Vec<String> = objects.iter().map(|(c, _)| c.clone()).collect();

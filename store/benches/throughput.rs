@@ -9,10 +9,11 @@
 //! speed is measured too: one file per block against one append-only file, and the device's
 //! durable write speed (direct I/O + `fdatasync`), which bounds the synced add.
 //!
-//! `cargo bench -p px-store --bench throughput`; env `PX_BENCH_MIB` sets the size (default
-//! 256), `PX_BENCH_DIR` the directory holding the repo (default: the temp dir), `PX_BENCH_SKIP`
-//! a comma-separated list of parts to leave out (`importer`, `fs`, `only-hash`, `client` (the client-crate add and the cat),
-//! `nosync`), for example to profile the synced add alone.
+//! `cargo bench -p px-store --bench throughput`. Environment: `PX_BENCH_MIB` sets the size
+//! (default 256), `PX_BENCH_DIR` the directory holding the repo (default: the temp dir),
+//! `PX_BENCH_SKIP` a comma-separated list of parts to leave out (`importer`, `fs`,
+//! `only-hash`, `client` for the client-crate add and the cat, `nosync`), for example to
+//! profile the synced add alone.
 
 use std::time::{Duration, Instant};
 

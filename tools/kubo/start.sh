@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Starts a throw-away Kubo daemon for tests: a fresh repo (`ipfs init --profile
+# test`: no bootstrap peers, MDNS/AutoTLS/AutoConf off, loopback only), API and
+# Gateway on free 127.0.0.1 ports picked by the kernel (tcp/0), Routing.Type
+# none, `ipfs daemon --offline` (no libp2p host at all: it dials nothing and
+# listens only on the two loopback HTTP ports). Telemetry off.
+#
+#   eval "$(tools/kubo/start.sh)"            # repo in a new mktemp dir
+#   eval "$(tools/kubo/start.sh /tmp/repo)"  # repo in /tmp/repo (must not exist or be empty)
+#   curl -X POST "$PX_IPFS_API/api/v0/version"
+#   tools/kubo/stop.sh "$IPFS_PATH"
+#
+# Prints shell assignments on stdout:
+#   IPFS_PATH=...  PX_IPFS_API=http://127.0.0.1:N  PX_IPFS_GATEWAY=http://127.0.0.1:M  PX_IPFS_PID=...
+# The daemon's log is $IPFS_PATH/daemon.log, its pid $IPFS_PATH/daemon.pid.
+# IPFS_BIN overrides the binary (default: build it with tools/kubo/build.sh).
+# PX_KUBO_ONLINE=1 runs `ipfs daemon` without --offline (still Routing.Type
+# none, swarm on 127.0.0.1/tcp/0 only, no bootstrap), to see online behaviour.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ipfs="${IPFS_BIN:-$("$here/build.sh")}"
+repo="${1:-$(mktemp -d "${TMPDIR:-/tmp}/px-kubo.XXXXXX")}"
+mkdir -p "$repo"
+repo="$(cd "$repo" && pwd)"
+[ -z "$(ls -A "$repo")" ] || { echo "start.sh: $repo is not empty" >&2; exit 1; }
+
+export IPFS_PATH="$repo" IPFS_TELEMETRY=off
+"$ipfs" init --profile test --empty-repo >"$repo/init.log" 2>&1 \
+    || { cat "$repo/init.log" >&2; exit 1; }
+cfg() { "$ipfs" config --json "$1" "$2"; }
+cfg Addresses.API '"/ip4/127.0.0.1/tcp/0"'
+cfg Addresses.Gateway '"/ip4/127.0.0.1/tcp/0"'
+cfg Addresses.Swarm '["/ip4/127.0.0.1/tcp/0"]'
+cfg Addresses.Announce '[]'
+cfg Addresses.NoAnnounce '["/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"]'
+cfg Bootstrap '[]'
+cfg Peering.Peers '[]'
+cfg Discovery.MDNS.Enabled false
+cfg Routing.Type '"none"'
+cfg AutoConf.Enabled false
+cfg AutoTLS.Enabled false
+cfg Swarm.DisableNatPortMap true
+cfg Plugins.Plugins '{"telemetry": {"Config": {"Mode": "off"}}}'
+
+offline=--offline
+[ -n "${PX_KUBO_ONLINE:-}" ] && offline=
+# setsid: its own process group, so stop.sh can end it and nothing else.
+setsid "$ipfs" daemon $offline >"$repo/daemon.log" 2>&1 </dev/null &
+pid=$!
+echo "$pid" >"$repo/daemon.pid"
+
+for _ in $(seq 1 300); do
+    if grep -q '^Daemon is ready' "$repo/daemon.log" 2>/dev/null; then break; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "start.sh: ipfs daemon exited; its log:" >&2; cat "$repo/daemon.log" >&2; exit 1
+    fi
+    sleep 0.1
+done
+grep -q '^Daemon is ready' "$repo/daemon.log" || { echo "start.sh: daemon not ready after 30 s" >&2; cat "$repo/daemon.log" >&2; kill "$pid"; exit 1; }
+
+api="$(sed -n 's#^RPC API server listening on /ip4/\([0-9.]*\)/tcp/\([0-9]*\).*#http://\1:\2#p' "$repo/daemon.log" | head -1)"
+gw="$(sed -n 's#^Gateway server listening on /ip4/\([0-9.]*\)/tcp/\([0-9]*\).*#http://\1:\2#p' "$repo/daemon.log" | head -1)"
+[ -n "$api" ] && [ -n "$gw" ] || { echo "start.sh: could not read the listening addresses" >&2; cat "$repo/daemon.log" >&2; exit 1; }
+printf 'IPFS_PATH=%s\nPX_IPFS_API=%s\nPX_IPFS_GATEWAY=%s\nPX_IPFS_PID=%s\n' "$repo" "$api" "$gw" "$pid"

@@ -3,7 +3,8 @@
 # test`: no bootstrap peers, MDNS/AutoTLS/AutoConf off, loopback only), API and
 # Gateway on free 127.0.0.1 ports picked by the kernel (tcp/0), Routing.Type
 # none, `ipfs daemon --offline` (no libp2p host at all: it dials nothing and
-# listens only on the two loopback HTTP ports). Telemetry off.
+# listens only on the two loopback HTTP ports). Telemetry off; DNS resolution
+# pointed at a dead loopback DoH URL.
 #
 #   eval "$(tools/kubo/start.sh)"            # repo in a new mktemp dir
 #   eval "$(tools/kubo/start.sh /tmp/repo)"  # repo in /tmp/repo (must not exist or be empty)
@@ -42,6 +43,9 @@ cfg AutoConf.Enabled false
 cfg AutoTLS.Enabled false
 cfg Swarm.DisableNatPortMap true
 cfg Plugins.Plugins '{"telemetry": {"Config": {"Mode": "off"}}}'
+# DNSLink lookups (a name that is not a key, a gateway Host header) go to a DoH
+# endpoint on loopback where nothing listens: they fail at once, never leave.
+cfg DNS.Resolvers '{".": "https://127.0.0.1:9/dns-query"}'
 
 offline=--offline
 [ -n "${PX_KUBO_ONLINE:-}" ] && offline=

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Starts a throw-away js-ipfs 0.66 daemon for tests, like tools/kubo/start.sh:
+# a fresh repo (`jsipfs init --profile test`), API, Gateway, gRPC (Addresses.RPC)
+# and Swarm on kernel-picked 127.0.0.1 ports (tcp/0), Bootstrap [], Delegates [],
+# MDNS and webRTCStar off, Routing.Type none, `jsipfs daemon --offline` with
+# preload off. NODE_OPTIONS loads the Promise.withResolvers polyfill (Node 20)
+# and loopback-only.cjs, which makes any non-loopback connect/DNS/UDP attempt fail.
+#
+#   eval "$(tools/jsipfs/start.sh)"            # repo in a new mktemp dir
+#   curl -X POST "$PX_IPFS_API/api/v0/version"
+#   tools/kubo/stop.sh "$IPFS_PATH"
+#
+# Prints IPFS_PATH=, PX_IPFS_API=, PX_IPFS_GATEWAY=, PX_IPFS_PID= lines; the
+# log is $IPFS_PATH/daemon.log. Installs js-ipfs first if needed (install.sh).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+jsipfs="$("$here/install.sh")"
+repo="${1:-$(mktemp -d "${TMPDIR:-/tmp}/px-jsipfs.XXXXXX")}"
+mkdir -p "$repo"
+repo="$(cd "$repo" && pwd)"
+[ -z "$(ls -A "$repo")" ] || { echo "start.sh: $repo is not empty" >&2; exit 1; }
+
+export IPFS_PATH="$repo" NODE_ENV=test NO_UPDATE_NOTIFIER=1 \
+    NODE_OPTIONS="${NODE_OPTIONS:-} --require $here/promise-with-resolvers.cjs --require $here/loopback-only.cjs"
+"$jsipfs" init --profile test --empty-repo >"$repo/init.log" 2>&1 || { cat "$repo/init.log" >&2; exit 1; }
+# One node process instead of a dozen `jsipfs config` runs (each takes ~1 s).
+node --input-type=module -e '
+import fs from "fs"
+const f = process.argv[1] + "/config"
+const c = JSON.parse(fs.readFileSync(f, "utf8"))
+c.Addresses = { ...c.Addresses,
+  API: "/ip4/127.0.0.1/tcp/0", Gateway: "/ip4/127.0.0.1/tcp/0", RPC: "/ip4/127.0.0.1/tcp/0",
+  Swarm: ["/ip4/127.0.0.1/tcp/0"], Announce: [], NoAnnounce: [], Delegates: [] }
+c.Bootstrap = []
+c.Discovery = { MDNS: { Enabled: false, Interval: 10 }, webRTCStar: { Enabled: false } }
+c.Routing = { Type: "none" }
+c.Swarm = { ...(c.Swarm || {}), DisableNatPortMap: true }
+fs.writeFileSync(f, JSON.stringify(c, null, 2))
+' "$repo"
+
+setsid "$jsipfs" daemon --offline --enable-preload=false >"$repo/daemon.log" 2>&1 </dev/null &
+pid=$!
+echo "$pid" >"$repo/daemon.pid"
+for _ in $(seq 1 600); do
+    if grep -q '^Daemon is ready' "$repo/daemon.log" 2>/dev/null; then break; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "start.sh: jsipfs daemon exited; its log:" >&2; cat "$repo/daemon.log" >&2; exit 1
+    fi
+    sleep 0.1
+done
+grep -q '^Daemon is ready' "$repo/daemon.log" || { echo "start.sh: daemon not ready after 60 s" >&2; cat "$repo/daemon.log" >&2; kill "$pid"; exit 1; }
+
+api="$(sed -n 's#^HTTP API listening on /ip4/\([0-9.]*\)/tcp/\([0-9]*\).*#http://\1:\2#p' "$repo/daemon.log" | head -1)"
+gw="$(sed -n 's#^Gateway (read only) listening on /ip4/\([0-9.]*\)/tcp/\([0-9]*\).*#http://\1:\2#p' "$repo/daemon.log" | head -1)"
+[ -n "$api" ] && [ -n "$gw" ] || { echo "start.sh: could not read the listening addresses" >&2; cat "$repo/daemon.log" >&2; exit 1; }
+printf 'IPFS_PATH=%s\nPX_IPFS_API=%s\nPX_IPFS_GATEWAY=%s\nPX_IPFS_PID=%s\n' "$repo" "$api" "$gw" "$pid"

@@ -11,7 +11,7 @@ FORGE_PROFILE ?= default
 .PHONY: demo devnet test bootstrap build forge-build forge-test abi abi-check cargo-test \
         fmt fmt-check clippy lint slither snapshot ci clean
 
-BINS := -p px-sdk -p px-store -p px-node -p px-oracle --bins
+BINS := -p px-cli -p px-store -p px-node -p px-oracle --bins
 # The demo binaries use the `demo` profile (Cargo.toml): no optimization and no debuginfo,
 # which builds in about a quarter of the time of the dev profile on a cold machine.
 DEMO_PROFILE ?= demo
@@ -38,7 +38,7 @@ forge-build: bootstrap
 forge-test: bootstrap
 	FOUNDRY_PROFILE=$(FORGE_PROFILE) FORGE_SNAPSHOT_CHECK=true forge test
 
-## abi: refresh the ABI JSON the Rust crates compile their bindings from
+## abi: refresh the ABI JSON px-core compiles its bindings from (core/abi/)
 abi: forge-build
 	node .ci/abi.cjs
 

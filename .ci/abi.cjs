@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes (or with --check, verifies) the ABI JSON files the Rust crates compile their bindings
-// from (`sol!(..., "abi/<Name>.json")` in px-sdk), taken from a fresh `forge build` in out/.
+// from (`sol!(..., "abi/<Name>.json")` in px-core), taken from a fresh `forge build` in out/.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -17,7 +17,7 @@ let stale = [];
 for (const [name, artifact] of Object.entries(contracts)) {
   const abi = JSON.parse(fs.readFileSync(path.join(root, 'out', artifact), 'utf8')).abi;
   const text = JSON.stringify(abi, null, 2) + '\n';
-  const target = path.join(root, 'sdk', 'abi', `${name}.json`);
+  const target = path.join(root, 'core', 'abi', `${name}.json`);
   const current = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : null;
   if (current === text) continue;
   if (check) {

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::Stream;
+use px_cli::devnet::{Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
 use px_sdk::client::Payment;
-use px_sdk::devnet::{Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
 use px_sdk::{Client, ClientConfig, api};
 
 const CHUNK: usize = 256 * 1024;

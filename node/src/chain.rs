@@ -12,8 +12,8 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol;
 use alloy::sol_types::{SolStruct, eip712_domain};
-use px_sdk::Deployment;
-use px_sdk::contracts::{GateReason, StorageNFT};
+use px_core::Deployment;
+use px_core::contracts::{GateReason, StorageNFT};
 
 use crate::error::{Error, Result};
 

@@ -21,7 +21,7 @@
 use std::path::Path;
 
 use alloy::primitives::Address;
-use px_sdk::api::FileEntry;
+use px_core::api::FileEntry;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -174,6 +174,14 @@ impl Db {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Deletes a session; answers whether it existed.
+    pub fn delete_session(&self, hash: &[u8; 32]) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        let existed = tx.open_table(SESSIONS)?.remove(&hash[..])?.is_some();
+        tx.commit()?;
+        Ok(existed)
     }
 
     /// The address of a live session.

@@ -4,8 +4,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use px_sdk::api::{ErrorBody, ErrorCode};
-use px_sdk::contracts::GateReason;
+use px_core::api::{ErrorBody, ErrorCode};
+use px_core::contracts::GateReason;
 
 /// Result alias of the node.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use px_sdk::api;
+use px_core::api;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -28,6 +28,7 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/auth/nonce", get(nonce))
         .route("/v1/auth/login", post(login))
+        .route("/v1/auth/logout", post(logout))
         .route("/v1/key-assignment", get(key_assignment))
         .route("/v1/tokens/{token_id}/key", post(register_key))
         .route("/v1/tokens/{token_id}/usage", get(usage))
@@ -44,22 +45,41 @@ pub fn app(state: AppState) -> Router {
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub Address);
 
+/// The bearer token of a request.
+fn bearer(parts: &Parts) -> Result<&str> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(Error::Unauthorized("missing Authorization header"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(Error::Unauthorized(
+            "Authorization must be `Bearer <token>`",
+        ))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(Error::Unauthorized("missing Authorization header"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(Error::Unauthorized(
-                "Authorization must be `Bearer <token>`",
-            ))?;
-        Ok(Self(state.session(token.trim())?))
+        Ok(Self(state.session(bearer(parts)?)?))
+    }
+}
+
+/// A live session's bearer token.
+#[derive(Debug, Clone)]
+struct SessionToken(String);
+
+impl FromRequestParts<AppState> for SessionToken {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = bearer(parts)?;
+        state.session(token)?;
+        Ok(Self(token.to_owned()))
     }
 }
 
@@ -100,6 +120,11 @@ async fn login(
 ) -> Result<Json<api::Session>> {
     let Json(req) = body.map_err(|e| Error::BadRequest(e.body_text()))?;
     Ok(Json(node.login(&req).await?))
+}
+
+async fn logout(State(node): State<AppState>, token: SessionToken) -> Result<StatusCode> {
+    node.logout(&token.0).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn key_assignment(

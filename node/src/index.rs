@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use alloy::primitives::Address;
-use px_sdk::api::FileEntry;
+use px_core::api::FileEntry;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
@@ -97,8 +97,8 @@ pub enum Edit<'a> {
 /// The CID `add` gives `bytes` with Kubo's defaults (CIDv0, 256 KiB chunks), computed locally
 /// so it can be journaled before the object is added and pinned.
 pub fn object_cid(bytes: &[u8]) -> Result<String> {
-    let opts = px_store::importer::ImportOptions::default();
-    let imported = px_store::importer::cid_of(bytes, &opts)
+    let opts = px_core::importer::ImportOptions::default();
+    let imported = px_core::importer::cid_of(bytes, &opts)
         .map_err(|e| crate::Error::Internal(format!("cannot compute CID: {e}")))?;
     Ok(imported.cid.to_string())
 }

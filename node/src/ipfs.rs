@@ -198,7 +198,7 @@ struct Feed<S> {
     head: Option<Bytes>,
     /// The body has ended or failed.
     finished: bool,
-    importer: Option<px_store::importer::Importer>,
+    importer: Option<px_core::importer::Importer>,
     received: u64,
     len: u64,
     cid_tx: Option<tokio::sync::oneshot::Sender<String>>,
@@ -407,7 +407,7 @@ impl Ipfs {
         let total = head.len() as u64 + len + tail.len() as u64;
         let importer = match before_pin {
             Some(_) => Some(
-                px_store::importer::Importer::new(&Self::add_options())
+                px_core::importer::Importer::new(&Self::add_options())
                     .map_err(|e| Error::Internal(e.to_string()))?,
             ),
             None => None,
@@ -429,7 +429,7 @@ impl Ipfs {
             "add",
             format!(
                 "pin=true&cid-version=0&raw-leaves=false&chunker=size-{}&progress=false",
-                px_store::importer::DEFAULT_CHUNK_SIZE
+                px_core::importer::DEFAULT_CHUNK_SIZE
             ),
         )
         .multipart(
@@ -461,8 +461,8 @@ impl Ipfs {
 
     /// The import settings [`Ipfs::add_stream_journaled`] computes CIDs with and uploads ask
     /// the backend for (Kubo's defaults).
-    fn add_options() -> px_store::importer::ImportOptions {
-        px_store::importer::ImportOptions::default()
+    fn add_options() -> px_core::importer::ImportOptions {
+        px_core::importer::ImportOptions::default()
     }
 
     /// Adds a byte stream without pinning it; answers its CID.

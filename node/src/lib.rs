@@ -4,7 +4,7 @@
 //! node checks `ownerOf`, the on-chain upload gate (`canUpload`: sync window, expiry, pause)
 //! and its own live usage against the quota, stores and pins the bytes through the Kubo RPC
 //! API (the embedded `px-store` by default, or a Kubo/BTFS daemon), keeps a per-token file
-//! index as IPFS objects, and publishes a new [`px_sdk::UsageRecord`] (sequence + 1) under the
+//! index as IPFS objects, and publishes a new [`px_core::UsageRecord`] (sequence + 1) under the
 //! token's IPNS name after every change. The oracle reads that record when a sync is
 //! requested.
 //!
@@ -115,7 +115,7 @@ impl Drop for NodeHandle {
 pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
     config.validate()?;
     let deployment =
-        px_sdk::Deployment::load(&config.deployment).map_err(|e| Error::Config(e.to_string()))?;
+        px_core::Deployment::load(&config.deployment).map_err(|e| Error::Config(e.to_string()))?;
     std::fs::create_dir_all(&config.data_dir)?;
     let (ipfs, store) = match &config.ipfs {
         IpfsBackend::Remote(url) => (ipfs::Ipfs::new(url)?, None),
@@ -157,13 +157,11 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
-    let domain = public_url
-        .split_once("://")
-        .map_or(public_url.as_str(), |(_, rest)| rest);
-    let domain = domain.split('/').next().unwrap_or(domain).to_string();
+    let scope = siwe::Scope::from_url(&public_url)
+        .map_err(|e| Error::Config(format!("public_url: {e}")))?;
     let settings = node::Settings {
-        domain,
-        public_url,
+        domain: scope.domain,
+        public_url: scope.uri,
         max_upload_bytes: config.max_upload_bytes,
         nonce_ttl: config.nonce_ttl,
         session_ttl: config.session_ttl,

@@ -35,9 +35,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alloy::primitives::{Address, Bytes};
 use bytes::Bytes as Chunk;
 use futures::{Stream, StreamExt};
-use px_sdk::api::{self, FileEntry, FileListPage, KeyAssignment, RegisteredKey, Usage};
-use px_sdk::contracts::{GateReason, ipns_name_bytes};
-use px_sdk::record::{RECORD_VERSION, UsageRecord};
+use px_core::api::{self, FileEntry, FileListPage, KeyAssignment, RegisteredKey, Usage};
+use px_core::contracts::{GateReason, ipns_name_bytes};
+use px_core::record::{RECORD_VERSION, UsageRecord};
 use sha2::{Digest, Sha256};
 
 use crate::chain::Chain;
@@ -269,6 +269,13 @@ impl Node {
         .await;
         self.metrics.login(result.is_ok());
         result
+    }
+
+    /// Revokes a bearer token's session (logout): the token is refused from now on.
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.write(move |db| db.delete_session(&hash)).await?;
+        Ok(())
     }
 
     /// The address of a bearer token's session.

@@ -22,8 +22,8 @@ use alloy::primitives::{B256, U256};
 use alloy::providers::Provider;
 use alloy::sol_types::SolEvent;
 use common::{Env, TestResult, free_port, wait_for};
-use px_sdk::contracts::StorageNFT;
-use px_sdk::devnet::FIRST_USER;
+use px_cli::devnet::FIRST_USER;
+use px_core::contracts::StorageNFT;
 use serde_json::Value;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

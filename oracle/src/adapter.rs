@@ -69,7 +69,7 @@ impl AdapterState {
     }
 
     fn remember(&self, answer: &Answer) {
-        if self.cache_max_age.is_zero() || answer.status != px_sdk::contracts::sync_status::OK {
+        if self.cache_max_age.is_zero() || answer.status != px_core::contracts::sync_status::OK {
             return;
         }
         let mut cache = self.cache.lock().expect("cache lock");

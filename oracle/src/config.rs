@@ -92,7 +92,7 @@ impl Default for IpfsConfig {
             flavor: IpfsFlavor::Kubo,
             allow_v1_only: false,
             timeout_ms: 10_000,
-            max_record_bytes: px_sdk::record::MAX_RECORD_BYTES,
+            max_record_bytes: px_core::record::MAX_RECORD_BYTES,
         }
     }
 }

@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use ipfs_api_backend_hyper::IpfsClient;
 use ipfs_api_prelude::{ApiRequest, Backend, TryFromUri};
-use px_store::ipns::IpnsName;
+use px_core::ipns::IpnsName;
 use serde::{Deserialize, Serialize};
 
 /// Which kind of daemon the RPC endpoint is.

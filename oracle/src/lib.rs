@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use px_sdk::Deployment;
-use px_sdk::contracts::sync_status;
+use px_core::Deployment;
+use px_core::contracts::sync_status;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;

@@ -3,7 +3,7 @@
 //! 1. Read the token's IPNS name from StorageNFT (`ipnsName`); a name supplied by a request is
 //!    never used.
 //! 2. Fetch the raw record with `routing/get` and verify it locally
-//!    ([`px_store::ipns::verify_record`]): V2 signature against the name, end of life, V1-only
+//!    ([`px_core::ipns::verify_record`]): V2 signature against the name, end of life, V1-only
 //!    records only in BTFS mode. A record whose IPNS sequence is below one already verified for
 //!    the name is a regression (a daemon replaying an old record); the floor is kept in the
 //!    relayer's database when it runs ([`SequenceFloor`]).
@@ -22,12 +22,12 @@ use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::DynProvider;
 use alloy::transports::{RpcError, TransportError};
 use cid::Cid;
-use px_sdk::contracts::{StorageNFT, sync_status};
-use px_sdk::record::{RecordError, UsageRecord};
-use px_store::importer::{ImportOptions, cid_of};
-use px_store::ipns::{
+use px_core::contracts::{StorageNFT, sync_status};
+use px_core::importer::{ImportOptions, cid_of};
+use px_core::ipns::{
     IpnsEntry, IpnsError, IpnsName, MAX_RECORD_SIZE, VerifyOptions, verify_record,
 };
+use px_core::record::{RecordError, UsageRecord};
 use serde::Serialize;
 use tracing::instrument;
 
@@ -62,7 +62,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// The status code the contract records (`px_sdk::contracts::sync_status`).
+    /// The status code the contract records (`px_core::contracts::sync_status`).
     pub fn status(&self) -> u8 {
         match self {
             Self::NotFound(_) => sync_status::RECORD_NOT_FOUND,

@@ -17,11 +17,12 @@ use alloy::{
     network::EthereumWallet,
     primitives::{Address, B256, Bytes, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
-    rpc::types::{Filter, Log},
+    rpc::types::{Filter, Log, TransactionReceipt},
     signers::{Signer, local::PrivateKeySigner},
     sol,
     sol_types::{SolEvent, SolStruct},
 };
+use px_core::siwe::Scope;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -32,7 +33,9 @@ use crate::{
     error::{Error, Result},
 };
 
-/// How a [`Client`] connects. Fields are public; [`ClientConfig::new`] fills the defaults.
+/// How a [`Client`] connects when it builds its own provider from an RPC URL and a local key
+/// ([`Client::new`]). Fields are public; [`ClientConfig::new`] fills the defaults. To bring your
+/// own provider or signer, use [`Client::builder`].
 #[derive(Clone)]
 pub struct ClientConfig {
     /// JSON-RPC URL of the chain.
@@ -90,6 +93,152 @@ impl ClientConfig {
         self.owner_key = Some(key);
         self
     }
+}
+
+/// Builds a [`Client`] from a provider and a signer the caller made ([`Client::builder`]).
+///
+/// The **provider** sends transactions and must be able to sign them for the signer's account
+/// (for example `ProviderBuilder::new().wallet(..)`, or a node that holds the account); the
+/// **signer** signs messages: the node sign-in (EIP-4361), EIP-2612 permits and the owner-key
+/// derivation (EIP-712). They normally hold the same key.
+#[must_use = "call `build` to connect"]
+pub struct ClientBuilder<P, S> {
+    provider: P,
+    signer: S,
+    deployment: Deployment,
+    node_url: Option<String>,
+    owner_key: Option<OwnerKey>,
+    poll_interval: Duration,
+    http: Option<reqwest::Client>,
+}
+
+impl<P, S: Signer> std::fmt::Debug for ClientBuilder<P, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("signer", &self.signer.address())
+            .field("deployment", &self.deployment)
+            .field("node_url", &self.node_url)
+            .field("owner_key", &self.owner_key)
+            .field("poll_interval", &self.poll_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P, S> ClientBuilder<P, S>
+where
+    P: Provider,
+    S: Signer + Send + Sync,
+{
+    /// Sets the storage node's base URL (needed for upload, download, list and delete). The
+    /// sign-in's domain and URI are taken from it.
+    pub fn node(mut self, url: impl Into<String>) -> Self {
+        self.node_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Uses `key` as the owner key instead of deriving one from the signer.
+    pub fn owner_key(mut self, key: OwnerKey) -> Self {
+        self.owner_key = Some(key);
+        self
+    }
+
+    /// How often to poll the chain for events (default 500 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// The HTTP client for the storage node (default: reqwest's, with a 10 s connect timeout).
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Checks that the provider serves the deployment's chain and that the node URL is usable,
+    /// and answers the client.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for another chain or an invalid node URL; [`Error::Transport`] when the
+    /// chain cannot be reached.
+    pub async fn build(self) -> Result<Client<P, S>> {
+        let chain_id = self.provider.get_chain_id().await?;
+        if chain_id != self.deployment.chain_id {
+            return Err(Error::Config(format!(
+                "the RPC serves chain {chain_id} but the deployment is for chain {}",
+                self.deployment.chain_id
+            )));
+        }
+        let node_scope = self
+            .node_url
+            .as_deref()
+            .map(Scope::from_url)
+            .transpose()
+            .map_err(|e| Error::Config(format!("node URL: {e}")))?;
+        let owner_key = tokio::sync::OnceCell::new();
+        if let Some(key) = self.owner_key {
+            owner_key.set(key).expect("fresh cell");
+        }
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()?,
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                provider: self.provider,
+                signer: self.signer,
+                deployment: self.deployment,
+                node_url: self.node_url,
+                node_scope,
+                http,
+                session: tokio::sync::Mutex::new(None),
+                owner_key,
+                poll: self.poll_interval,
+            }),
+        })
+    }
+}
+
+/// Derives the owner key from `signer`'s EIP-712 signature over the fixed owner-key message
+/// ([`OwnerKey::from_signature`]), after checking that the signer is deterministic.
+///
+/// The key must come out the same on every device and every run, or files encrypted with it
+/// are lost; so the message is signed twice and the signatures compared, and the signature
+/// must recover to the signer's address.
+///
+/// # Errors
+/// [`Error::NondeterministicSigner`] when the two signatures differ; [`Error::Signing`] when
+/// the signer fails or signs for another address.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use alloy::signers::local::PrivateKeySigner;
+/// let wallet: PrivateKeySigner =
+///     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap();
+/// let a = px_sdk::owner_key_from_signer(&wallet).await.unwrap();
+/// let b = px_sdk::owner_key_from_signer(&wallet).await.unwrap();
+/// assert_eq!(a.id_hex(), b.id_hex()); // deterministic: nothing to back up
+/// # });
+/// ```
+pub async fn owner_key_from_signer<S: Signer + Send + Sync>(signer: &S) -> Result<OwnerKey> {
+    let address = signer.address();
+    let (message, domain) = px_core::crypto::owner_key_message(address);
+    let first = signer.sign_typed_data(&message, &domain).await?;
+    let second = signer.sign_typed_data(&message, &domain).await?;
+    if first != second {
+        return Err(Error::NondeterministicSigner { address });
+    }
+    let hash = message.eip712_signing_hash(&domain);
+    match first.recover_address_from_prehash(&hash) {
+        Ok(a) if a == address => {}
+        _ => {
+            return Err(Error::Signing(alloy::signers::Error::other(format!(
+                "the owner-key signature does not recover to the signer's address {address}"
+            ))));
+        }
+    }
+    Ok(OwnerKey::from_signature(address, &first))
 }
 
 /// A plan tokens are minted from.
@@ -274,11 +423,13 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-pub(crate) struct Inner {
-    pub(crate) provider: DynProvider,
-    pub(crate) signer: PrivateKeySigner,
+pub(crate) struct Inner<P, S> {
+    pub(crate) provider: P,
+    pub(crate) signer: S,
     pub(crate) deployment: Deployment,
     pub(crate) node_url: Option<String>,
+    /// The sign-in domain and URI of `node_url`.
+    pub(crate) node_scope: Option<Scope>,
     pub(crate) http: reqwest::Client,
     /// The node session and when it was obtained (unix seconds).
     pub(crate) session: tokio::sync::Mutex<Option<(api::Session, u64)>>,
@@ -286,19 +437,41 @@ pub(crate) struct Inner {
     pub(crate) poll: Duration,
 }
 
-/// The PX storage client. Cheap to clone (shared state).
-#[derive(Clone)]
-pub struct Client {
-    pub(crate) inner: Arc<Inner>,
+/// The PX storage client, generic over the chain provider `P` and the message signer `S`. Cheap
+/// to clone (shared state).
+///
+/// Build one with [`Client::builder`] (your provider and signer) or [`Client::new`] (an RPC URL
+/// and a local key).
+pub struct Client<P = DynProvider, S = PrivateKeySigner> {
+    pub(crate) inner: Arc<Inner<P, S>>,
 }
 
-impl std::fmt::Debug for Client {
+impl<P, S> Clone for Client<P, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<P, S: Signer> std::fmt::Debug for Client<P, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("address", &self.address())
+            .field("address", &self.inner.signer.address())
             .field("storage_nft", &self.inner.deployment.storage_nft)
             .field("node_url", &self.inner.node_url)
             .finish_non_exhaustive()
+    }
+}
+
+/// A mined transaction that failed is an error.
+fn ensure_success(receipt: &TransactionReceipt) -> Result<()> {
+    if receipt.status() {
+        Ok(())
+    } else {
+        Err(Error::TransactionFailed {
+            tx_hash: receipt.transaction_hash,
+        })
     }
 }
 
@@ -306,8 +479,9 @@ fn u64_of(v: U256) -> u64 {
     v.try_into().unwrap_or(u64::MAX)
 }
 
-impl Client {
-    /// Connects to the chain and checks that the deployment's chain id matches it.
+impl Client<DynProvider, PrivateKeySigner> {
+    /// Connects to the chain over HTTP with a local key (the provider signs transactions with
+    /// `config.signer`) and checks that the deployment's chain id matches it.
     pub async fn new(config: ClientConfig) -> Result<Self> {
         let url: reqwest::Url = config
             .rpc_url
@@ -317,32 +491,35 @@ impl Client {
             .wallet(EthereumWallet::from(config.signer.clone()))
             .connect_http(url)
             .erased();
-        let chain_id = provider.get_chain_id().await?;
-        if chain_id != config.deployment.chain_id {
-            return Err(Error::Config(format!(
-                "the RPC serves chain {chain_id} but the deployment is for chain {}",
-                config.deployment.chain_id
-            )));
+        let mut builder = Client::builder(provider, config.signer, config.deployment)
+            .poll_interval(config.poll_interval);
+        if let Some(url) = config.node_url {
+            builder = builder.node(url);
         }
-        let owner_key = tokio::sync::OnceCell::new();
         if let Some(key) = config.owner_key {
-            owner_key.set(key).expect("fresh cell");
+            builder = builder.owner_key(key);
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                provider,
-                signer: config.signer,
-                deployment: config.deployment,
-                node_url: config.node_url,
-                http,
-                session: tokio::sync::Mutex::new(None),
-                owner_key,
-                poll: config.poll_interval,
-            }),
-        })
+        builder.build().await
+    }
+}
+
+impl<P, S> Client<P, S>
+where
+    P: Provider,
+    S: Signer + Send + Sync,
+{
+    /// A builder for a client on `provider` (sends transactions) and `signer` (signs messages);
+    /// see [`ClientBuilder`].
+    pub fn builder(provider: P, signer: S, deployment: Deployment) -> ClientBuilder<P, S> {
+        ClientBuilder {
+            provider,
+            signer,
+            deployment,
+            node_url: None,
+            owner_key: None,
+            poll_interval: Duration::from_millis(500),
+            http: None,
+        }
     }
 
     /// The wallet's address.
@@ -355,24 +532,30 @@ impl Client {
         &self.inner.deployment
     }
 
-    /// The chain provider (signing with the client's wallet).
-    pub fn provider(&self) -> &DynProvider {
+    /// The chain provider.
+    pub fn provider(&self) -> &P {
         &self.inner.provider
     }
 
-    fn nft(&self) -> StorageNFT::StorageNFTInstance<&DynProvider> {
+    /// The message signer.
+    pub fn signer(&self) -> &S {
+        &self.inner.signer
+    }
+
+    fn nft(&self) -> StorageNFT::StorageNFTInstance<&P> {
         StorageNFT::new(self.inner.deployment.storage_nft, &self.inner.provider)
     }
 
-    fn px(&self) -> PXToken::PXTokenInstance<&DynProvider> {
+    fn px(&self) -> PXToken::PXTokenInstance<&P> {
         PXToken::new(self.inner.deployment.px_token, &self.inner.provider)
     }
 
-    /// The owner key: the configured one, or derived from the wallet once.
+    /// The owner key: the configured one, or derived from the signer once (see
+    /// [`owner_key_from_signer`]).
     pub async fn owner_key(&self) -> Result<&OwnerKey> {
         self.inner
             .owner_key
-            .get_or_try_init(|| OwnerKey::from_wallet(&self.inner.signer))
+            .get_or_try_init(|| owner_key_from_signer(&self.inner.signer))
             .await
     }
 
@@ -383,7 +566,7 @@ impl Client {
             .provider
             .get_block_by_number(Default::default())
             .await?
-            .ok_or_else(|| Error::Rpc("no latest block".into()))?;
+            .ok_or_else(|| Error::UnexpectedChainAnswer("no latest block".into()))?;
         Ok(block.header.timestamp)
     }
 
@@ -456,11 +639,7 @@ impl Client {
             .await?
             .get_receipt()
             .await?;
-        if !receipt.status() {
-            return Err(Error::Reverted {
-                reason: "PXToken approve failed".into(),
-            });
-        }
+        ensure_success(&receipt)?;
         Ok(())
     }
 
@@ -491,15 +670,11 @@ impl Client {
         Ok(self.inner.signer.sign_hash(&digest).await?)
     }
 
-    async fn minted_token(&self, receipt: alloy::rpc::types::TransactionReceipt) -> Result<u64> {
-        if !receipt.status() {
-            return Err(Error::Reverted {
-                reason: format!("mint transaction {} failed", receipt.transaction_hash),
-            });
-        }
-        let minted = receipt
-            .decoded_log::<StorageNFT::Minted>()
-            .ok_or_else(|| Error::Rpc("mint receipt carries no Minted event".into()))?;
+    async fn minted_token(&self, receipt: TransactionReceipt) -> Result<u64> {
+        ensure_success(&receipt)?;
+        let minted = receipt.decoded_log::<StorageNFT::Minted>().ok_or_else(|| {
+            Error::UnexpectedChainAnswer("mint receipt carries no Minted event".into())
+        })?;
         Ok(u64_of(minted.tokenId))
     }
 
@@ -614,7 +789,7 @@ impl Client {
             .await?;
         let code: u8 = r.reason;
         let reason = GateReason::from_u8(code)
-            .ok_or_else(|| Error::Rpc(format!("unknown gate reason {code}")))?;
+            .ok_or_else(|| Error::UnexpectedChainAnswer(format!("unknown gate reason {code}")))?;
         Ok(Gate { ok: r.ok, reason })
     }
 
@@ -738,18 +913,13 @@ impl Client {
             .await?
             .get_receipt()
             .await?;
-        if !receipt.status() {
-            return Err(Error::Reverted {
-                reason: format!(
-                    "requestSync transaction {} failed",
-                    receipt.transaction_hash
-                ),
-            });
-        }
+        ensure_success(&receipt)?;
         let ev = receipt
             .decoded_log::<StorageNFT::SyncRequested>()
             .ok_or_else(|| {
-                Error::Rpc("requestSync receipt carries no SyncRequested event".into())
+                Error::UnexpectedChainAnswer(
+                    "requestSync receipt carries no SyncRequested event".into(),
+                )
             })?;
         Ok(SyncRequest {
             token_id: id,
@@ -781,7 +951,7 @@ impl Client {
             if let Some(log) = logs.last() {
                 let ev = log
                     .log_decode::<StorageNFT::SyncRequested>()
-                    .map_err(Error::rpc)?;
+                    .map_err(|e| Error::UnexpectedChainAnswer(e.to_string()))?;
                 return Ok(Some(SyncRequest {
                     token_id: id,
                     request_id: ev.inner.requestId,

@@ -1,39 +1,73 @@
 //! # px-sdk
 //!
-//! The Rust SDK of PX storage. This crate is the single home of what every other crate shares
-//! about the chain and the usage record:
-//!
-//! - [`contracts`]: alloy bindings generated from the committed ABI JSON in `sdk/abi/` (checked
-//!   against a fresh `forge build` by `make test`), so the Solidity sources are the only source of
-//!   truth for ABIs, events and error types.
-//! - [`deployment`]: the `deployments/<chainId>.json` file the forge deploy script writes.
-//! - [`devnet`]: anvil plus the project's forge deployment, for `px devnet` and tests.
-//! - [`record`]: the versioned usage record a storage node publishes under a token's IPNS name
-//!   and the oracle verifies before writing usage on chain.
-//! - [`api`]: the storage node's HTTP wire types.
-//!
-//! and what dApp builders use:
+//! The Rust client of PX storage, for dApp builders. It is generic over alloy's
+//! [`Provider`](alloy::providers::Provider) and [`Signer`](alloy::signers::Signer): bring your own
+//! (a Ledger, AWS or GCP KMS signer, a browser-wallet bridge; a provider with retries, fallback
+//! or a WebSocket transport), or use the convenience constructor from an RPC URL and a private
+//! key ([`ClientConfig`]).
 //!
 //! - [`Client`] ([`client`]): plans, minting (allowance, permit, native coin, node key
 //!   assignment), token state, the upload gate with a typed reason, sync requests and waiting
-//!   for their answer; and, with a storage node, sign-in (SIWE), streaming encrypted upload,
-//!   download, listing and delete.
-//! - [`crypto`]: client-side encryption (AES-256-GCM segments, per-file keys wrapped by an owner
-//!   key derived from a wallet signature or kept in a key file).
+//!   for their answer; and, with a storage node, sign-in (SIWE, scoped to the configured node
+//!   URL), streaming encrypted upload, download, listing, delete and logout.
 //! - [`prepare`]: the streaming upload pipeline (encryption plus Kubo-identical CID).
-//! - [`Error`]: one error type for all of it.
+//! - [`Error`]: typed errors that keep their sources; a revert decodes to the contract's custom
+//!   error ([`Revert`]).
 //!
-//! # Example
+//! The protocol itself (bindings, deployment file, usage record, node API types, SIWE, the
+//! encryption format) lives in [`px_core`], re-exported here as [`contracts`], [`deployment`],
+//! [`record`], [`api`], [`siwe`] and [`crypto`].
+//!
+//! ```text
+//!   px-cli ──> px-sdk ──> px-core      (px-node, px-oracle, px-store: px-core only)
+//! ```
+//!
+//! # Example: your own provider and signer
+//! Any type implementing alloy's `Signer` works: here a wrapper that stands for a hardware
+//! wallet or a KMS client (it delegates to a local key to stay short).
 //! ```no_run
 //! # async fn demo() -> px_sdk::Result<()> {
-//! use px_sdk::{Client, ClientConfig, UploadOptions};
-//! let config = ClientConfig::new(
-//!     "http://127.0.0.1:8545",
-//!     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap(),
-//!     px_sdk::Deployment::load("deployments/31337.json").unwrap(),
+//! use alloy::{
+//!     network::EthereumWallet,
+//!     primitives::{Address, B256, ChainId, Signature},
+//!     providers::ProviderBuilder,
+//!     signers::{Signer, local::PrivateKeySigner},
+//! };
+//! use px_sdk::{Client, Deployment, UploadOptions};
+//!
+//! #[derive(Debug)]
+//! struct MyWallet(PrivateKeySigner);
+//!
+//! #[async_trait::async_trait]
+//! impl Signer for MyWallet {
+//!     async fn sign_hash(&self, hash: &B256) -> alloy::signers::Result<Signature> {
+//!         // Ask the device here.
+//!         self.0.sign_hash(hash).await
+//!     }
+//!     fn address(&self) -> Address {
+//!         self.0.address()
+//!     }
+//!     fn chain_id(&self) -> Option<ChainId> {
+//!         None
+//!     }
+//!     fn set_chain_id(&mut self, _: Option<ChainId>) {}
+//! }
+//!
+//! let key: PrivateKeySigner =
+//!     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap();
+//! // The provider sends transactions; build it as you like (layers, fallback, WS).
+//! let provider = ProviderBuilder::new()
+//!     .wallet(EthereumWallet::from(key.clone()))
+//!     .connect("http://127.0.0.1:8545")
+//!     .await?;
+//! let client = Client::builder(
+//!     provider,
+//!     MyWallet(key),
+//!     Deployment::load("deployments/31337.json").unwrap(),
 //! )
-//! .with_node("http://127.0.0.1:8080");
-//! let client = Client::new(config).await?;
+//! .node("http://127.0.0.1:8080")
+//! .build()
+//! .await?;
 //! let token = client.mint(1, Default::default()).await?;
 //! client.ensure_can_upload(token, 5, true).await?;
 //! let file = client
@@ -42,24 +76,35 @@
 //! let mut out = Vec::new();
 //! client.download(token, &file.file.cid, &mut out).await?;
 //! assert_eq!(out, b"hello");
+//! client.logout().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Example: from a URL and a private key
+//! ```no_run
+//! # async fn demo() -> px_sdk::Result<()> {
+//! use px_sdk::{Client, ClientConfig, Deployment};
+//! let config = ClientConfig::new(
+//!     "http://127.0.0.1:8545",
+//!     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap(),
+//!     Deployment::load("deployments/31337.json").unwrap(),
+//! )
+//! .with_node("http://127.0.0.1:8080");
+//! let client = Client::new(config).await?;
+//! println!("{:?}", client.plans().await?);
 //! # Ok(()) }
 //! ```
 
-pub mod api;
 pub mod client;
-pub mod contracts;
-pub mod crypto;
-pub mod deployment;
-pub mod devnet;
 mod error;
 pub mod node;
 pub mod prepare;
-pub mod record;
-pub mod siwe;
 
-pub use client::{Client, ClientConfig, Payment};
+pub use px_core::{api, contracts, crypto, deployment, record, siwe};
+
+pub use client::{Client, ClientBuilder, ClientConfig, Payment, owner_key_from_signer};
 pub use deployment::Deployment;
-pub use error::{Error, Result};
+pub use error::{Error, Result, Revert};
 pub use node::{
     DownloadOptions, DownloadResult, ListedFile, Progress, UploadOptions, UploadResult,
 };

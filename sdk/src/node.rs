@@ -2,7 +2,9 @@
 //!
 //! Every call carries a session from Sign-In with Ethereum: the client asks the node for a
 //! nonce, signs an EIP-4361 message with its wallet and keeps the session token until shortly
-//! before it expires (or the node answers 401), then signs in again.
+//! before it expires (or the node answers 401), then signs in again; [`Client::logout`] revokes
+//! it on the node. The message's domain and URI come from the configured node URL, never from
+//! the node's answer: a node that names another site is refused ([`Error::ForeignSignIn`]).
 //!
 //! Uploads stream: the body is produced by the [`crate::prepare`] pipeline while it is sent,
 //! so memory stays bounded, and the CID the node answers is checked against the one computed
@@ -17,9 +19,13 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use alloy::{providers::Provider, signers::Signer};
 use bytes::Bytes;
 use futures::StreamExt;
-use px_store::importer::{ImportOptions, Importer};
+use px_core::{
+    importer::{ImportError, ImportOptions, Importer},
+    siwe::Scope,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::{Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
@@ -36,6 +42,8 @@ use crate::{
 
 /// Renew the session when less than this is left.
 const RENEW_BEFORE: u64 = 120;
+/// Lifetime asked for in the sign-in message; the node may grant less (its `session_ttl`).
+const SESSION_LIFETIME: u64 = 24 * 3600;
 /// Plaintext read per step of an upload.
 const READ_STEP: usize = 256 * 1024;
 
@@ -168,9 +176,17 @@ struct Source<R> {
     _spool: Option<tempfile::TempPath>,
 }
 
-impl Client {
+impl<P, S> Client<P, S>
+where
+    P: Provider,
+    S: Signer + Send + Sync,
+{
     fn node_url(&self) -> Result<&str> {
         self.inner.node_url.as_deref().ok_or(Error::NoNode)
+    }
+
+    fn node_scope(&self) -> Result<&Scope> {
+        self.inner.node_scope.as_ref().ok_or(Error::NoNode)
     }
 
     /// Signs in to the node (SIWE) and answers the new session.
@@ -187,20 +203,31 @@ impl Client {
                 nonce.chain_id, d.chain_id
             )));
         }
+        // The scope is ours (the URL we were given), never the node's word for it.
+        let scope = self.node_scope()?;
+        let offered = Scope {
+            domain: nonce.domain,
+            uri: nonce.uri.trim_end_matches('/').to_owned(),
+        };
+        if offered != *scope {
+            return Err(Error::ForeignSignIn {
+                expected: scope.clone(),
+                offered,
+            });
+        }
         let now = unix_now();
         let message = SiweMessage::new(
-            nonce.domain,
+            scope.domain.clone(),
             self.address(),
             Some("Sign in to the PX storage node.".into()),
-            nonce.uri,
-            nonce.chain_id,
+            scope.uri.clone(),
+            d.chain_id,
             nonce.nonce,
             now,
-            Some(now + 300),
+            Some(now + SESSION_LIFETIME),
         )
         .to_string();
-        let signature =
-            alloy::signers::Signer::sign_message(&self.inner.signer, message.as_bytes()).await?;
+        let signature = self.inner.signer.sign_message(message.as_bytes()).await?;
         let req = api::LoginRequest {
             message,
             signature: signature.as_bytes().to_vec().into(),
@@ -221,6 +248,36 @@ impl Client {
         }
         *self.inner.session.lock().await = Some((session.clone(), now));
         Ok(session)
+    }
+
+    /// Revokes the current session on the node and forgets it; the next call signs in again.
+    /// Does nothing when there is no session.
+    pub async fn logout(&self) -> Result<()> {
+        let Some((session, _)) = self.inner.session.lock().await.take() else {
+            return Ok(());
+        };
+        let url = format!("{}/v1/auth/logout", self.node_url()?);
+        let resp = self
+            .inner
+            .http
+            .post(url)
+            .bearer_auth(&session.token)
+            .send()
+            .await?;
+        // An expired or unknown session is as logged out as it gets.
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Ok(());
+        }
+        check(resp).await.map(drop)
+    }
+
+    /// The current session, if signed in and not expired.
+    pub async fn session(&self) -> Option<api::Session> {
+        let session = self.inner.session.lock().await;
+        session
+            .as_ref()
+            .filter(|(s, _)| s.expires_at > unix_now())
+            .map(|(s, _)| s.clone())
     }
 
     /// A valid session token, signing in when there is none or it is about to expire.
@@ -264,21 +321,16 @@ impl Client {
     async fn node_error(&self, token_id: Option<u64>, size: u64, err: Error) -> Error {
         match (err, token_id) {
             (
-                Error::Node {
+                err @ Error::Node {
                     code: Some(ErrorCode::GateClosed),
-                    message,
-                    status,
+                    ..
                 },
                 Some(id),
             ) => {
                 // Re-derive the reason and next step from the chain.
                 match self.can_upload(id, size).await {
                     Ok(gate) if !gate.ok => self.gate_error(id, size, gate.reason).await,
-                    _ => Error::Node {
-                        status,
-                        code: Some(ErrorCode::GateClosed),
-                        message,
-                    },
+                    _ => err,
                 }
             }
             (e, _) => e,
@@ -301,11 +353,7 @@ impl Client {
 
     /// Mints through the node: gets a key assignment and mints with it, so the token can
     /// store files on that node right away.
-    pub async fn mint_via_node(
-        &self,
-        plan_id: u64,
-        payment: crate::client::Payment,
-    ) -> Result<u64> {
+    pub async fn mint_via_node(&self, plan_id: u64, payment: crate::Payment) -> Result<u64> {
         let assignment = self.key_assignment().await?;
         self.mint_with_key(plan_id, &assignment, payment).await
     }
@@ -620,7 +668,7 @@ impl Client {
         }
         .map(|o| Importer::new(&o))
         .transpose()
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(|e| Error::Config(format!("UnixFS import: {e}")))?;
 
         let mut stream = resp.bytes_stream();
         let mut hasher = Sha256::new();
@@ -640,8 +688,8 @@ impl Client {
             let at_end = chunk.is_none();
             let chunk = chunk.unwrap_or_default();
             if let Some(imp) = importer.as_mut() {
-                imp.push(&chunk, |_| Ok::<_, px_store::Error>(()))
-                    .map_err(|e| Error::Config(e.to_string()))?;
+                imp.push(&chunk, |_| Ok::<_, ImportError>(()))
+                    .map_err(|e| Error::Config(format!("UnixFS import: {e}")))?;
             }
             let data: Vec<u8> = if decided {
                 chunk.to_vec()
@@ -681,8 +729,8 @@ impl Client {
         writer.flush().await?;
         if let (Some(imp), Some(want)) = (importer, parsed) {
             let got = imp
-                .finish(|_| Ok::<_, px_store::Error>(()))
-                .map_err(|e| Error::Config(e.to_string()))?
+                .finish(|_| Ok::<_, ImportError>(()))
+                .map_err(|e| Error::Config(format!("UnixFS import: {e}")))?
                 .cid;
             if got != want {
                 return Err(Error::NodeMismatch(format!(
@@ -866,18 +914,29 @@ where
     })
 }
 
+/// Most of an error answer's body kept in [`Error::Node`].
+const MAX_ERROR_BODY: usize = 4096;
+
 /// Turns a non-2xx answer into [`Error::Node`].
 async fn check(resp: Response) -> Result<Response> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
-    let text = resp.text().await.unwrap_or_default();
+    let mut text = resp.text().await.unwrap_or_default();
+    if text.len() > MAX_ERROR_BODY {
+        let mut end = MAX_ERROR_BODY;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
     Err(match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => Error::Node {
+        Ok(parsed) => Error::Node {
             status: status.as_u16(),
-            code: Some(body.error),
-            message: body.message,
+            code: Some(parsed.error),
+            message: parsed.message,
+            body: text,
         },
         Err(_) => Error::Node {
             status: status.as_u16(),
@@ -886,6 +945,7 @@ async fn check(resp: Response) -> Result<Response> {
                 "HTTP {status}: {}",
                 text.chars().take(200).collect::<String>()
             ),
+            body: text,
         },
     })
 }
@@ -893,5 +953,7 @@ async fn check(resp: Response) -> Result<Response> {
 async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T> {
     let resp = check(resp).await?;
     let bytes = resp.bytes().await?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Http(format!("unexpected answer: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::NodeMismatch(format!("the node's answer is not the expected JSON: {e}"))
+    })
 }

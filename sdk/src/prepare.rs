@@ -6,7 +6,7 @@
 //!                                                                   └─────────► UnixFS importer (CID)
 //! ```
 //!
-//! The CID is computed exactly as Kubo's `add` would (px-store's importer, CIDv0 and 256 KiB
+//! The CID is computed exactly as Kubo's `add` would (px-core's importer, CIDv0 and 256 KiB
 //! chunks by default), so the client can check that the node stored precisely the bytes it
 //! sent. Memory stays bounded: one segment of plaintext plus the importer's current chunk.
 //!
@@ -19,10 +19,10 @@
 //! prep.push(b"hello", &mut |b: &[u8]| { body.extend_from_slice(b); Ok(()) }).unwrap();
 //! let done = prep.finish(&mut |b: &[u8]| { body.extend_from_slice(b); Ok(()) }).unwrap();
 //! assert_eq!(done.body_len, body.len() as u64);
-//! assert_eq!(done.cid, px_store::importer::cid_of(&body, &Default::default()).unwrap().cid.to_string());
+//! assert_eq!(done.cid, px_core::importer::cid_of(&body, &Default::default()).unwrap().cid.to_string());
 //! ```
 
-use px_store::importer::{ImportOptions, Importer};
+use px_core::importer::{ImportError, ImportOptions, Importer};
 
 use crate::{
     crypto::{self, Encryptor, OwnerKey},
@@ -83,7 +83,7 @@ pub struct Preparer {
     body_len: u64,
 }
 
-fn import_err(e: px_store::Error) -> Error {
+fn import_err(e: ImportError) -> Error {
     Error::Config(format!("UnixFS import: {e}"))
 }
 
@@ -112,7 +112,7 @@ impl Preparer {
     fn emit(&mut self, bytes: &[u8], out: &mut impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         self.body_len += bytes.len() as u64;
         self.importer
-            .push(bytes, |_| Ok::<_, px_store::Error>(()))
+            .push(bytes, |_| Ok::<_, ImportError>(()))
             .map_err(import_err)?;
         out(bytes)
     }
@@ -166,7 +166,7 @@ impl Preparer {
         }
         let imported = self
             .importer
-            .finish(|_| Ok::<_, px_store::Error>(()))
+            .finish(|_| Ok::<_, ImportError>(()))
             .map_err(import_err)?;
         Ok(Prepared {
             cid: imported.cid.to_string(),
@@ -179,7 +179,7 @@ impl Preparer {
 
 #[cfg(test)]
 mod tests {
-    use px_store::importer::cid_of;
+    use px_core::importer::cid_of;
 
     use super::*;
 

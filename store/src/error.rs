@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::importer::ImportError;
 use crate::ipns::IpnsError;
 
 /// Result alias for this crate.
@@ -67,6 +68,17 @@ pub enum Error {
     /// Anything else that is the server's fault.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<ImportError> for Error {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::InvalidOption(m) => Error::BadRequest(m),
+            ImportError::Unsupported(m) => Error::Unsupported(m),
+            ImportError::Io(e) => Error::Io(e),
+            other => Error::Internal(other.to_string()),
+        }
+    }
 }
 
 impl Error {

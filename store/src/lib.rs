@@ -29,10 +29,7 @@
 
 pub mod api;
 pub mod blockstore;
-pub mod dagpb;
 mod error;
-pub mod importer;
-pub mod ipns;
 pub mod keystore;
 pub mod repo;
 
@@ -46,6 +43,10 @@ use tokio::task::JoinHandle;
 
 pub use api::app;
 pub use error::{Error, ErrorBody, Result};
+/// The UnixFS importer, DAG-PB codec and IPNS records live in `px-core` (the protocol crate), so
+/// clients compute CIDs and verify records without this crate; re-exported here for the store's
+/// own modules and its users.
+pub use px_core::{dagpb, importer, ipns};
 
 /// Default API address, as Kubo's.
 pub const DEFAULT_API: &str = "127.0.0.1:5001";

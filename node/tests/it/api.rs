@@ -81,7 +81,7 @@ async fn openapi_documents_exactly_the_served_routes_and_health_and_metrics_answ
         );
     }
 
-    let h: px_sdk::api::Health = http
+    let h: px_core::api::Health = http
         .get(format!("{}/health", node.url()))
         .send()
         .await

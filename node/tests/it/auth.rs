@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use px_sdk::api::ErrorCode;
+use px_core::api::ErrorCode;
 use reqwest::StatusCode;
 
 use crate::fixture::{Net, data};

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use px_sdk::devnet::REGISTRAR;
+use px_cli::devnet::REGISTRAR;
 
 use crate::fixture::{Net, User, assert_consistent, data, pins};
 

@@ -1,6 +1,6 @@
 //! Uploads, quota and gate refusals, concurrency, delete and listing.
 
-use px_sdk::api::{ErrorCode, GateReason};
+use px_core::api::{ErrorCode, GateReason};
 use reqwest::StatusCode;
 use std::collections::HashSet;
 
@@ -295,14 +295,14 @@ async fn refresh_publishes_a_newer_record_for_the_same_files() {
     // A token without files: the record still names a real (empty) index.
     let r = refresh(&alice).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let u: px_sdk::api::Usage = r.json().await.unwrap();
+    let u: px_core::api::Usage = r.json().await.unwrap();
     assert_eq!((u.seq, u.used, u.file_count), (1, 0, 0));
     assert!(!u.index.is_empty());
     assert_consistent(&alice, &ipfs, token).await;
 
     alice.upload(token, "a", data(1, 100)).await.unwrap();
     let before = alice.usage(token).await.unwrap();
-    let u: px_sdk::api::Usage = refresh(&alice).await.unwrap().json().await.unwrap();
+    let u: px_core::api::Usage = refresh(&alice).await.unwrap().json().await.unwrap();
     assert_eq!(u.seq, before.seq + 1);
     assert_eq!(
         (u.used, u.file_count, &u.index),

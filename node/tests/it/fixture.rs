@@ -10,12 +10,12 @@ use alloy::providers::DynProvider;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use bytes::Bytes;
+use px_cli::devnet::{Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
+use px_core::api::{self, ErrorBody, ErrorCode};
+use px_core::contracts::StorageNFT;
+use px_core::record::{MAX_RECORD_BYTES, UsageRecord};
 use px_node::siwe::SiweMessage;
 use px_node::{NodeConfig, NodeHandle};
-use px_sdk::api::{self, ErrorBody, ErrorCode};
-use px_sdk::contracts::StorageNFT;
-use px_sdk::devnet::{Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
-use px_sdk::record::{MAX_RECORD_BYTES, UsageRecord};
 use reqwest::StatusCode;
 
 /// A devnet plus a scratch directory holding its deployment file and node data.

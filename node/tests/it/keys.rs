@@ -1,7 +1,7 @@
 //! Key assignments (mintWithKey) and registerKey.
 
 use alloy::primitives::{Bytes, U256};
-use px_sdk::api::ErrorCode;
+use px_core::api::ErrorCode;
 
 use crate::fixture::{Net, data};
 
@@ -85,7 +85,7 @@ async fn register_key_binds_a_key_to_a_token_minted_without_one() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let k: px_sdk::api::RegisteredKey = r.json().await.unwrap();
+    let k: px_core::api::RegisteredKey = r.json().await.unwrap();
     let on_chain: Bytes = nft.ipnsName(U256::from(token)).call().await.unwrap();
     assert_eq!(on_chain, k.ipns_name);
 

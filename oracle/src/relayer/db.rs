@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::request::Request;
 use crate::error::{Error, Result};
 use crate::resolver::SequenceFloor;
-use px_store::ipns::IpnsName;
+use px_core::ipns::IpnsName;
 
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const REQUESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("requests");
@@ -371,7 +371,7 @@ mod tests {
         let db = Db::open(&path, 1, Address::ZERO).unwrap();
         assert_eq!(db.cursor().unwrap(), Some(c));
         assert_eq!(db.unfinished().unwrap().len(), 1);
-        let name = IpnsName::from_bytes(&px_sdk::contracts::ipns_name_bytes(&[7; 32])).unwrap();
+        let name = IpnsName::from_bytes(&px_core::contracts::ipns_name_bytes(&[7; 32])).unwrap();
         assert_eq!(db.check_and_raise(&name, 3).unwrap(), None);
         assert_eq!(db.check_and_raise(&name, 3).unwrap(), None);
         drop(db);

@@ -37,7 +37,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
-use px_sdk::contracts::Operator;
+use px_core::contracts::Operator;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 

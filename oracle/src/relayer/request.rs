@@ -3,7 +3,7 @@
 use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolCall;
-use px_sdk::contracts::{Operator, StorageNFT};
+use px_core::contracts::{Operator, StorageNFT};
 use serde::{Deserialize, Serialize};
 
 use crate::resolver::Answer;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use alloy::primitives::U256;
-use px_sdk::contracts::sync_status;
+use px_core::contracts::sync_status;
 use serde_json::{Value, json};
 
 use crate::common::{Env, TestResult};

@@ -9,13 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use alloy::primitives::{B256, U256};
 use alloy::providers::{DynProvider, Provider};
+use px_cli::devnet::{Devnet, DevnetConfig, FIRST_USER, ORACLE, REGISTRAR};
+use px_core::contracts::StorageNFT;
+use px_core::ipns::{IpnsName, create_record};
+use px_core::record::{RECORD_VERSION, UsageRecord};
 use px_oracle::Config;
 use px_oracle::config::Secret;
 use px_oracle::ipfs::IpfsFlavor;
-use px_sdk::contracts::StorageNFT;
-use px_sdk::devnet::{Devnet, DevnetConfig, FIRST_USER, ORACLE, REGISTRAR};
-use px_sdk::record::{RECORD_VERSION, UsageRecord};
-use px_store::ipns::{IpnsName, create_record};
 use px_store::{AppState, StoreConfig};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -203,7 +203,7 @@ impl Env {
     pub(crate) async fn info(
         &self,
         token: U256,
-    ) -> TestResult<px_sdk::contracts::IStorageNFT::TokenInfo> {
+    ) -> TestResult<px_core::contracts::IStorageNFT::TokenInfo> {
         Ok(self.nft(0).tokenInfo(token).call().await?)
     }
 
@@ -212,7 +212,7 @@ impl Env {
         &self,
         token: U256,
         within: Duration,
-    ) -> TestResult<px_sdk::contracts::IStorageNFT::TokenInfo> {
+    ) -> TestResult<px_core::contracts::IStorageNFT::TokenInfo> {
         let info = wait_for(within, || async {
             let info = self.info(token).await.ok()?;
             (!info.pending).then_some(info)

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use alloy::primitives::{Address, U256};
 use libp2p_identity::Keypair;
-use px_sdk::contracts::GateReason;
-use px_sdk::contracts::sync_status;
-use px_store::ipns::{IpnsEntry, IpnsName, create_record};
+use px_core::contracts::GateReason;
+use px_core::contracts::sync_status;
+use px_core::ipns::{IpnsEntry, IpnsName, create_record};
 
 use crate::common::{Env, TestResult, signed_record};
 

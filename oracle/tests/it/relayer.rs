@@ -6,9 +6,9 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use cid::Cid;
+use px_cli::devnet::ORACLE;
+use px_core::contracts::{StorageNFT, sync_status};
 use px_oracle::relayer::db::Stage;
-use px_sdk::contracts::{StorageNFT, sync_status};
-use px_sdk::devnet::ORACLE;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
@@ -358,7 +358,7 @@ async fn a_request_answered_elsewhere_is_skipped_without_a_transaction() -> Test
     let d = &env.devnet.deployment;
     let filter = alloy::rpc::types::Filter::new()
         .address(d.operator)
-        .event_signature(px_sdk::contracts::Operator::OracleRequest::SIGNATURE_HASH)
+        .event_signature(px_core::contracts::Operator::OracleRequest::SIGNATURE_HASH)
         .from_block(0);
     let logs = env.devnet.provider(0).get_logs(&filter).await?;
     let request = Request::from_log(&logs[0], &[d.job_id], &[d.storage_nft])?;

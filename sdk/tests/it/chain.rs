@@ -6,7 +6,8 @@ use alloy::{
     primitives::{U256, utils::parse_ether},
     providers::Provider,
 };
-use px_sdk::{Error, Payment, api::GateReason, devnet::FIRST_USER};
+use px_cli::devnet::FIRST_USER;
+use px_sdk::{Error, Payment, Revert, api::GateReason, contracts::StorageNFT::StorageNFTErrors};
 
 use crate::common::spawn_chain;
 
@@ -41,10 +42,13 @@ async fn free_plan_mints_once_per_address() {
     assert_eq!(t.plan, 1);
     assert_eq!(t.quota, 100 << 20);
     assert_eq!(t.ipns_key, None);
-    match client.mint(1, Payment::Auto).await.unwrap_err() {
-        Error::Reverted { reason } => assert!(reason.contains("FreePlanClaimed"), "{reason}"),
-        other => panic!("expected a decoded revert, got {other:?}"),
+    // The revert decodes to the contract's custom error, with alloy's error as its source.
+    let err = client.mint(1, Payment::Auto).await.unwrap_err();
+    match err.storage_nft_error() {
+        Some(StorageNFTErrors::FreePlanClaimed(e)) => assert_eq!(e.account, client.address()),
+        other => panic!("expected FreePlanClaimed, got {other:?} from {err:?}"),
     }
+    assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     assert!(matches!(
         client.token(999).await,
         Err(Error::NoSuchToken(999))
@@ -86,7 +90,10 @@ async fn paid_plan_mints_by_permit_allowance_and_native_coin() {
     // An explicit permit without the balance is refused by the token.
     assert!(matches!(
         client.mint(2, Payment::Permit).await,
-        Err(Error::Reverted { .. })
+        Err(Error::Reverted {
+            revert: Revert::PXToken(_),
+            ..
+        })
     ));
 }
 

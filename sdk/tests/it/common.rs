@@ -16,11 +16,11 @@ use alloy::{
     signers::Signer,
     sol_types::{SolCall, SolEvent},
 };
+use px_cli::devnet::{ADMIN, Devnet, DevnetConfig, ORACLE, REGISTRAR};
 use px_sdk::{
     Client, ClientConfig, api,
     contracts::{Operator, PXToken, StorageNFT, ipns_name_bytes},
     crypto::OwnerKey,
-    devnet::{ADMIN, Devnet, DevnetConfig, ORACLE, REGISTRAR},
 };
 use tokio::process::{Child, Command};
 
@@ -255,7 +255,7 @@ impl Env {
 
 /// The CID the test oracle reports as the usage record's (binary on chain, as px-oracle sends).
 pub(crate) fn record_cid() -> cid::Cid {
-    px_store::importer::cid_of(b"test usage record", &Default::default())
+    px_core::importer::cid_of(b"test usage record", &Default::default())
         .unwrap()
         .cid
 }

@@ -2,6 +2,6 @@
 //! `px-node` binary with its embedded store, and the `px` binary.
 
 mod chain;
-mod cli;
 mod common;
 mod node;
+mod signer;

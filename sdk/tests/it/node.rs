@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use px_cli::devnet::FIRST_USER;
 use px_sdk::{
-    DownloadOptions, Error, Payment, UploadOptions, api::GateReason, crypto, devnet::FIRST_USER,
+    DownloadOptions, Error, Payment, UploadOptions, api::GateReason, crypto, crypto::CryptoError,
 };
 
 use crate::common::{spawn_chain, spawn_node, spawn_node_with};
@@ -187,7 +188,7 @@ async fn wrong_key_is_reported_for_listing_and_download() {
     let other = env.node_client(FIRST_USER, &node).await;
     assert_ne!(other.owner_key().await.unwrap().id(), key.id());
     match other.list(id).await.unwrap_err() {
-        Error::WrongKey { expected, actual } => {
+        Error::Crypto(CryptoError::WrongKey { expected, actual }) => {
             assert_eq!(expected, key.id_hex());
             assert_eq!(actual, other.owner_key().await.unwrap().id_hex());
         }
@@ -206,7 +207,10 @@ async fn wrong_key_is_reported_for_listing_and_download() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::WrongKey { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Crypto(CryptoError::WrongKey { .. })),
+        "{err:?}"
+    );
     assert!(out.is_empty(), "nothing may be written with a wrong key");
     assert!(err.to_string().starts_with("wrong key"));
 

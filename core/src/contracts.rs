@@ -1,4 +1,4 @@
-//! Contract bindings, generated at compile time from the ABI JSON in `sdk/abi/`.
+//! Contract bindings, generated at compile time from the ABI JSON in `core/abi/`.
 //!
 //! `make abi` refreshes those files from the forge build; `make test` fails when they are stale.
 
@@ -9,35 +9,34 @@
     clippy::too_many_arguments
 )]
 
-use alloy::sol;
+/// Generates the bindings of one contract from its ABI JSON, with alloy's contract instances
+/// when the `rpc` feature is on.
+macro_rules! bindings {
+    ($($name:ident => $abi:tt),* $(,)?) => {
+        $(
+            #[cfg(feature = "rpc")]
+            alloy::sol!(
+                #[sol(rpc)]
+                #[derive(Debug, PartialEq, Eq)]
+                $name,
+                $abi
+            );
+            #[cfg(not(feature = "rpc"))]
+            alloy::sol!(
+                #[derive(Debug, PartialEq, Eq)]
+                $name,
+                $abi
+            );
+        )*
+    };
+}
 
-sol!(
-    #[sol(rpc)]
-    #[derive(Debug)]
-    StorageNFT,
-    "abi/StorageNFT.json"
-);
-
-sol!(
-    #[sol(rpc)]
-    #[derive(Debug)]
-    PXToken,
-    "abi/PXToken.json"
-);
-
-sol!(
-    #[sol(rpc)]
-    #[derive(Debug)]
-    Operator,
-    "abi/Operator.json"
-);
-
-sol!(
-    #[sol(rpc)]
-    #[derive(Debug)]
-    LinkToken,
-    "abi/LinkToken.json"
-);
+bindings! {
+    StorageNFT => "abi/StorageNFT.json",
+    PXToken => "abi/PXToken.json",
+    Operator => "abi/Operator.json",
+    LinkToken => "abi/LinkToken.json",
+}
 
 /// Status codes of a sync answer (`contracts/libraries/SyncStatus.sol`).
 pub mod sync_status {

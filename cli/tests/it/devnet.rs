@@ -1,10 +1,8 @@
 //! The devnet helper deploys the real contracts through the forge script.
 
 use alloy::{primitives::U256, providers::Provider};
-use px_sdk::{
-    contracts::{Operator, StorageNFT},
-    devnet::{Devnet, DevnetConfig, ORACLE, REGISTRAR},
-};
+use px_cli::devnet::{Devnet, DevnetConfig, ORACLE, REGISTRAR};
+use px_sdk::contracts::{Operator, StorageNFT};
 
 #[tokio::test]
 async fn devnet_deploys_contracts_with_roles_and_plans() {

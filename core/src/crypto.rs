@@ -3,7 +3,7 @@
 //!
 //! # Keys
 //! - The **owner key** (32 bytes) belongs to a wallet. It is either derived from the wallet's
-//!   signature over a fixed EIP-712 message ([`OwnerKey::from_wallet`]: same key on any device,
+//!   signature over a fixed EIP-712 message ([`OwnerKey::from_signature`]: same key on any device,
 //!   nothing to back up, as long as the wallet signs deterministically, which RFC 6979 ECDSA
 //!   signers do) or generated and kept in a key file ([`OwnerKey::generate`],
 //!   [`OwnerKey::save`], [`OwnerKey::load`]). Its **key id** is the first 8 bytes of
@@ -49,12 +49,12 @@
 //!
 //! # Example
 //! ```
-//! use px_sdk::crypto::{OwnerKey, decrypt, encrypt};
+//! use px_core::crypto::{OwnerKey, decrypt, encrypt};
 //! let owner = OwnerKey::from_bytes([7; 32]);
 //! let sealed = encrypt(&owner, b"hello").unwrap();
 //! assert_eq!(decrypt(&owner, &sealed).unwrap(), b"hello");
 //! let other = OwnerKey::from_bytes([8; 32]);
-//! assert!(matches!(decrypt(&other, &sealed), Err(px_sdk::Error::WrongKey { .. })));
+//! assert!(matches!(decrypt(&other, &sealed), Err(px_core::crypto::CryptoError::WrongKey { .. })));
 //! ```
 
 use std::path::Path;
@@ -64,8 +64,7 @@ use aes_gcm::{
     aead::{AeadInPlace, KeyInit},
 };
 use alloy::{
-    primitives::{Address, B256},
-    signers::Signer,
+    primitives::{Address, B256, Signature},
     sol,
     sol_types::{SolStruct, eip712_domain},
 };
@@ -74,7 +73,36 @@ use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+/// Why encryption, decryption or a key operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// The content is encrypted under another owner key.
+    #[error(
+        "wrong key: the content is encrypted for owner key {expected}, but the key in use is \
+         {actual}; use the key file or wallet the content was uploaded with"
+    )]
+    WrongKey {
+        /// Key id (hex) recorded in the content.
+        expected: String,
+        /// Key id (hex) of the key in use.
+        actual: String,
+    },
+    /// Encrypted content failed authentication: it was modified, cut short, reordered or
+    /// mixed with another file's segments.
+    #[error("encrypted content is corrupt or tampered with: {0}")]
+    Corrupt(String),
+    /// A parameter or key file is invalid (segment size out of range, malformed key file).
+    #[error("{0}")]
+    Invalid(String),
+    /// The system's random source or a key file could not be used.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Error = CryptoError;
+/// Result alias of this module.
+pub type Result<T, E = CryptoError> = std::result::Result<T, E>;
 
 /// Magic bytes that start every encrypted file.
 pub const MAGIC: [u8; 8] = *b"\x89PXE\r\n\x1a\n";
@@ -170,45 +198,35 @@ impl OwnerKey {
         Ok(Self::from_bytes(random()?))
     }
 
-    /// Derives the key from `signer`'s signature over the fixed EIP-712 message
-    /// [`PxStorageOwnerKey`] (domain `PX storage`, version `1`, no chain: the key is the same on
-    /// every chain). HKDF-SHA256 turns the signature's `r || s` into the key.
+    /// Derives the key from a wallet's signature over the fixed EIP-712 message
+    /// [`PxStorageOwnerKey`] for `owner` (domain `PX storage`, version `1`, no chain: the key is
+    /// the same on every chain; [`owner_key_signing_hash`] is the hash to sign). HKDF-SHA256
+    /// turns the signature's `r || s` into the key.
     ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use alloy::signers::local::PrivateKeySigner;
-    /// use px_sdk::crypto::OwnerKey;
-    /// let wallet: PrivateKeySigner =
-    ///     "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d".parse().unwrap();
-    /// let a = OwnerKey::from_wallet(&wallet).await.unwrap();
-    /// let b = OwnerKey::from_wallet(&wallet).await.unwrap();
-    /// assert_eq!(a.id_hex(), b.id_hex()); // deterministic: nothing to back up
-    /// # });
-    /// ```
-    pub async fn from_wallet<S: Signer + Sync + ?Sized>(signer: &S) -> Result<Self> {
-        let hash = owner_key_signing_hash(signer.address());
-        let sig = signer.sign_hash(&hash).await?;
-        let bytes = sig.as_bytes();
-        let key = hkdf32(&bytes[..64], Some(WALLET_SALT), signer.address().as_slice());
-        Ok(Self::from_bytes(*key))
+    /// The key is only recoverable if the wallet signs deterministically (RFC 6979 ECDSA, as
+    /// every common software and hardware wallet does): `px-sdk` signs twice and refuses a
+    /// wallet whose signatures differ.
+    pub fn from_signature(owner: Address, signature: &Signature) -> Self {
+        let bytes = signature.as_bytes();
+        let key = hkdf32(&bytes[..64], Some(WALLET_SALT), owner.as_slice());
+        Self::from_bytes(*key)
     }
 
     /// Reads a key file written by [`OwnerKey::save`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text =
-            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                Error::Config(format!("cannot read key file {}: {e}", path.display()))
-            })?);
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Error::Invalid(format!("cannot read key file {}: {e}", path.display()))
+        })?);
         let hex = text.trim().strip_prefix(KEY_FILE_PREFIX).ok_or_else(|| {
-            Error::Config(format!(
+            Error::Invalid(format!(
                 "{} is not a PX owner key file (expected `{KEY_FILE_PREFIX}<64 hex digits>`)",
                 path.display()
             ))
         })?;
         let mut key = [0u8; 32];
         alloy::hex::decode_to_slice(hex, &mut key).map_err(|_| {
-            Error::Config(format!("{}: the key must be 64 hex digits", path.display()))
+            Error::Invalid(format!("{}: the key must be 64 hex digits", path.display()))
         })?;
         Ok(Self::from_bytes(key))
     }
@@ -249,15 +267,21 @@ impl OwnerKey {
     }
 }
 
-/// The EIP-712 hash a wallet signs in [`OwnerKey::from_wallet`].
-pub fn owner_key_signing_hash(owner: Address) -> B256 {
+/// The EIP-712 message and domain a wallet signs for [`OwnerKey::from_signature`].
+pub fn owner_key_message(owner: Address) -> (PxStorageOwnerKey, alloy::sol_types::Eip712Domain) {
     let domain = eip712_domain! { name: "PX storage", version: "1", };
-    PxStorageOwnerKey {
+    let message = PxStorageOwnerKey {
         purpose: OWNER_KEY_PURPOSE.into(),
         owner,
         version: 1,
-    }
-    .eip712_signing_hash(&domain)
+    };
+    (message, domain)
+}
+
+/// The EIP-712 hash a wallet signs for [`OwnerKey::from_signature`].
+pub fn owner_key_signing_hash(owner: Address) -> B256 {
+    let (message, domain) = owner_key_message(owner);
+    message.eip712_signing_hash(&domain)
 }
 
 /// Ciphertext length of a `plain_len`-byte file with `segment_size`-byte segments.
@@ -309,7 +333,7 @@ impl Encryptor {
     /// A new file with `segment_size`-byte segments.
     pub fn with_segment_size(owner: &OwnerKey, segment_size: usize) -> Result<Self> {
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
-            return Err(Error::Config(format!(
+            return Err(Error::Invalid(format!(
                 "segment size must be between {MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE}"
             )));
         }
@@ -651,6 +675,8 @@ pub fn decrypt_name(owner: &OwnerKey, name: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use alloy::primitives::U256;
+
     use super::*;
 
     const SEG: usize = MIN_SEGMENT_SIZE;
@@ -876,24 +902,21 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(&path, "nonsense").unwrap();
-        assert!(matches!(OwnerKey::load(&path), Err(Error::Config(_))));
+        assert!(matches!(OwnerKey::load(&path), Err(Error::Invalid(_))));
         assert!(!format!("{key:?}").contains(&alloy::hex::encode(key.key.as_ref())));
     }
 
-    #[tokio::test]
-    async fn wallet_derivation_is_deterministic_and_per_wallet() {
-        use alloy::signers::local::PrivateKeySigner;
-        let a = PrivateKeySigner::from_bytes(&B256::repeat_byte(1)).unwrap();
-        let b = PrivateKeySigner::from_bytes(&B256::repeat_byte(2)).unwrap();
-        let ka = OwnerKey::from_wallet(&a).await.unwrap();
-        assert_eq!(ka.id(), OwnerKey::from_wallet(&a).await.unwrap().id());
-        assert_ne!(ka.id(), OwnerKey::from_wallet(&b).await.unwrap().id());
-        // A file sealed with the derived key opens with the key derived again.
-        let sealed = encrypt(&ka, b"same key on a new device").unwrap();
-        let again = OwnerKey::from_wallet(&a).await.unwrap();
-        assert_eq!(
-            decrypt(&again, &sealed).unwrap(),
-            b"same key on a new device"
+    #[test]
+    fn signature_derivation_is_per_signature_and_per_owner() {
+        let owner = Address::repeat_byte(1);
+        let sig = Signature::new(U256::from(7), U256::from(9), false);
+        let ka = OwnerKey::from_signature(owner, &sig);
+        assert_eq!(ka.id(), OwnerKey::from_signature(owner, &sig).id());
+        assert_ne!(
+            ka.id(),
+            OwnerKey::from_signature(Address::repeat_byte(2), &sig).id()
         );
+        let other = Signature::new(U256::from(8), U256::from(9), false);
+        assert_ne!(ka.id(), OwnerKey::from_signature(owner, &other).id());
     }
 }

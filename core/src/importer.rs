@@ -20,7 +20,7 @@
 //! the DAG's `Tsize`).
 //!
 //! ```
-//! use px_store::importer::{ImportOptions, cid_of};
+//! use px_core::importer::{ImportOptions, cid_of};
 //! let out = cid_of(b"hello world\n", &ImportOptions::default()).unwrap();
 //! assert_eq!(out.cid.to_string(), "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o");
 //! assert_eq!(out.dag_size, 20);
@@ -34,7 +34,24 @@ use multihash::Multihash;
 use sha2::{Digest, Sha256};
 
 use crate::dagpb::{DAG_PB, RAW};
-use crate::error::{Error, Result};
+/// Why an import could not start or read its input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// An option is out of range (CID version, chunk size).
+    #[error("{0}")]
+    InvalidOption(String),
+    /// An option Kubo accepts but this importer does not implement (e.g. a rabin chunker).
+    #[error("unsupported option: {0}")]
+    Unsupported(String),
+    /// Reading the input failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Error = ImportError;
+/// Result alias of the importer.
+pub type Result<T, E = ImportError> = std::result::Result<T, E>;
 
 /// Kubo's default chunk size.
 pub const DEFAULT_CHUNK_SIZE: usize = 262_144;
@@ -84,7 +101,7 @@ impl ImportOptions {
             .and_then(|n| n.parse::<usize>().ok())
             .ok_or_else(|| Error::Unsupported(format!("chunker {spec:?} (only size-<n>)")))?;
         if n == 0 || n > MAX_CHUNK_SIZE {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::InvalidOption(format!(
                 "chunker size must be between 1 and {MAX_CHUNK_SIZE}"
             )));
         }
@@ -177,13 +194,13 @@ impl Importer {
     /// A new importer.
     pub fn new(opts: &ImportOptions) -> Result<Self> {
         if opts.cid_version > 1 {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::InvalidOption(format!(
                 "unknown CID version {}",
                 opts.cid_version
             )));
         }
         if opts.chunk_size == 0 || opts.chunk_size > MAX_CHUNK_SIZE {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::InvalidOption(format!(
                 "chunk size must be between 1 and {MAX_CHUNK_SIZE}"
             )));
         }

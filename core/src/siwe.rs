@@ -1,9 +1,14 @@
 //! Sign-In with Ethereum (EIP-4361) messages: the one implementation both sides use. The SDK
 //! renders and signs a message to log in to a node; the node parses it (strictly, fields in the
-//! EIP-4361 order) and checks scope, time and signature (`px_node::siwe::verify`).
+//! EIP-4361 order) and checks scope, time and signature ([`verify`]).
+//!
+//! Both sides derive the message's scope, its `domain` and `URI`, from a URL with
+//! [`Scope::from_url`]: the node from its public URL, the client from the URL it was configured
+//! with. A client never signs a scope it was told by the node: a node (or anyone on the path)
+//! that names another site's domain would otherwise obtain a sign-in valid for that site.
 //!
 //! ```
-//! use px_sdk::siwe::SiweMessage;
+//! use px_core::siwe::SiweMessage;
 //! let msg = SiweMessage::new(
 //!     "127.0.0.1:8080",
 //!     "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".parse().unwrap(),
@@ -22,7 +27,7 @@
 
 use std::fmt;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, Signature};
 
 /// A message that is not well-formed EIP-4361.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -389,5 +394,215 @@ mod tests {
         assert!(SiweMessage::parse(&format!("{text}\ntrailing")).is_err());
         assert!(SiweMessage::parse(&text.to_lowercase()).is_err());
         assert!(SiweMessage::parse(&"x".repeat(9000)).is_err());
+    }
+}
+
+/// A URL that has no `scheme://host` to take a sign-in scope from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid URL {0:?}: expected scheme://host[:port][/path]")]
+pub struct InvalidUrl(pub String);
+
+/// The `domain` and `URI` of a sign-in, derived from a base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The URL's authority (`host[:port]`), e.g. `node.example:8443`.
+    pub domain: String,
+    /// The URL without a trailing slash, e.g. `https://node.example:8443`.
+    pub uri: String,
+}
+
+impl Scope {
+    /// The scope of `url` (`scheme://authority[/path]`).
+    ///
+    /// ```
+    /// use px_core::siwe::Scope;
+    /// let s = Scope::from_url("https://node.example:8443/").unwrap();
+    /// assert_eq!(s.domain, "node.example:8443");
+    /// assert_eq!(s.uri, "https://node.example:8443");
+    /// assert!(Scope::from_url("node.example").is_err());
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self, InvalidUrl> {
+        let uri = url.trim_end_matches('/');
+        let invalid = || InvalidUrl(url.to_owned());
+        let (scheme, rest) = uri.split_once("://").ok_or_else(invalid)?;
+        let domain = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if scheme.is_empty() || domain.is_empty() || domain.contains(char::is_whitespace) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            domain: domain.to_owned(),
+            uri: uri.to_owned(),
+        })
+    }
+}
+
+/// What a login must match.
+#[derive(Debug, Clone)]
+pub struct Expected<'a> {
+    /// The node's domain.
+    pub domain: &'a str,
+    /// The node's public URL; the message URI must start with it.
+    pub uri_prefix: &'a str,
+    /// The chain id.
+    pub chain_id: u64,
+    /// Now (unix seconds).
+    pub now: u64,
+}
+
+/// Allowed clock skew for `Issued At` and `Not Before`.
+pub const CLOCK_SKEW_SECS: u64 = 60;
+
+/// Why a signed sign-in message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The message is not well-formed EIP-4361 (or of another version).
+    #[error(transparent)]
+    Malformed(#[from] ParseError),
+    /// The message names another domain, URI or chain.
+    #[error("sign-in is for another site: {0}")]
+    WrongScope(String),
+    /// The message has expired or is not valid yet.
+    #[error("sign-in message {0}")]
+    OutsideValidity(&'static str),
+    /// The signature is malformed or was not made by the message's address.
+    #[error("invalid signature: {0}")]
+    BadSignature(String),
+}
+
+/// Checks everything but the nonce: scope, time window and signature (EIP-191 over the text).
+/// Answers the parsed message.
+pub fn verify(
+    text: &str,
+    signature: &[u8],
+    expected: &Expected<'_>,
+) -> Result<SiweMessage, VerifyError> {
+    let msg = SiweMessage::parse(text)?;
+    if msg.domain != expected.domain {
+        return Err(VerifyError::WrongScope(format!(
+            "domain {:?}, expected {:?}",
+            msg.domain, expected.domain
+        )));
+    }
+    if !msg.uri.starts_with(expected.uri_prefix) {
+        return Err(VerifyError::WrongScope(format!(
+            "URI {:?} is not under {:?}",
+            msg.uri, expected.uri_prefix
+        )));
+    }
+    if msg.chain_id != expected.chain_id {
+        return Err(VerifyError::WrongScope(format!(
+            "chain {}, expected {}",
+            msg.chain_id, expected.chain_id
+        )));
+    }
+    if msg.version != "1" {
+        return Err(VerifyError::Malformed(ParseError(format!(
+            "EIP-4361 version {:?}, expected \"1\"",
+            msg.version
+        ))));
+    }
+    if msg.expiration_time.is_some_and(|t| t <= expected.now) {
+        return Err(VerifyError::OutsideValidity("has expired"));
+    }
+    if msg
+        .not_before
+        .is_some_and(|t| t > expected.now + CLOCK_SKEW_SECS)
+        || msg.issued_at > expected.now + CLOCK_SKEW_SECS
+    {
+        return Err(VerifyError::OutsideValidity("is not valid yet"));
+    }
+    let sig = Signature::from_raw(signature)
+        .map_err(|_| VerifyError::BadSignature("signature is not 65 bytes r||s||v".into()))?;
+    let signer = sig
+        .recover_address_from_msg(text.as_bytes())
+        .map_err(|_| VerifyError::BadSignature("signature does not recover".into()))?;
+    if signer != msg.address {
+        return Err(VerifyError::BadSignature(format!(
+            "signed by {signer}, not by {}",
+            msg.address
+        )));
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use alloy::signers::{SignerSync, local::PrivateKeySigner};
+
+    use super::*;
+
+    fn message(signer: &PrivateKeySigner) -> SiweMessage {
+        SiweMessage {
+            domain: "node.example:7070".into(),
+            address: signer.address(),
+            statement: Some("Sign in to PX storage.".into()),
+            uri: "http://node.example:7070/v1/auth/login".into(),
+            version: "1".into(),
+            chain_id: 31337,
+            nonce: "abcdef0123456789".into(),
+            issued_at: 1_700_000_000,
+            expiration_time: Some(1_700_000_600),
+            not_before: None,
+            request_id: None,
+            resources: vec!["ipfs://x".into()],
+        }
+    }
+
+    fn expected(now: u64) -> Expected<'static> {
+        Expected {
+            domain: "node.example:7070",
+            uri_prefix: "http://node.example:7070",
+            chain_id: 31337,
+            now,
+        }
+    }
+
+    #[test]
+    fn verifies_signature_scope_and_time() {
+        let s = PrivateKeySigner::random();
+        let m = message(&s);
+        let text = m.to_string();
+        let sig = s.sign_message_sync(text.as_bytes()).unwrap().as_bytes();
+        assert_eq!(verify(&text, &sig, &expected(1_700_000_100)).unwrap(), m);
+        assert!(matches!(
+            verify(&text, &sig, &expected(1_700_000_600)),
+            Err(VerifyError::OutsideValidity(_))
+        ));
+        let other = PrivateKeySigner::random()
+            .sign_message_sync(text.as_bytes())
+            .unwrap()
+            .as_bytes();
+        assert!(matches!(
+            verify(&text, &other, &expected(1_700_000_100)),
+            Err(VerifyError::BadSignature(_))
+        ));
+        let mut e = expected(1_700_000_100);
+        e.domain = "evil.example";
+        assert!(matches!(
+            verify(&text, &sig, &e),
+            Err(VerifyError::WrongScope(_))
+        ));
+        let mut e = expected(1_700_000_100);
+        e.chain_id = 1;
+        assert!(matches!(
+            verify(&text, &sig, &e),
+            Err(VerifyError::WrongScope(_))
+        ));
+        let tampered = text.replace("Chain ID: 31337", "Chain ID: 31338");
+        assert!(verify(&tampered, &sig, &expected(1_700_000_100)).is_err());
+    }
+
+    #[test]
+    fn scope_comes_from_the_url() {
+        let s = Scope::from_url("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(
+            (s.domain.as_str(), s.uri.as_str()),
+            ("127.0.0.1:8080", "http://127.0.0.1:8080")
+        );
+        let s = Scope::from_url("https://node.example/px?x=1").unwrap();
+        assert_eq!(s.domain, "node.example");
+        assert!(Scope::from_url("://x").is_err());
+        assert!(Scope::from_url("http://").is_err());
     }
 }

@@ -24,12 +24,10 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use eyre::{WrapErr, bail, eyre};
+use px_cli::devnet::{ADMIN, Devnet, DevnetConfig, FIRST_USER, ORACLE, REGISTRAR};
 use px_sdk::{
-    Client, ClientConfig, Error as SdkError, Payment, UploadOptions,
-    api::GateReason,
-    client::human_bytes,
-    contracts::PXToken,
-    devnet::{ADMIN, Devnet, DevnetConfig, FIRST_USER, ORACLE, REGISTRAR},
+    Client, ClientConfig, Error as SdkError, Payment, UploadOptions, api::GateReason,
+    client::human_bytes, contracts::PXToken,
 };
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::process::{Child, Command};

@@ -32,11 +32,15 @@ pub(crate) fn error(json: bool, e: &eyre::Report) {
 
 /// A stable machine-readable name of an SDK error.
 fn error_kind(e: &px_sdk::Error) -> &'static str {
-    use px_sdk::Error as E;
+    use px_sdk::{Error as E, crypto::CryptoError};
     match e {
         E::Config(_) => "config",
-        E::Rpc(_) => "rpc",
+        E::Transport(_) => "rpc",
+        E::Contract(_) => "contract",
         E::Reverted { .. } => "reverted",
+        E::PendingTransaction(_) => "pending_transaction",
+        E::TransactionFailed { .. } => "transaction_failed",
+        E::UnexpectedChainAnswer(_) => "unexpected_chain_answer",
         E::NoSuchPlan(_) => "no_such_plan",
         E::NoSuchToken(_) => "no_such_token",
         E::NotOwner { .. } => "not_owner",
@@ -48,8 +52,11 @@ fn error_kind(e: &px_sdk::Error) -> &'static str {
         E::Http(_) => "http",
         E::NodeMismatch(_) => "node_mismatch",
         E::NoNode => "no_node",
-        E::WrongKey { .. } => "wrong_key",
-        E::Corrupt(_) => "corrupt",
+        E::ForeignSignIn { .. } => "foreign_sign_in",
+        E::Crypto(CryptoError::WrongKey { .. }) => "wrong_key",
+        E::Crypto(CryptoError::Corrupt(_)) => "corrupt",
+        E::Crypto(_) => "crypto",
+        E::NondeterministicSigner { .. } => "nondeterministic_signer",
         E::HashMismatch { .. } => "hash_mismatch",
         E::FileNotFound { .. } => "file_not_found",
         E::Signing(_) => "signing",

@@ -2,7 +2,7 @@
 
 use std::{path::Path, process::Output};
 
-use px_sdk::devnet::FIRST_USER;
+use px_cli::devnet::FIRST_USER;
 use serde_json::Value;
 
 use crate::common::{Env, NodeProc, spawn_chain, spawn_node};

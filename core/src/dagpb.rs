@@ -109,13 +109,13 @@ mod tests {
         let mut blocks = Vec::new();
         imp.push(&data, |b| {
             blocks.push(b);
-            Ok::<_, crate::Error>(())
+            Ok::<_, crate::importer::ImportError>(())
         })
         .unwrap();
         let root = imp
             .finish(|b| {
                 blocks.push(b);
-                Ok::<_, crate::Error>(())
+                Ok::<_, crate::importer::ImportError>(())
             })
             .unwrap();
         let root_block = &blocks.last().unwrap().to_vec();

@@ -7,7 +7,7 @@
 //! that increases with every publish.
 //!
 //! ```
-//! use px_sdk::record::{UsageRecord, MAX_RECORD_BYTES};
+//! use px_core::record::{UsageRecord, MAX_RECORD_BYTES};
 //! let json = br#"{"version":1,"chainId":31337,"contract":"0x0165878A594ca255338adfa4d48449f69242Eb8F",
 //!   "tokenId":1,"quota":1024,"used":12,"fileCount":1,"seq":3,
 //!   "index":"QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH","updatedAt":1700000000}"#;

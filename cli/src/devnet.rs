@@ -25,7 +25,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 
-use crate::Deployment;
+use px_core::Deployment;
 
 /// Index of the admin/deployer account.
 pub const ADMIN: usize = 0;
@@ -77,7 +77,7 @@ pub enum DevnetError {
     Io(#[from] std::io::Error),
     /// The deployment file forge wrote is invalid.
     #[error(transparent)]
-    Deployment(#[from] crate::deployment::DeploymentError),
+    Deployment(#[from] px_core::deployment::DeploymentError),
     /// An RPC call to anvil failed.
     #[error("anvil RPC: {0}")]
     Rpc(String),
@@ -185,7 +185,7 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .parent()
-                .expect("sdk/ has a parent")
+                .expect("cli/ has a parent")
                 .to_path_buf()
         })
 }

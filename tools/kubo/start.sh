@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Starts a throw-away Kubo daemon for tests: a fresh repo (`ipfs init --profile
-# test`: no bootstrap peers, MDNS/AutoTLS/AutoConf off, loopback only), API and
-# Gateway on free 127.0.0.1 ports picked by the kernel (tcp/0), Routing.Type
-# none, `ipfs daemon --offline` (no libp2p host at all: it dials nothing and
-# listens only on the two loopback HTTP ports). Telemetry off; DNS resolution
-# pointed at a dead loopback DoH URL.
+# test`: no bootstrap peers, MDNS/AutoTLS/AutoConf off), API, Gateway and Swarm
+# on 127.0.0.1 ports picked by the kernel (tcp/0), no announce addresses,
+# telemetry off, DNS resolution pointed at a dead loopback DoH URL. It listens
+# only on loopback and has no peer to dial.
 #
 #   eval "$(tools/kubo/start.sh)"            # repo in a new mktemp dir
 #   eval "$(tools/kubo/start.sh /tmp/repo)"  # repo in /tmp/repo (must not exist or be empty)
@@ -15,8 +14,15 @@
 #   IPFS_PATH=...  PX_IPFS_API=http://127.0.0.1:N  PX_IPFS_GATEWAY=http://127.0.0.1:M  PX_IPFS_PID=...
 # The daemon's log is $IPFS_PATH/daemon.log, its pid $IPFS_PATH/daemon.pid.
 # IPFS_BIN overrides the binary (default: build it with tools/kubo/build.sh).
-# PX_KUBO_ONLINE=1 runs `ipfs daemon` without --offline (still Routing.Type
-# none, swarm on 127.0.0.1/tcp/0 only, no bootstrap), to see online behaviour.
+#
+# PX_KUBO_MODE picks how IPNS records are kept (see tools/RPC-FACTS.md):
+#   dht (default)  online, Routing.Type dht with no peers: publish stores the
+#                  record locally, name/resolve and routing/get answer it.
+#   offline        `ipfs daemon --offline`, Routing.Type none: no libp2p host;
+#                  publish needs allow-offline=true, name/resolve works, but
+#                  routing/get answers 500 "this action must be run in online mode".
+#   none           online, Routing.Type none: publish answers 200 but the record
+#                  is not found afterwards (name/resolve, routing/get: 500).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,7 +44,14 @@ cfg Addresses.NoAnnounce '["/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"]'
 cfg Bootstrap '[]'
 cfg Peering.Peers '[]'
 cfg Discovery.MDNS.Enabled false
-cfg Routing.Type '"none"'
+mode="${PX_KUBO_MODE:-dht}"
+case "$mode" in
+    dht) cfg Routing.Type '"dht"' ;;
+    offline|none) cfg Routing.Type '"none"' ;;
+    *) echo "start.sh: PX_KUBO_MODE must be dht, offline or none" >&2; exit 1 ;;
+esac
+cfg Routing.DelegatedRouters '[]'
+cfg Ipns.DelegatedPublishers '[]'
 cfg AutoConf.Enabled false
 cfg AutoTLS.Enabled false
 cfg Swarm.DisableNatPortMap true
@@ -47,8 +60,8 @@ cfg Plugins.Plugins '{"telemetry": {"Config": {"Mode": "off"}}}'
 # endpoint on loopback where nothing listens: they fail at once, never leave.
 cfg DNS.Resolvers '{".": "https://127.0.0.1:9/dns-query"}'
 
-offline=--offline
-[ -n "${PX_KUBO_ONLINE:-}" ] && offline=
+offline=
+[ "$mode" = offline ] && offline=--offline
 # setsid: its own process group, so stop.sh can end it and nothing else.
 setsid "$ipfs" daemon $offline >"$repo/daemon.log" 2>&1 </dev/null &
 pid=$!

@@ -5,7 +5,6 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Vm} from "forge-std/Vm.sol";
 
 import {PXToken} from "../contracts/PXToken.sol";
-import {StorageNFT} from "../contracts/StorageNFT.sol";
 import {StorageNFTRenderer} from "../contracts/StorageNFTRenderer.sol";
 import {IStorageNFT} from "../contracts/interfaces/IStorageNFT.sol";
 
@@ -21,12 +20,19 @@ interface IOperatorAdmin {
     function setAuthorizedSenders(address[] calldata senders) external;
 }
 
+/// @dev StorageNFT's interface plus the role grant the deployment needs.
+interface IStorageNFTDeploy is IStorageNFT {
+    function grantRole(bytes32 role, address account) external;
+}
+
 /// @title Deployer
 /// @notice The one deployment routine, shared by `script/Deploy.s.sol` and the tests, so tests
 /// run against exactly what gets deployed. The caller (the broadcaster in a script, the test
 /// contract in a test) becomes the admin of everything it deploys.
 /// @dev Chainlink's Operator pins solc 0.8.19 and cannot be imported beside OpenZeppelin v5, so
-/// LinkToken and Operator are deployed from their artifacts (see contracts/vendor).
+/// LinkToken and Operator are deployed from their artifacts (see contracts/vendor). StorageNFT is
+/// deployed from its artifact too: it compiles through the IR pipeline, which every file that
+/// imports it would have to share, and that would make the tests compile for minutes.
 abstract contract Deployer {
     Vm private constant _VM = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
@@ -34,10 +40,14 @@ abstract contract Deployer {
     bytes32 internal constant DEVNET_JOB_ID = "8f3e2b1c4d5a4e6f9a0b1c2d3e4f5a6b";
     /// @notice LINK paid per sync request on devnets.
     uint256 internal constant DEVNET_FEE = 0.1 ether;
+    /// @notice StorageNFT's role of storage nodes' keys.
+    bytes32 internal constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
     /// @notice LINK the StorageNFT contract is funded with on devnets.
     uint256 internal constant DEVNET_LINK_FUNDING = 1000 ether;
     /// @notice Minimum seconds between two sync requests for a token on devnets.
     uint256 internal constant DEVNET_MIN_SYNC_INTERVAL = 60;
+    /// @notice Sync requests included with each purchase of the Basic plan (Pro: ten times).
+    uint16 internal constant DEVNET_SYNC_CREDITS = 365;
 
     /// @notice Inputs of a deployment.
     struct DeployConfig {
@@ -101,32 +111,38 @@ abstract contract Deployer {
         }
         d.pxToken = c.pxToken == address(0) ? address(new PXToken(c.admin)) : c.pxToken;
 
-        StorageNFT nft = new StorageNFT(
-            c.admin,
-            IERC20(d.pxToken),
-            d.link,
-            d.operator,
-            c.jobId,
-            c.fee,
-            c.minSyncInterval,
-            new StorageNFTRenderer()
+        d.storageNFT = _VM.deployCode(
+            "StorageNFT.sol:StorageNFT",
+            abi.encode(
+                c.admin,
+                IERC20(d.pxToken),
+                d.link,
+                d.operator,
+                c.jobId,
+                c.fee,
+                c.minSyncInterval,
+                new StorageNFTRenderer()
+            )
         );
-        d.storageNFT = address(nft);
+        IStorageNFTDeploy nft = IStorageNFTDeploy(d.storageNFT);
         _createDefaultPlans(nft);
         nft.setQuotaUnitPrice(10 ether, 0.001 ether);
-        if (c.registrar != address(0)) nft.grantRole(nft.REGISTRAR_ROLE(), c.registrar);
+        if (c.registrar != address(0)) nft.grantRole(REGISTRAR_ROLE, c.registrar);
         if (c.linkFunding != 0) {
             require(ILinkTokenAdmin(d.link).transfer(d.storageNFT, c.linkFunding), "LINK funding");
         }
     }
 
-    /// @notice Plans 1 (free, 100 MiB), 2 (10 GiB a year) and 3 (1 TiB a year).
-    function _createDefaultPlans(StorageNFT nft) private {
+    /// @notice Plans 1 (free, 100 MiB, no expiry), 2 (10 GiB a year, 365 syncs) and 3 (1 TiB a
+    /// year, 3650 syncs).
+    function _createDefaultPlans(IStorageNFT nft) private {
         nft.createPlan(
             IStorageNFT.Plan({
                 quota: 100 << 20,
                 validity: 0,
-                active: true,
+                syncCredits: 0, // no expiry: syncs are rate-limited instead
+                mintable: true,
+                renewable: false,
                 free: true,
                 tokenPrice: 0,
                 nativePrice: 0
@@ -136,7 +152,9 @@ abstract contract Deployer {
             IStorageNFT.Plan({
                 quota: 10 << 30,
                 validity: 365 days,
-                active: true,
+                syncCredits: DEVNET_SYNC_CREDITS,
+                mintable: true,
+                renewable: true,
                 free: false,
                 tokenPrice: 100 ether,
                 nativePrice: 0.01 ether
@@ -146,7 +164,9 @@ abstract contract Deployer {
             IStorageNFT.Plan({
                 quota: 1 << 40,
                 validity: 365 days,
-                active: true,
+                syncCredits: 10 * DEVNET_SYNC_CREDITS,
+                mintable: true,
+                renewable: true,
                 free: false,
                 tokenPrice: 5000 ether,
                 nativePrice: 0.5 ether

@@ -4,8 +4,9 @@ pragma solidity ^0.8.24;
 import {Deployers} from "./utils/Deployers.sol";
 
 /// @notice Gas of the hot paths, written to snapshots/StorageNFTGasTest.json and checked in CI
-/// (`FORGE_SNAPSHOT_CHECK=true`). Budgets: mint <= 150k, requestSync <= 200k, fulfillSync (the
-/// whole Operator.fulfillOracleRequest2 call, callback included) <= 150k, transferFrom <= 60k.
+/// (`FORGE_SNAPSHOT_CHECK=true`). Budgets: mint <= 150k, requestSync (a token's first, which
+/// spends a credit) <= 200k, fulfillSync (the whole Operator.fulfillOracleRequest2 call,
+/// callback included) <= 150k, transferFrom <= 60k.
 /// @dev Every precondition is set up in `setUp`, which runs as its own transaction: each measured
 /// call is then the first to touch its storage, so slots are cold and unmodified as in a real
 /// transaction (preparing in the test body would make them warm and dirty, and far cheaper).
@@ -15,12 +16,13 @@ contract StorageNFTGasTest is Deployers {
     uint256 internal pendingToken;
     uint256 internal plainToken;
     OracleRequest internal pendingRequest;
+    bytes internal rebindSig;
+    uint256 internal constant REBIND_DEADLINE = 2 hours;
 
     function setUp() public override {
         super.setUp();
         // A live contract already holds PX fees and the Operator already holds LINK.
-        vm.prank(bob);
-        nft.mint(BASIC_PLAN);
+        mintFor(bob);
         sync(bob, mintWithKeyFor(bob, keyOf(99)), 1, 1, 1);
 
         // carol: a first-time holder with an allowance.
@@ -32,25 +34,25 @@ contract StorageNFTGasTest is Deployers {
         keyedToken = mintWithKeyFor(alice, keyOf(1));
         pendingToken = mintWithKeyFor(alice, keyOf(2));
         pendingRequest = requestSyncAs(alice, pendingToken);
-        vm.prank(alice);
-        plainToken = nft.mint(BASIC_PLAN);
+        plainToken = mintFor(alice);
+        rebindSig = signRebinding(registrarKey, keyedToken, nameOf(keyOf(4)), REBIND_DEADLINE);
     }
 
     function test_gas_mint() public {
         vm.prank(carol);
-        nft.mint(BASIC_PLAN);
+        nft.mint(BASIC_PLAN, BASIC_PRICE);
         assertLe(vm.snapshotGasLastCall("mint"), 150_000);
     }
 
     function test_gas_mintNative() public {
         vm.prank(carol);
-        nft.mint{value: 0.01 ether}(BASIC_PLAN);
+        nft.mint{value: 0.01 ether}(BASIC_PLAN, 0);
         vm.snapshotGasLastCall("mintNative");
     }
 
     function test_gas_mintFree() public {
         vm.prank(carol);
-        nft.mint(FREE_PLAN);
+        nft.mint(FREE_PLAN, 0);
         vm.snapshotGasLastCall("mintFree");
     }
 
@@ -59,7 +61,7 @@ contract StorageNFTGasTest is Deployers {
         uint256 deadline = block.timestamp + 1 hours;
         bytes memory sig = signAssignment(carol, name, deadline);
         vm.prank(carol);
-        nft.mintWithKey(BASIC_PLAN, name, deadline, sig);
+        nft.mintWithKey(BASIC_PLAN, BASIC_PRICE, name, deadline, sig);
         vm.snapshotGasLastCall("mintWithKey");
     }
 
@@ -89,6 +91,18 @@ contract StorageNFTGasTest is Deployers {
         vm.prank(alice);
         nft.transferFrom(alice, bob, plainToken);
         assertLe(vm.snapshotGasLastCall("transferFrom"), 60_000);
+    }
+
+    function test_gas_renew() public {
+        vm.prank(alice);
+        nft.renew(plainToken, BASIC_PRICE);
+        vm.snapshotGasLastCall("renew");
+    }
+
+    function test_gas_rebindKey() public {
+        vm.prank(alice);
+        nft.rebindKey(keyedToken, nameOf(keyOf(4)), REBIND_DEADLINE, rebindSig);
+        vm.snapshotGasLastCall("rebindKey");
     }
 
     function test_gas_canUpload() public {

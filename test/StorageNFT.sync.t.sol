@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IStorageNFT} from "../contracts/interfaces/IStorageNFT.sol";
+import {SyncRequest} from "../contracts/libraries/SyncRequest.sol";
 import {SyncStatus} from "../contracts/libraries/SyncStatus.sol";
 import {Deployers} from "./utils/Deployers.sol";
 
@@ -26,7 +27,7 @@ contract StorageNFTSyncTest is Deployers {
         assertEq(req.payment, DEVNET_FEE, "payment");
         assertEq(req.cancelExpiration, block.timestamp + 5 minutes, "expiration");
         assertEq(req.dataVersion, 2, "operator request version");
-        // CBOR map: text(7) "tokenId" -> uint 1 (0x67 'tokenId' 0x01).
+        // CBOR map entry: text(7) "tokenId" -> uint 1 (0x67 'tokenId' 0x01).
         assertEq(req.data, abi.encodePacked(hex"67", "tokenId", hex"01"), "cbor params");
         assertEq(linkBefore - link.balanceOf(address(nft)), DEVNET_FEE, "fee paid in LINK");
 
@@ -81,6 +82,16 @@ contract StorageNFTSyncTest is Deployers {
         assertEq(uint8(reason), uint8(IStorageNFT.Reason.QuotaExceeded));
     }
 
+    function test_requestSync_requestIdIsTheOperators() public {
+        vm.recordLogs();
+        vm.prank(alice);
+        bytes32 requestId = nft.requestSync(id);
+        OracleRequest memory req = lastOracleRequest();
+        // The Operator derives the id from the requester and the nonce we sent.
+        assertEq(req.requestId, requestId);
+        assertEq(req.requestId, SyncRequest.id(address(nft), SyncRequest.nonce(id, 1)));
+    }
+
     function test_RevertWhen_fulfillByUnauthorizedSender() public {
         OracleRequest memory req = requestSyncAs(alice, id);
         vm.expectRevert("Not authorized sender");
@@ -121,13 +132,39 @@ contract StorageNFTSyncTest is Deployers {
         assertEq(info(id).seq, 1);
     }
 
-    function test_fulfill_wrongTokenReturnsFalse() public {
+    function test_fulfill_wrongTokenRecordedAgainstRequestToken() public {
         uint256 other = mintWithKeyFor(bob, keyOf(2));
         OracleRequest memory req = requestSyncAs(alice, id);
-        // The callback reverts (UnknownRequest); the Operator swallows it and returns false.
-        assertFalse(fulfillAs(oracle, req, answer(req, other, 0, 9, 9, 9), 500_000));
+        vm.expectEmit(true, true, true, true, address(nft));
+        emit IStorageNFT.SyncFailed(id, req.requestId, SyncStatus.WRONG_TOKEN);
+        assertTrue(fulfill(req, answer(req, other, 0, 9, 9, 9)), "the callback does not revert");
         assertEq(info(other).seq, 0);
         assertEq(info(id).seq, 0);
+        assertFalse(info(id).pending);
+        assertEq(info(id).lastStatus, SyncStatus.WRONG_TOKEN);
+    }
+
+    function test_fulfill_okWithoutRecordCidIsMalformed() public {
+        OracleRequest memory req = requestSyncAs(alice, id);
+        bytes memory data = abi.encode(req.requestId, id, uint8(0), 5, 1, 1, bytes(""));
+        vm.expectEmit(true, true, true, true, address(nft));
+        emit IStorageNFT.SyncFailed(id, req.requestId, SyncStatus.MALFORMED_ANSWER);
+        assertTrue(fulfill(req, data));
+        assertEq(info(id).used, 0);
+        assertEq(info(id).lastStatus, SyncStatus.MALFORMED_ANSWER);
+        assertFalse(info(id).pending);
+    }
+
+    function test_fulfill_undecodableAnswerLeavesRequestToExpire() public {
+        OracleRequest memory req = requestSyncAs(alice, id);
+        // Only the request id: the callback cannot decode it and reverts inside the Operator,
+        // which keeps the fee and reports false.
+        assertFalse(fulfill(req, abi.encode(req.requestId)));
+        assertTrue(info(id).pending);
+        vm.warp(req.cancelExpiration);
+        OracleRequest memory again = requestSyncAs(alice, id);
+        assertTrue(fulfill(again, answer(again, id, 0, 3, 1, 1)));
+        assertEq(info(id).used, 3);
     }
 
     function test_RevertWhen_fulfillWithMismatchedRequestId() public {

@@ -9,8 +9,11 @@ import {IStorageNFT} from "./IStorageNFT.sol";
 interface ITokenRenderer {
     /// @notice A `data:application/json;base64,...` URI with the token's quota, usage, file
     /// count, last sync time and IPNS name.
+    /// @param tokenId The token.
+    /// @param info The token's state (`IStorageNFT.tokenInfo`).
+    /// @return uri The metadata URI.
     function tokenURI(uint256 tokenId, IStorageNFT.TokenInfo calldata info)
         external
         pure
-        returns (string memory);
+        returns (string memory uri);
 }

@@ -4,7 +4,8 @@ pragma solidity ^0.8.24;
 /// @title SyncStatus
 /// @notice Status codes carried by a sync answer (`IStorageNFT.fulfillSync`). The oracle sends
 /// `OK` with verified usage, or one of the error codes below with zero usage; the contract
-/// itself records `STALE_SEQUENCE` for an `OK` answer whose record is not newer than the last.
+/// itself records `STALE_SEQUENCE`, `WRONG_TOKEN` and `MALFORMED_ANSWER` for answers it cannot
+/// apply.
 library SyncStatus {
     /// @notice The record was verified and its usage is carried in the answer.
     uint8 internal constant OK = 0;
@@ -24,6 +25,10 @@ library SyncStatus {
     uint8 internal constant IPFS_UNAVAILABLE = 7;
     /// @notice The record's sequence number is lower than one the oracle already saw.
     uint8 internal constant SEQUENCE_REGRESSED = 8;
+    /// @notice Recorded by the contract: an `OK` answer without a record CID.
+    uint8 internal constant MALFORMED_ANSWER = 253;
+    /// @notice Recorded by the contract: the answer names another token than its request's.
+    uint8 internal constant WRONG_TOKEN = 254;
     /// @notice Recorded by the contract: the record is not newer than the last synced one.
     uint8 internal constant STALE_SEQUENCE = 255;
 }

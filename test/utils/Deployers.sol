@@ -3,8 +3,12 @@ pragma solidity ^0.8.24;
 
 import {Test, Vm} from "forge-std/Test.sol";
 
+import {
+    IAccessControlDefaultAdminRules
+} from "@openzeppelin/contracts/access/extensions/IAccessControlDefaultAdminRules.sol";
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+
 import {PXToken} from "../../contracts/PXToken.sol";
-import {StorageNFT} from "../../contracts/StorageNFT.sol";
 import {IStorageNFT} from "../../contracts/interfaces/IStorageNFT.sol";
 import {IpnsName} from "../../contracts/libraries/IpnsName.sol";
 import {Deployer} from "../../script/Deployer.sol";
@@ -22,6 +26,28 @@ interface IOperator {
     ) external returns (bool);
     function isAuthorizedSender(address sender) external view returns (bool);
     function withdrawable() external view returns (uint256);
+    function owner() external view returns (address);
+    function setAuthorizedSenders(address[] calldata senders) external;
+}
+
+/// @dev StorageNFT as the tests reach it: its interface plus ERC-721, the admin rules and its
+/// public constants. The tests never import StorageNFT.sol: it compiles through the IR pipeline,
+/// which every importer would have to share (minutes instead of seconds for the tests).
+interface IStorageNFTHarness is IStorageNFT, IERC721, IAccessControlDefaultAdminRules {
+    function REGISTRAR_ROLE() external view returns (bytes32);
+    function PAUSER_ROLE() external view returns (bytes32);
+    function DEFAULT_ADMIN_ROLE() external view returns (bytes32);
+    function QUOTA_UNIT() external view returns (uint256);
+    function MIN_SYNC_WINDOW() external view returns (uint256);
+    function MAX_SYNC_WINDOW() external view returns (uint256);
+    function MAX_MIN_SYNC_INTERVAL() external view returns (uint256);
+    function MAX_PREPAID_PERIOD() external view returns (uint256);
+    function MAX_LINK_FEE() external view returns (uint256);
+    function ORACLE_CONFIG_DELAY() external view returns (uint256);
+    function INITIAL_ADMIN_DELAY() external view returns (uint48);
+    function tokenURI(uint256 tokenId) external view returns (string memory);
+    function treasury() external view returns (address);
+    function quotaUnitPrice() external view returns (uint128 tokenPrice, uint128 nativePrice);
 }
 
 /// @dev LinkToken views the tests read.
@@ -39,6 +65,10 @@ abstract contract Deployers is Test, Deployer {
     uint256 internal constant FREE_PLAN = 1;
     uint256 internal constant BASIC_PLAN = 2;
     uint256 internal constant PRO_PLAN = 3;
+    uint128 internal constant BASIC_PRICE = 100 ether;
+    uint128 internal constant PRO_PRICE = 5000 ether;
+    /// @dev A maximum PXToken price that never binds.
+    uint256 internal constant ANY_PRICE = type(uint256).max;
 
     /// @dev One OracleRequest as the Operator emitted it.
     struct OracleRequest {
@@ -54,7 +84,7 @@ abstract contract Deployers is Test, Deployer {
     }
 
     Deployment internal d;
-    StorageNFT internal nft;
+    IStorageNFTHarness internal nft;
     PXToken internal px;
     IOperator internal operator;
     ILink internal link;
@@ -68,7 +98,7 @@ abstract contract Deployers is Test, Deployer {
     function setUp() public virtual {
         (registrar, registrarKey) = makeAddrAndKey("registrar");
         d = deploy(devnetConfig(address(this), oracle, registrar));
-        nft = StorageNFT(d.storageNFT);
+        nft = IStorageNFTHarness(d.storageNFT);
         px = PXToken(d.pxToken);
         operator = IOperator(d.operator);
         link = ILink(d.link);
@@ -98,8 +128,21 @@ abstract contract Deployers is Test, Deployer {
         view
         returns (bytes memory)
     {
-        bytes32 digest = nft.keyAssignmentDigest(minter, name, deadline);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(registrarKey, digest);
+        return sign(registrarKey, nft.keyAssignmentDigest(minter, name, deadline));
+    }
+
+    /// @dev `signer`'s signature moving `tokenId` to the key `name`.
+    function signRebinding(uint256 signer, uint256 tokenId, bytes memory name, uint256 deadline)
+        internal
+        view
+        returns (bytes memory)
+    {
+        return sign(signer, nft.keyRebindingDigest(tokenId, name, deadline));
+    }
+
+    /// @dev A 65-byte ECDSA signature of `digest` by `key`.
+    function sign(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return abi.encodePacked(r, s, v);
     }
 
@@ -109,7 +152,22 @@ abstract contract Deployers is Test, Deployer {
         uint256 deadline = block.timestamp + 1 hours;
         bytes memory sig = signAssignment(user, name, deadline);
         vm.prank(user);
-        tokenId = nft.mintWithKey(BASIC_PLAN, name, deadline, sig);
+        tokenId = nft.mintWithKey(BASIC_PLAN, BASIC_PRICE, name, deadline, sig);
+    }
+
+    /// @dev Mints a free-plan token with a bound key for `user`.
+    function mintFreeWithKeyFor(address user, bytes32 key) internal returns (uint256 tokenId) {
+        bytes memory name = nameOf(key);
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes memory sig = signAssignment(user, name, deadline);
+        vm.prank(user);
+        tokenId = nft.mintWithKey(FREE_PLAN, 0, name, deadline, sig);
+    }
+
+    /// @dev Mints a Basic-plan token without a key for `user`, paying PXToken.
+    function mintFor(address user) internal returns (uint256 tokenId) {
+        vm.prank(user);
+        tokenId = nft.mint(BASIC_PLAN, BASIC_PRICE);
     }
 
     /// @dev Requests a sync as `user` and returns the Operator's OracleRequest.
@@ -124,12 +182,17 @@ abstract contract Deployers is Test, Deployer {
         assertEq(req.requestId, requestId, "request id");
     }
 
-    /// @dev The last OracleRequest among the recorded logs.
+    /// @dev The last OracleRequest the deployment's Operator emitted among the recorded logs.
     function lastOracleRequest() internal returns (OracleRequest memory req) {
+        return lastOracleRequest(d.operator);
+    }
+
+    /// @dev The last OracleRequest `op` emitted among the recorded logs.
+    function lastOracleRequest(address op) internal returns (OracleRequest memory req) {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         for (uint256 i = logs.length; i > 0; --i) {
             Vm.Log memory l = logs[i - 1];
-            if (l.emitter == d.operator && l.topics[0] == ORACLE_REQUEST_TOPIC) {
+            if (l.emitter == op && l.topics[0] == ORACLE_REQUEST_TOPIC) {
                 req.specId = l.topics[1];
                 bytes memory data = l.data;
                 req.requester = address(uint160(uint256(_word(data, 0))));
@@ -193,6 +256,11 @@ abstract contract Deployers is Test, Deployer {
             fulfillAs(oracle, req, answer(req, tokenId, 0, used, fileCount, seq), 500_000),
             "fulfill"
         );
+    }
+
+    /// @dev Fulfills `req` through the Operator as the oracle with ample gas.
+    function fulfill(OracleRequest memory req, bytes memory data) internal returns (bool) {
+        return fulfillAs(oracle, req, data, 500_000);
     }
 
     function info(uint256 tokenId) internal view returns (IStorageNFT.TokenInfo memory) {

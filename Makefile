@@ -27,7 +27,7 @@ devnet: bootstrap forge-build
 	./target/$(DEMO_PROFILE)/px devnet
 
 ## test: install, build and run every test (forge unit/fuzz/invariant/gas snapshots, cargo)
-test: bootstrap forge-test abi-check cargo-test
+test: bootstrap forge-test mutation abi-check cargo-test
 
 bootstrap:
 	@bash .ci/bootstrap
@@ -41,6 +41,11 @@ forge-test: bootstrap
 ## abi: refresh the ABI JSON px-core compiles its bindings from (core/abi/)
 abi: forge-build
 	node .ci/abi.cjs
+
+## mutation: the contract tests must kill every mutant of StorageNFT's checks (.ci/mutants.py)
+.PHONY: mutation
+mutation: bootstrap
+	@bash .ci/mutate.sh
 
 abi-check: forge-build
 	node .ci/abi.cjs --check

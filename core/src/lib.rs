@@ -19,6 +19,9 @@
 //! - [`crypto`]: the client-side encryption format (segments, key wrapping, names), with test
 //!   vectors, so a second implementation (the web dApp) can be held to it.
 //!
+//! Feature `eth` (default) builds the Ethereum side (every module but [`ipns`], [`importer`] and
+//! [`dagpb`]); `px-store` turns it off and builds only the IPFS side.
+//!
 //! ```text
 //!            px-cli ──> px-sdk ──┐
 //!                                ├──> px-core
@@ -26,15 +29,23 @@
 //!   px-oracle ───────────────────┘
 //! ```
 
+#[cfg(feature = "eth")]
 pub mod api;
+#[cfg(feature = "eth")]
 pub mod contracts;
+#[cfg(feature = "eth")]
 pub mod crypto;
 pub mod dagpb;
+#[cfg(feature = "eth")]
 pub mod deployment;
 pub mod importer;
 pub mod ipns;
+#[cfg(feature = "eth")]
 pub mod record;
+#[cfg(feature = "eth")]
 pub mod siwe;
 
+#[cfg(feature = "eth")]
 pub use deployment::Deployment;
+#[cfg(feature = "eth")]
 pub use record::UsageRecord;

@@ -9,7 +9,7 @@ import {StdInvariant} from "forge-std/StdInvariant.sol";
 
 import {IStorageNFT} from "../contracts/interfaces/IStorageNFT.sol";
 import {SyncStatus} from "../contracts/libraries/SyncStatus.sol";
-import {Deployers, ILink, IOperator} from "./utils/Deployers.sol";
+import {Deployers, ILink, IOperator, IStorageNFTHarness} from "./utils/Deployers.sol";
 
 /// @notice Drives every external function of StorageNFT (mints of all kinds, transfers,
 /// purchases, key binding and rebinding, sync requests, Operator answers good, stale, failing,
@@ -67,6 +67,7 @@ contract StorageNFTHandler is Deployers {
     address public pendingAdmin;
     uint256 public adminSchedule;
     mapping(address account => bool) public freeClaimed;
+    bool public registrarActive = true;
 
     // Money.
     uint256 public nftLink = DEVNET_LINK_FUNDING;
@@ -143,6 +144,10 @@ contract StorageNFTHandler is Deployers {
         return _operators;
     }
 
+    function users() external view returns (address[] memory) {
+        return _users;
+    }
+
     /// @dev The model's service clock.
     function clock() public view returns (uint256) {
         return (pausedAt != 0 ? pausedAt : block.timestamp) - pausedTotal;
@@ -167,6 +172,9 @@ contract StorageNFTHandler is Deployers {
 
         bytes memory want;
         if (how == 3) want = abi.encodeWithSelector(IStorageNFT.AssignmentExpired.selector, 0);
+        if (how == 2 && !registrarActive) {
+            want = abi.encodeWithSelector(IStorageNFT.InvalidAssignment.selector, registrar);
+        }
         if (want.length == 0) want = _mintError(user, planId, value, maxPrice);
         if (want.length == 0 && how >= 2 && keyToken[key] != 0) {
             want = abi.encodeWithSelector(IStorageNFT.KeyInUse.selector, key, keyToken[key]);
@@ -375,7 +383,7 @@ contract StorageNFTHandler is Deployers {
         bytes32 key = keyOf(1 + keySeed % KEYS);
         address caller = stranger ? nft.ownerOf(id) : registrar;
         bytes memory want;
-        if (stranger) {
+        if (stranger || !registrarActive) {
             want = abi.encodeWithSelector(
                 IAccessControl.AccessControlUnauthorizedAccount.selector,
                 caller,
@@ -418,6 +426,8 @@ contract StorageNFTHandler is Deployers {
             want = abi.encodeWithSelector(IStorageNFT.AssignmentExpired.selector, deadline);
         } else if (signer != registrarKey) {
             want = abi.encodeWithSelector(IStorageNFT.InvalidAssignment.selector, _users[0]);
+        } else if (!registrarActive) {
+            want = abi.encodeWithSelector(IStorageNFT.InvalidAssignment.selector, registrar);
         } else if (t.pending && block.timestamp < uint256(t.requestedAt) + 5 minutes) {
             want = abi.encodeWithSelector(IStorageNFT.SyncPending.selector, id, _req[id].requestId);
         } else if (keyToken[key] != 0 && keyToken[key] != id) {
@@ -811,6 +821,17 @@ contract StorageNFTHandler is Deployers {
         );
     }
 
+    /// Revokes the registrar role, or grants it back.
+    function _toggleRegistrar() internal {
+        lastCall = 23;
+        bytes32 role = nft.REGISTRAR_ROLE();
+        vm.prank(admin);
+        if (registrarActive) nft.revokeRole(role, registrar);
+        else nft.grantRole(role, registrar);
+        registrarActive = !registrarActive;
+        assertEq(nft.hasRole(role, registrar), registrarActive, "registrar role");
+    }
+
     /// Moves the default admin between two addresses in two steps with the delay.
     function _adminTransfer() internal {
         lastCall = 21;
@@ -840,7 +861,7 @@ contract StorageNFTHandler is Deployers {
     /// An admin (or stranger) action: settings, plans, prices, oracle schedule and application,
     /// withdrawals, admin transfer.
     function adminAction(uint256 which, uint256 a, uint256 b, uint256 c) external {
-        which %= 11;
+        which %= 12;
         if (which == 0) _setSyncWindow(a);
         if (which == 1) _setMinSyncInterval(a);
         if (which == 2) _scheduleOracleConfig(a, b, bytes32(c));
@@ -852,6 +873,7 @@ contract StorageNFTHandler is Deployers {
         if (which == 8) _strangerAdminCall(a);
         if (which == 9) _adminTransfer();
         if (which == 10) _applyOracleConfig(a); // schedules wait for this; give it weight
+        if (which == 11 && (!registrarActive || a % 4 == 0)) _toggleRegistrar();
     }
 
     function warp(uint256 secs) external {
@@ -1163,6 +1185,7 @@ contract StorageNFTInvariantTest is StdInvariant, Deployers {
     /// (a failure names the property in its message).
     function invariant_stateMatchesModel() public view {
         _usageOnlyFromAcceptedAnswers();
+        _gateMatchesModel();
         _purchasesAsPaid();
         _pendingRequestsMatch();
         _keysBindOneToOne();
@@ -1222,6 +1245,41 @@ contract StorageNFTInvariantTest is StdInvariant, Deployers {
         }
     }
 
+    /// The gate answers what the model says for every token, for no bytes, a GiB and any size:
+    /// paused, expired, no key, out of the sync window, over quota, or open.
+    function _gateMatchesModel() internal view {
+        IStorageNFT n = _nft();
+        uint256 count = handler.tokenCount();
+        uint256 clock = handler.clock();
+        uint256[3] memory sizes = [uint256(0), 1 << 30, type(uint256).max];
+        for (uint256 i; i < count; ++i) {
+            uint256 id = handler.tokens(i);
+            StorageNFTHandler.Model memory m = handler.model(id);
+            for (uint256 j; j < sizes.length; ++j) {
+                IStorageNFT.Reason want = IStorageNFT.Reason.None;
+                if (handler.pausedAt() != 0) {
+                    want = IStorageNFT.Reason.Paused;
+                } else if (m.expiresAt != 0 && clock >= m.expiresAt) {
+                    want = IStorageNFT.Reason.Expired;
+                } else if (m.key == bytes32(0)) {
+                    want = IStorageNFT.Reason.NoKey;
+                } else if (clock > uint256(m.lastSyncAt) + handler.syncWindow()) {
+                    want = IStorageNFT.Reason.NotSynced;
+                } else if (m.used > m.quota || sizes[j] > m.quota - m.used) {
+                    want = IStorageNFT.Reason.QuotaExceeded;
+                }
+                (bool ok, IStorageNFT.Reason reason) = n.canUpload(id, sizes[j]);
+                assertEq(uint8(reason), uint8(want), "gate reason");
+                assertEq(ok, want == IStorageNFT.Reason.None, "gate");
+            }
+            assertEq(n.ipnsName(id), m.key == bytes32(0) ? bytes("") : nameOf(m.key), "name");
+        }
+        address[] memory us = handler.users();
+        for (uint256 i; i < us.length; ++i) {
+            assertEq(n.freePlanClaimed(us[i]), handler.freeClaimed(us[i]), "free plan claimed");
+        }
+    }
+
     /// Keys: each token's key maps back to it, and only bound keys map to tokens.
     function _keysBindOneToOne() internal view {
         IStorageNFT n = _nft();
@@ -1276,6 +1334,14 @@ contract StorageNFTInvariantTest is StdInvariant, Deployers {
         assertEq(n.syncWindow(), handler.syncWindow(), "sync window");
         assertEq(n.minSyncInterval(), handler.minInterval(), "min interval");
         assertEq(n.paused(), handler.pausedAt() != 0, "paused");
+        IStorageNFTHarness h = IStorageNFTHarness(address(n));
+        (uint128 unitToken, uint128 unitNative) = h.quotaUnitPrice();
+        assertEq(unitToken, handler.unitToken(), "unit PX price");
+        assertEq(unitNative, handler.unitNative(), "unit coin price");
+        assertEq(h.treasury(), handler.treasury(), "treasury");
+        assertEq(h.defaultAdmin(), handler.admin(), "admin");
+        (address pending,) = h.pendingDefaultAdmin();
+        assertEq(pending, handler.pendingAdmin(), "pending admin");
         (address op, bytes32 job, uint256 fee) = n.oracleConfig();
         assertEq(op, handler.opNow(), "operator");
         assertEq(job, handler.jobNow(), "job");

@@ -13,6 +13,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
     ("get", "/v1/auth/nonce"),
     ("post", "/v1/auth/login"),
+    ("post", "/v1/auth/logout"),
     ("get", "/v1/key-assignment"),
     ("post", "/v1/tokens/{token_id}/key"),
     ("get", "/v1/tokens/{token_id}/usage"),

@@ -58,6 +58,10 @@ pub mod sync_status {
     pub const IPFS_UNAVAILABLE: u8 = 7;
     /// The record's sequence number is lower than one the oracle already saw.
     pub const SEQUENCE_REGRESSED: u8 = 8;
+    /// Recorded by the contract: an `OK` answer without a record CID.
+    pub const MALFORMED_ANSWER: u8 = 253;
+    /// Recorded by the contract: the answer names another token than its request.
+    pub const WRONG_TOKEN: u8 = 254;
     /// Recorded by the contract: the record is not newer than the last synced one.
     pub const STALE_SEQUENCE: u8 = 255;
 }

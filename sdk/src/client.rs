@@ -28,7 +28,11 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Deployment,
     api::{self, GateReason},
-    contracts::{PXToken, StorageNFT, sync_status},
+    contracts::{
+        PXToken,
+        StorageNFT::{self, StorageNFTErrors},
+        sync_status,
+    },
     crypto::OwnerKey,
     error::{Error, Result},
 };
@@ -252,7 +256,12 @@ pub struct Plan {
     /// Validity in seconds (0: never expires).
     pub validity: u64,
     /// Whether it can be minted.
-    pub active: bool,
+    pub mintable: bool,
+    /// Whether tokens of it can be renewed (plans with an expiry only).
+    pub renewable: bool,
+    /// Prepaid sync requests included with each purchase (mint, renewal, upgrade) of a plan with
+    /// an expiry; tokens without expiry are rate-limited instead.
+    pub sync_credits: u64,
     /// Whether it is the free plan (once per address).
     pub free: bool,
     /// Price in PXToken base units (0: not payable in PXToken).
@@ -299,6 +308,8 @@ pub struct TokenState {
     pub last_sync_at: u64,
     /// Sequence number of the last accepted usage record.
     pub seq: u64,
+    /// Prepaid sync requests left (tokens with an expiry spend one per request).
+    pub sync_credits: u64,
     /// Whether a sync request awaits its answer.
     pub pending: bool,
     /// When the last sync was requested.
@@ -391,6 +402,8 @@ pub fn sync_status_name(status: u8) -> &'static str {
         sync_status::WRONG_BINDING => "usage record bound to another chain, contract or token",
         sync_status::IPFS_UNAVAILABLE => "IPFS unavailable to the oracle",
         sync_status::SEQUENCE_REGRESSED => "usage record sequence went backwards",
+        sync_status::MALFORMED_ANSWER => "the oracle's answer carried no usage record CID",
+        sync_status::WRONG_TOKEN => "the oracle's answer named another token",
         sync_status::STALE_SEQUENCE => "usage record not newer than the last synced one",
         _ => "unknown status",
     }
@@ -596,7 +609,9 @@ where
             id,
             quota: p.quota,
             validity: p.validity.into(),
-            active: p.active,
+            mintable: p.mintable,
+            renewable: p.renewable,
+            sync_credits: p.syncCredits.into(),
             free: p.free,
             token_price: U256::from(p.tokenPrice),
             native_price: U256::from(p.nativePrice),
@@ -609,7 +624,7 @@ where
     }
 
     async fn choose_payment(&self, plan: &Plan, payment: Payment) -> Result<Payment> {
-        if !plan.active {
+        if !plan.mintable {
             return Err(Error::NoSuchPlan(plan.id));
         }
         if plan.free || payment != Payment::Auto {
@@ -679,18 +694,23 @@ where
     }
 
     /// Mints a token from `plan_id` to the wallet and answers its id.
+    ///
+    /// The PXToken price read with the plan is the most the mint pays (`maxTokenPrice`): a price
+    /// raised in between makes the mint revert with `PriceAboveMax` instead of charging more.
     #[tracing::instrument(target = "sdk::chain", skip(self), fields(account = %self.address()))]
     pub async fn mint(&self, plan_id: u64, payment: Payment) -> Result<u64> {
         let plan = self.plan(plan_id).await?;
         let nft = self.nft();
         let id = U256::from(plan_id);
+        let max = plan.token_price;
         let pending = match self.choose_payment(&plan, payment).await? {
-            Payment::Native => nft.mint(id).value(plan.native_price).send().await?,
+            Payment::Native => nft.mint(id, max).value(plan.native_price).send().await?,
             Payment::Permit if !plan.free => {
                 let deadline = U256::from(self.chain_time().await? + 3600);
-                let sig = self.sign_permit(plan.token_price, deadline).await?;
+                let sig = self.sign_permit(max, deadline).await?;
                 nft.mintWithPermit(
                     id,
+                    max,
                     deadline,
                     27 + u8::from(sig.v()),
                     sig.r().into(),
@@ -700,10 +720,10 @@ where
                 .await?
             }
             Payment::Allowance if !plan.free => {
-                self.approve_if_needed(plan.token_price).await?;
-                nft.mint(id).send().await?
+                self.approve_if_needed(max).await?;
+                nft.mint(id, max).send().await?
             }
-            _ => nft.mint(id).send().await?,
+            _ => nft.mint(id, max).send().await?,
         };
         self.minted_token(pending.get_receipt().await?).await
     }
@@ -732,6 +752,7 @@ where
         let nft = self.nft();
         let mut call = nft.mintWithKey(
             U256::from(plan_id),
+            plan.token_price,
             assignment.ipns_name.clone(),
             U256::from(assignment.deadline),
             assignment.signature.clone(),
@@ -771,6 +792,7 @@ where
             expires_at: u64_of(U256::from(info.expiresAt)),
             last_sync_at: u64_of(U256::from(info.lastSyncAt)),
             seq: info.seq,
+            sync_credits: info.syncCredits.into(),
             pending: info.pending,
             requested_at: u64_of(U256::from(info.requestedAt)),
             last_status: info.lastStatus,
@@ -879,27 +901,38 @@ where
                     .into(),
             });
         }
-        // Mirrors StorageNFT.requestSync: a pending request blocks a new one until the
-        // Operator's 5-minute expiry, after which the contract cancels it and sends a new one.
-        if state.pending && state.now < state.requested_at + REQUEST_EXPIRY_SECS {
+        // Ask the contract first (a simulation): a pending request, an expired token, no sync
+        // credits left or a rate-limited free token each get the next step, before the node is
+        // asked for a fresh record.
+        if let Err(e) = nft
+            .requestSync(U256::from(id))
+            .from(self.address())
+            .call()
+            .await
+        {
+            let e = Error::from(e);
+            let detail = match e.storage_nft_error() {
+                Some(StorageNFTErrors::SyncPending(_)) => format!(
+                    "a sync request is already pending; run `px sync {id} --wait` to wait for its \
+                     answer"
+                ),
+                Some(StorageNFTErrors::TokenExpired(_)) => format!(
+                    "the plan expired {} ago; renew token {id} first",
+                    human_duration(state.now.saturating_sub(state.expires_at))
+                ),
+                Some(StorageNFTErrors::NoSyncCredits(_)) => format!(
+                    "token {id} has used all the sync requests its plan included; renew it to get \
+                     more"
+                ),
+                Some(StorageNFTErrors::SyncTooSoon(t)) => format!(
+                    "syncs of this token are rate-limited; try again in {}",
+                    human_duration(u64_of(t.nextAllowedAt).saturating_sub(state.now))
+                ),
+                _ => return Err(e),
+            };
             return Err(Error::SyncNotAllowed {
                 token_id: id,
-                detail: format!(
-                    "a sync request is already pending; run `px sync {id} --wait` to wait for its answer"
-                ),
-            });
-        }
-        // The minimum interval counts from the last request (none yet: no wait).
-        let min = u64_of(nft.minSyncInterval().call().await?);
-        let last = state.requested_at;
-        if !state.pending && last != 0 && state.now < last + min {
-            return Err(Error::SyncNotAllowed {
-                token_id: id,
-                detail: format!(
-                    "syncs are at least {} apart; try again in {}",
-                    human_duration(min),
-                    human_duration(last + min - state.now)
-                ),
+                detail,
             });
         }
         // A fresh record from the node, so the answer is newer than the last sync even when

@@ -36,7 +36,7 @@ pub(crate) async fn run(_: Args, s: &Settings) -> eyre::Result<()> {
                 p.id,
                 human_bytes(p.quota),
                 validity,
-                if p.active { "yes" } else { "no" },
+                if p.mintable { "yes" } else { "no" },
                 prices.join(" or ")
             );
         }

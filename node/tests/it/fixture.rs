@@ -1,4 +1,7 @@
-//! The shared fixture: a devnet, nodes on 127.0.0.1:0 and signed-in users.
+//! The shared fixture: a devnet, nodes on 127.0.0.1:0 and signed-in users, on the IPFS
+//! backend `PX_TEST_IPFS` selects: `store` (default: every node embeds its own px-store),
+//! `kubo` or `jsipfs` (one daemon per test, started here on loopback, that every node of the
+//! test uses as its remote backend).
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -10,6 +13,7 @@ use alloy::providers::DynProvider;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use bytes::Bytes;
+use px_cli::daemon::{Daemon, Ipfs};
 use px_cli::devnet::{Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
 use px_core::api::{self, ErrorBody, ErrorCode};
 use px_core::contracts::StorageNFT;
@@ -18,21 +22,33 @@ use px_node::siwe::SiweMessage;
 use px_node::{NodeConfig, NodeHandle};
 use reqwest::StatusCode;
 
-/// A devnet plus a scratch directory holding its deployment file and node data.
+/// A devnet plus a scratch directory holding its deployment file and node data, and the IPFS
+/// daemon of the run's backend.
 pub struct Net {
     pub devnet: Devnet,
     pub dir: tempfile::TempDir,
     pub deployment: PathBuf,
+    /// The backend of this run (`PX_TEST_IPFS`).
+    pub backend: Ipfs,
+    /// The Kubo or js-ipfs daemon every node of the test uses (`None` on px-store).
+    pub daemon: Option<Daemon>,
 }
 
 impl Net {
     pub async fn start() -> Net {
+        let backend = Ipfs::from_test_env();
         let devnet = Devnet::spawn(DevnetConfig {
             accounts: Some(40),
             ..DevnetConfig::default()
-        })
-        .await
-        .expect("devnet starts (run `make bootstrap` first)");
+        });
+        let daemon = async {
+            match backend {
+                Ipfs::Store => None,
+                kind => Some(Daemon::start(kind).await.expect("IPFS daemon starts")),
+            }
+        };
+        let (devnet, daemon) = tokio::join!(devnet, daemon);
+        let devnet = devnet.expect("devnet starts (run `make bootstrap` first)");
         let dir = tempfile::tempdir().unwrap();
         let deployment = dir.path().join("deployment.json");
         std::fs::write(&deployment, serde_json::to_vec(&devnet.deployment).unwrap()).unwrap();
@@ -40,7 +56,22 @@ impl Net {
             devnet,
             dir,
             deployment,
+            backend,
+            daemon,
         }
+    }
+
+    /// The Kubo RPC URL `node` stores through: the test's daemon, or the node's embedded store.
+    pub fn ipfs_url(&self, node: &NodeHandle) -> String {
+        match &self.daemon {
+            Some(d) => d.api_url().to_string(),
+            None => node.store_url().expect("an embedded store"),
+        }
+    }
+
+    /// The daemon's URL, if the run has one.
+    pub fn daemon_url(&self) -> Option<String> {
+        self.daemon.as_ref().map(|d| d.api_url().to_string())
     }
 
     /// A node configuration for this devnet with its data in `<dir>/<name>`.
@@ -53,6 +84,9 @@ impl Net {
         c.store_sync_writes = false;
         let key = self.devnet.signer(REGISTRAR).to_bytes();
         c.registrar_key = Some(px_node::Secret::new(alloy::hex::encode(key)));
+        if let Some(url) = self.daemon_url() {
+            c.ipfs = px_node::IpfsBackend::Remote(url);
+        }
         c
     }
 
@@ -211,6 +245,7 @@ impl User {
         let nft = net.nft(self.account);
         nft.mintWithKey(
             U256::from(1),
+            U256::ZERO,
             a.ipns_name.clone(),
             U256::from(a.deadline),
             a.signature.clone(),

@@ -57,8 +57,8 @@ async fn register_key_binds_a_key_to_a_token_minted_without_one() {
     let mut alice = net.user(0, &node);
     alice.login().await;
     let nft = net.nft(alice.account);
-    let token: U256 = nft.mint(U256::from(1)).call().await.unwrap();
-    nft.mint(U256::from(1))
+    let token: U256 = nft.mint(U256::from(1), U256::ZERO).call().await.unwrap();
+    nft.mint(U256::from(1), U256::ZERO)
         .send()
         .await
         .unwrap()

@@ -156,7 +156,7 @@ impl Env {
     pub(crate) async fn mint(&self, user: usize) -> TestResult<U256> {
         let receipt = self
             .nft(FIRST_USER + user)
-            .mint(U256::from(2))
+            .mint(U256::from(2), U256::ZERO)
             .value(U256::from(PLAN2_PRICE))
             .send()
             .await?

@@ -16,7 +16,7 @@ async fn plans_are_the_deploy_scripts() {
     let env = spawn_chain().await;
     let plans = env.client(FIRST_USER).await.plans().await.unwrap();
     assert_eq!(plans.len(), 3);
-    assert!(plans[0].free && plans[0].active);
+    assert!(plans[0].free && plans[0].mintable);
     assert_eq!(plans[0].quota, 100 << 20);
     assert_eq!(plans[1].quota, 10 << 30);
     assert_eq!(plans[1].token_price, parse_ether("100").unwrap());

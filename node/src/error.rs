@@ -166,9 +166,20 @@ impl IntoResponse for Error {
         } else {
             tracing::debug!(target: "node::http", error = %self, "request refused");
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A backend outage: tell clients when to try again.
+            let retry = [(
+                axum::http::header::RETRY_AFTER,
+                RETRY_AFTER_SECS.to_string(),
+            )];
+            return (status, retry, Json(self.body())).into_response();
+        }
         (status, Json(self.body())).into_response()
     }
 }
+
+/// The `Retry-After` of a 503 (a chain or IPFS backend unavailable), in seconds.
+pub(crate) const RETRY_AFTER_SECS: u64 = 5;
 
 impl From<redb::Error> for Error {
     fn from(e: redb::Error) -> Self {

@@ -1,23 +1,32 @@
 //! The IPFS backend, always spoken to through the Kubo RPC API: the embedded `px-store` or a
-//! configured Kubo/BTFS daemon alike. Small calls (keys, names, `cat`, `pin/ls`, ...) go
-//! through `ipfs-api-backend-hyper` over HTTP (to the embedded store's loopback listener when
-//! embedded). The node builds the heavy and batched requests itself: the streaming `add` of
+//! configured daemon (Kubo, js-ipfs; BTFS untested) alike. `cat`, `pin/ls`, single pins and
+//! `version` go through `ipfs-api-backend-hyper` over HTTP (to the embedded store's loopback
+//! listener when embedded). The node builds every other request itself: the streaming `add` of
 //! uploads ([`Ipfs::add_stream_pinned`], [`Ipfs::add_stream_journaled`]), the multi-part `add`
-//! of index objects and the multi-`arg` `pin/add` / `pin/rm`. One code path builds each of
-//! them; a `Transport` sends it, either over HTTP with `reqwest` (a remote backend) or, for
-//! the embedded store, straight into its router in-process (no socket: the upload's frames are
-//! handed to the store as they are, without the two loopback copies and the TCP stack). The
-//! answer (status and Kubo JSON body) is read the same way from both.
+//! of index objects, the multi-`arg` `pin/add` / `pin/rm`, and `key/gen`, `name/publish`,
+//! `name/resolve`. One code path builds each of them; a `Transport` sends it, either over HTTP
+//! with `reqwest` (a remote backend) or, for the embedded store, straight into its router
+//! in-process (no socket: the upload's frames are handed to the store as they are, without the
+//! two loopback copies and the TCP stack). The answer (status and Kubo JSON body) is read the
+//! same way from both.
+//!
+//! What real daemons answer differently, and how the requests are written so that each of
+//! them works (see `tools/RPC-FACTS.md`): `key/gen` sends `type=ed25519` and no `size` (Kubo
+//! refuses `size=0`); key ids are accepted as `k51...` or `12D3KooW...` (js-ipfs); every
+//! multipart part has a `Content-Type` (js-ipfs refuses parts without one); `add` answers are
+//! matched to parts by position, and `Size` is never read (a string in Kubo, a number in
+//! js-ipfs); `name/resolve` gets the base58 peer id and no `nocache` (js-ipfs takes a `k51...`
+//! name for a DNSLink domain and refuses `nocache` offline); `name/publish` sends
+//! `allow-offline=true`.
 
 use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
-use ipfs_api_backend_hyper::request::{Add, KeyType};
 use ipfs_api_backend_hyper::{IpfsApi, IpfsClient, TryFromUri};
+use px_core::ipns::IpnsName;
 use tokio::io::AsyncRead;
-use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use crate::error::{Error, Result};
 
@@ -276,23 +285,66 @@ where
 pub struct NewKey {
     /// Key name in the backend.
     pub name: String,
-    /// Base36 IPNS name.
+    /// Base36 IPNS name (`k51...`), whichever form the backend answered.
     pub id: String,
     /// ed25519 public key.
     pub pubkey: [u8; 32],
 }
 
-/// The ed25519 public key inside a base36/base58 IPNS name (libp2p-key CID or peer id).
+/// The ed25519 public key inside an IPNS name, in any form backends print it: base36 CIDv1
+/// (`k51...`, Kubo and px-store), base58 peer id (`12D3KooW...`, js-ipfs), `/ipns/`-prefixed.
 pub fn pubkey_of_ipns_id(id: &str) -> Result<[u8; 32]> {
-    let cid =
-        cid::Cid::try_from(id).map_err(|e| Error::Ipfs(format!("bad IPNS name {id}: {e}")))?;
-    let mh = cid.hash();
-    // identity multihash of the protobuf PublicKey { Type: Ed25519, Data: 32 bytes }
-    let d = mh.digest();
-    if mh.code() != 0 || d.len() != 36 || d[..4] != [0x08, 0x01, 0x12, 0x20] {
-        return Err(Error::Ipfs(format!("IPNS name {id} is not an ed25519 key")));
+    let name: IpnsName = id
+        .parse()
+        .map_err(|e| Error::Ipfs(format!("bad IPNS name {id}: {e}")))?;
+    name.ed25519_key()
+        .ok_or_else(|| Error::Ipfs(format!("IPNS name {id} is not an ed25519 key")))
+}
+
+/// The form of an IPNS name every backend resolves: the base58 peer id. (js-ipfs 0.66 takes
+/// a `k51...` name for a DNSLink domain; Kubo and px-store accept both.)
+fn resolvable_name(id: &str) -> Result<String> {
+    let name: IpnsName = id
+        .parse()
+        .map_err(|e| Error::Ipfs(format!("bad IPNS name {id}: {e}")))?;
+    Ok(name.peer_id().to_base58())
+}
+
+/// The one JSON object of a small command's answer (the last line, for NDJSON answers).
+fn parse_answer<T: serde::de::DeserializeOwned>(
+    command: &str,
+    status: StatusCode,
+    text: &str,
+) -> Result<T> {
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    if !status.is_success() {
+        return Err(Error::Ipfs(format!(
+            "{command} answered {status}: {}",
+            kubo_message(text)
+        )));
     }
-    Ok(d[4..].try_into().expect("32 bytes"))
+    serde_json::from_str(last).map_err(|e| {
+        Error::Ipfs(format!(
+            "{command} answered {status} with an unreadable body ({e}): {}",
+            text.chars().take(200).collect::<String>()
+        ))
+    })
+}
+
+/// The `Message` of a Kubo error body, or the start of a non-JSON one.
+fn kubo_message(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        #[serde(rename = "Message")]
+        message: String,
+    }
+    serde_json::from_str::<Failure>(body)
+        .map(|f| f.message)
+        .unwrap_or_else(|_| body.chars().take(200).collect())
 }
 
 impl Ipfs {
@@ -466,20 +518,35 @@ impl Ipfs {
     }
 
     /// Adds a byte stream without pinning it; answers its CID.
-    pub async fn add_unpinned<R>(&self, data: R) -> Result<String>
+    pub async fn add_unpinned<R>(&self, mut data: R) -> Result<String>
     where
         R: AsyncRead + Send + Sync + Unpin + 'static,
     {
-        let opts = Add {
-            pin: Some(false),
-            cid_version: Some(0),
-            ..Add::default()
-        };
-        let r = self
-            .client
-            .add_async_with_options(data.compat(), opts)
-            .await?;
-        Ok(r.hash)
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut data, &mut bytes).await?;
+        self.add_small(bytes, false).await
+    }
+
+    /// `add` of one small object (CIDv0, Kubo's defaults); answers its CID.
+    async fn add_small(&self, bytes: Vec<u8>, pin: bool) -> Result<String> {
+        let boundary = boundary()?;
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"file\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let call = Call::new("add", format!("pin={pin}&cid-version=0&progress=false")).multipart(
+            &boundary,
+            body.len() as u64,
+            CallBody::Full(Bytes::from(body)),
+        );
+        let (status, text) = self.transport.send(call).await?;
+        add_lines(status, &text)?
+            .pop()
+            .and_then(|line| line.hash)
+            .ok_or_else(|| Error::Ipfs(format!("add answered {status} without a CID")))
     }
 
     /// Adds small objects in one `add` request (one part each, unpinned), checks that the
@@ -489,7 +556,9 @@ impl Ipfs {
         if objects.is_empty() {
             return Ok(());
         }
-        // The parts as `reqwest::multipart` wrote them: a file name (the index), no type.
+        // One part per object, each with a Content-Type (js-ipfs refuses parts without one).
+        // The answer lines come in the order of the parts; their `Name` is not used (Kubo
+        // echoes the file name, js-ipfs answers the CID for a digit-only name).
         let boundary = boundary()?;
         let mut body = Vec::new();
         let mut expected = Vec::with_capacity(objects.len());
@@ -497,7 +566,7 @@ impl Ipfs {
             body.extend_from_slice(
                 format!(
                     "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
-                     filename=\"{i}\"\r\n\r\n"
+                     filename=\"{i}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
                 )
                 .as_bytes(),
             );
@@ -512,14 +581,16 @@ impl Ipfs {
             CallBody::Full(Bytes::from(body)),
         );
         let (status, text) = self.transport.send(call).await?;
-        let mut got: Vec<Option<String>> = vec![None; expected.len()];
-        for line in add_lines(status, &text)? {
-            let i = line.name.as_deref().and_then(|n| n.parse::<usize>().ok());
-            if let (Some(i), Some(hash)) = (i, line.hash)
-                && i < got.len()
-            {
-                got[i] = Some(hash);
-            }
+        let got: Vec<Option<String>> = add_lines(status, &text)?
+            .into_iter()
+            .map(|line| line.hash)
+            .collect();
+        if got.len() != expected.len() {
+            return Err(Error::Ipfs(format!(
+                "add answered {} results for {} objects",
+                got.len(),
+                expected.len()
+            )));
         }
         for (want, got) in expected.iter().zip(&got) {
             if got.as_deref() != Some(want.as_str()) {
@@ -551,20 +622,11 @@ impl Ipfs {
     /// Adds a small object and pins it, checking that the backend computed `cid` (so the
     /// caller can journal the CID before the pin exists).
     pub async fn add_pinned(&self, cid: &str, data: Vec<u8>) -> Result<()> {
-        let opts = Add {
-            pin: Some(true),
-            cid_version: Some(0),
-            ..Add::default()
-        };
-        let r = self
-            .client
-            .add_async_with_options(std::io::Cursor::new(data).compat(), opts)
-            .await?;
-        if r.hash != cid {
-            let _ = self.unpin(&r.hash).await;
+        let hash = self.add_small(data, true).await?;
+        if hash != cid {
+            let _ = self.unpin(&hash).await;
             return Err(Error::Ipfs(format!(
-                "backend stored {} as {}, expected {cid}",
-                r.hash, cid
+                "backend stored the object as {hash}, expected {cid}"
             )));
         }
         Ok(())
@@ -588,17 +650,23 @@ impl Ipfs {
         if status.is_success() {
             return Ok(());
         }
-        #[derive(serde::Deserialize)]
-        struct Failure {
-            #[serde(rename = "Message")]
-            message: String,
-        }
-        let message = serde_json::from_str::<Failure>(&body)
-            .map(|f| f.message)
-            .unwrap_or_else(|_| body.chars().take(200).collect());
         Err(Error::Ipfs(format!(
-            "{command} answered {status}: {message}"
+            "{command} answered {status}: {}",
+            kubo_message(&body)
         )))
+    }
+
+    /// POSTs a small command with `query` (already encoded) and reads its JSON answer.
+    async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        command: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T> {
+        let (status, text) = self
+            .transport
+            .send(Call::new(command, encode_query(query)))
+            .await?;
+        parse_answer(command, status, &text)
     }
 
     /// Pins `cid` recursively.
@@ -656,36 +724,94 @@ impl Ipfs {
     }
 
     /// Creates an ed25519 key named `name`.
+    ///
+    /// `type=ed25519` and nothing else: Kubo refuses the `size=0` that `ipfs-api`'s `key_gen`
+    /// sends, and js-ipfs makes an RSA key without a type. The `Id` may come as base36
+    /// (`k51...`, Kubo) or as a base58 peer id (`12D3KooW...`, js-ipfs; it ignores
+    /// `ipns-base`); it is returned as base36. A key the node cannot use (not ed25519, an
+    /// unreadable answer) is removed again and the error is permanent
+    /// ([`Error::Internal`]: the backend is not one the node can work with), never a "retry
+    /// later".
     pub async fn key_gen(&self, name: &str) -> Result<NewKey> {
-        let r = self.client.key_gen(name, KeyType::Ed25519, 0).await?;
-        let pubkey = pubkey_of_ipns_id(&r.id)?;
-        Ok(NewKey {
-            name: r.name,
-            id: r.id,
-            pubkey,
-        })
+        #[derive(serde::Deserialize)]
+        struct KeyGen {
+            #[serde(rename = "Name")]
+            name: String,
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        let r: KeyGen = self
+            .call_json("key/gen", &[("arg", name), ("type", "ed25519")])
+            .await?;
+        match pubkey_of_ipns_id(&r.id) {
+            Ok(pubkey) => {
+                let id = IpnsName::from_ed25519_key(&pubkey)
+                    .map_err(|e| Error::Internal(format!("key {}: {e}", r.name)))?
+                    .to_string();
+                Ok(NewKey {
+                    name: r.name,
+                    id,
+                    pubkey,
+                })
+            }
+            Err(e) => {
+                if let Err(rm) = self.key_rm(&r.name).await {
+                    tracing::warn!(target: "node::ipfs", key = %r.name, error = %rm, "cannot remove an unusable key");
+                }
+                Err(Error::Internal(format!(
+                    "the IPFS backend made key {} unusable for IPNS: {e}",
+                    r.name
+                )))
+            }
+        }
     }
 
-    /// Publishes `/ipfs/<cid>` under the key `key`, valid for `lifetime`.
+    /// Removes the key named `name` from the backend's keystore.
+    pub async fn key_rm(&self, name: &str) -> Result<()> {
+        let (status, text) = self
+            .transport
+            .send(Call::new("key/rm", encode_query(&[("arg", name)])))
+            .await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(Error::Ipfs(format!(
+                "key/rm answered {status}: {}",
+                kubo_message(&text)
+            )))
+        }
+    }
+
+    /// Publishes `/ipfs/<cid>` under the key `key`, valid for `lifetime`. `allow-offline`
+    /// lets a daemon without peers (Kubo `--offline`, js-ipfs) publish into its own store.
     pub async fn publish(&self, key: &str, cid: &str, lifetime: Duration) -> Result<()> {
         let lifetime = format!("{}s", lifetime.as_secs());
-        self.client
-            .name_publish(
-                &format!("/ipfs/{cid}"),
-                true,
-                Some(&lifetime),
-                None,
-                Some(key),
+        let path = format!("/ipfs/{cid}");
+        let _: serde_json::Value = self
+            .call_json(
+                "name/publish",
+                &[
+                    ("arg", &path),
+                    ("key", key),
+                    ("lifetime", &lifetime),
+                    ("allow-offline", "true"),
+                ],
             )
             .await?;
         Ok(())
     }
 
-    /// Resolves an IPNS name to its path.
+    /// Resolves an IPNS name (any form) to its path, one step (`recursive=false`). No
+    /// `nocache`: js-ipfs refuses it offline, and a daemon's cache holds what it published.
     pub async fn resolve(&self, ipns_id: &str) -> Result<String> {
-        let r = self
-            .client
-            .name_resolve(Some(&format!("/ipns/{ipns_id}")), false, true)
+        #[derive(serde::Deserialize)]
+        struct Resolved {
+            #[serde(rename = "Path")]
+            path: String,
+        }
+        let arg = format!("/ipns/{}", resolvable_name(ipns_id)?);
+        let r: Resolved = self
+            .call_json("name/resolve", &[("arg", &arg), ("recursive", "false")])
             .await?;
         Ok(r.path)
     }
@@ -698,11 +824,10 @@ impl Ipfs {
     }
 }
 
-/// One NDJSON line of an `add` answer: a result, a progress line or a Kubo error.
+/// One NDJSON line of an `add` answer: a result, a progress line or a Kubo error. `Name` and
+/// `Size` are not read (see the module docs).
 #[derive(serde::Deserialize)]
 struct AddLine {
-    #[serde(rename = "Name")]
-    name: Option<String>,
     #[serde(rename = "Hash")]
     hash: Option<String>,
     #[serde(rename = "Message")]

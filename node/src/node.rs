@@ -341,8 +341,14 @@ impl Node {
                     token_id: None,
                 };
                 let (pk, r) = (k.pubkey, row.clone());
-                self.write(move |db| db.put_assignment(minter, &pk, &r))
-                    .await?;
+                if let Err(e) = self
+                    .write(move |db| db.put_assignment(minter, &pk, &r))
+                    .await
+                {
+                    // Not recorded: the key would be an orphan in the backend.
+                    let _ = self.ipfs.key_rm(&row.key_name).await;
+                    return Err(e);
+                }
                 (k.pubkey, row)
             }
         };

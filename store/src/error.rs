@@ -53,6 +53,9 @@ pub enum Error {
     /// No record is known for the name.
     #[error("could not resolve name: {0}")]
     NameNotFound(String),
+    /// `routing/get`: no record is stored for the key (Kubo's exact message).
+    #[error("routing: not found")]
+    RoutingNotFound,
     /// An IPNS record or name was rejected.
     #[error("{0}")]
     Ipns(#[from] IpnsError),

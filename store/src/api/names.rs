@@ -13,6 +13,7 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use serde_json::json;
 
 use super::{Params, blocking, json, parse_cid_arg};
@@ -27,8 +28,8 @@ use crate::keystore::SELF_KEY;
 
 /// Kubo's default record lifetime.
 pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(48 * 3600);
-/// Kubo's default record TTL.
-pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// Kubo's default record TTL (5 minutes since Kubo 0.34).
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
 pub(crate) async fn key_gen(
     State(state): State<AppState>,
@@ -182,24 +183,34 @@ fn ipns_key_arg(p: &Params) -> Result<IpnsName> {
     Ok(rest.parse::<IpnsName>()?)
 }
 
+/// `routing/get?arg=/ipns/<name>`: as Kubo answers over HTTP, a `routing.QueryEvent` of type
+/// 5 (value) with the signed record base64-encoded in `Extra`; with `encoding=text`, the raw
+/// record bytes (Kubo's text encoder).
 pub(crate) async fn routing_get(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let p = Params::parse(query.as_deref())?;
     let name = ipns_key_arg(&p)?;
-    let record = blocking(move || {
-        state
-            .repo()
-            .record(&name)?
-            .ok_or_else(|| Error::NameNotFound(format!("routing: not found: /ipns/{name}")))
-    })
-    .await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        Body::from(record),
-    )
-        .into_response())
+    let text = match p.get("encoding") {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(other) => {
+            return Err(Error::BadRequest(format!("invalid encoding: {other}")));
+        }
+    };
+    let record =
+        blocking(move || state.repo().record(&name)?.ok_or(Error::RoutingNotFound)).await?;
+    if text {
+        return Ok(([(header::CONTENT_TYPE, "text/plain")], Body::from(record)).into_response());
+    }
+    let event = json!({
+        "ID": "",
+        "Type": 5,
+        "Responses": null,
+        "Extra": base64::engine::general_purpose::STANDARD.encode(&record),
+    });
+    super::ndjson(&[event])
 }
 
 pub(crate) async fn routing_put(

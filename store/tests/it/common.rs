@@ -114,9 +114,12 @@ pub(crate) fn content(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// `routing/get` with `encoding=text`: the raw record bytes (Kubo's default is a JSON event
+/// with the record base64-encoded, see `kubo.rs`).
 #[derive(Serialize)]
 pub(crate) struct RoutingGet {
     pub(crate) arg: String,
+    pub(crate) encoding: &'static str,
 }
 impl ApiRequest for RoutingGet {
     const PATH: &'static str = "/routing/get";

@@ -95,6 +95,7 @@ async fn routing_put_accepts_valid_vectors_and_rejects_the_rest() {
                 assert_eq!(resolved.path, value, "{case}");
                 let (status, raw) = store
                     .raw(RoutingGet {
+                        encoding: "text",
                         arg: format!("/ipns/{name}"),
                     })
                     .await;
@@ -183,6 +184,7 @@ async fn publish_resolve_and_routing_get_round_trip() {
 
         let (status, record) = store
             .raw(RoutingGet {
+                encoding: "text",
                 arg: format!("/ipns/{}", key.id),
             })
             .await;
@@ -318,6 +320,7 @@ async fn routing_put_rejects_stale_and_foreign_records() {
         .unwrap();
     let (_, first) = store
         .raw(RoutingGet {
+            encoding: "text",
             arg: format!("/ipns/{}", key.id),
         })
         .await;

@@ -24,6 +24,7 @@ async fn everything_survives_a_restart() {
     let id = store.client.id(None).await.unwrap().id;
     let (_, record) = store
         .raw(RoutingGet {
+            encoding: "text",
             arg: format!("/ipns/{}", key.id),
         })
         .await;
@@ -45,6 +46,7 @@ async fn everything_survives_a_restart() {
     assert_eq!(resolved.path, format!("/ipfs/{cid}"));
     let (_, same) = store
         .raw(RoutingGet {
+            encoding: "text",
             arg: format!("/ipns/{}", key.id),
         })
         .await;
@@ -58,6 +60,7 @@ async fn everything_survives_a_restart() {
         .unwrap();
     let (_, next) = store
         .raw(RoutingGet {
+            encoding: "text",
             arg: format!("/ipns/{}", key.id),
         })
         .await;

@@ -9,6 +9,8 @@
 #   eval "$(tools/jsipfs/start.sh)"            # repo in a new mktemp dir
 #   curl -X POST "$PX_IPFS_API/api/v0/version"
 #   tools/kubo/stop.sh "$IPFS_PATH"
+#   PX_KEEP_REPO=1 tools/kubo/stop.sh "$IPFS_PATH"; tools/jsipfs/start.sh "$IPFS_PATH"
+#                                              # a restart: same repo, same API/Gateway ports
 #
 # Prints IPFS_PATH=, PX_IPFS_API=, PX_IPFS_GATEWAY=, PX_IPFS_PID= lines; the
 # log is $IPFS_PATH/daemon.log. Installs js-ipfs first if needed (install.sh).
@@ -19,13 +21,16 @@ jsipfs="$("$here/install.sh")"
 repo="${1:-$(mktemp -d "${TMPDIR:-/tmp}/px-jsipfs.XXXXXX")}"
 mkdir -p "$repo"
 repo="$(cd "$repo" && pwd)"
-[ -z "$(ls -A "$repo")" ] || { echo "start.sh: $repo is not empty" >&2; exit 1; }
-
 export IPFS_PATH="$repo" NODE_ENV=test NO_UPDATE_NOTIFIER=1 \
     NODE_OPTIONS="${NODE_OPTIONS:-} --require $here/promise-with-resolvers.cjs --require $here/loopback-only.cjs"
-"$jsipfs" init --profile test --empty-repo >"$repo/init.log" 2>&1 || { cat "$repo/init.log" >&2; exit 1; }
-# One node process instead of a dozen `jsipfs config` runs (each takes ~1 s).
-node --input-type=module -e '
+
+# The first start: a fresh test repo, every address on loopback port 0.
+init_repo() {
+    [ -z "$(ls -A "$repo")" ] || { echo "start.sh: $repo is not empty" >&2; exit 1; }
+    "$jsipfs" init --profile test --empty-repo >"$repo/init.log" 2>&1 \
+        || { cat "$repo/init.log" >&2; exit 1; }
+    # One node process instead of a dozen `jsipfs config` runs (each takes ~1 s).
+    node --input-type=module -e '
 import fs from "fs"
 const f = process.argv[1] + "/config"
 const c = JSON.parse(fs.readFileSync(f, "utf8"))
@@ -38,6 +43,30 @@ c.Routing = { Type: "none" }
 c.Swarm = { ...(c.Swarm || {}), DisableNatPortMap: true }
 fs.writeFileSync(f, JSON.stringify(c, null, 2))
 ' "$repo"
+}
+
+# A restart: the API and Gateway on the ports of the first start (daemon.env).
+reuse_repo() {
+    local pid
+    pid="$(cat "$repo/daemon.pid" 2>/dev/null || true)"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+       && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+        echo "start.sh: the daemon of $repo still runs (pid $pid)" >&2; exit 1
+    fi
+    node --input-type=module -e '
+import fs from "fs"
+const [repo] = process.argv.slice(1)
+const env = fs.readFileSync(repo + "/daemon.env", "utf8")
+const port = k => env.match(new RegExp("^" + k + "=http://127.0.0.1:(\\d+)$", "m"))[1]
+const f = repo + "/config"
+const c = JSON.parse(fs.readFileSync(f, "utf8"))
+c.Addresses.API = "/ip4/127.0.0.1/tcp/" + port("PX_IPFS_API")
+c.Addresses.Gateway = "/ip4/127.0.0.1/tcp/" + port("PX_IPFS_GATEWAY")
+fs.writeFileSync(f, JSON.stringify(c, null, 2))
+' "$repo"
+}
+
+if [ -f "$repo/daemon.env" ] && [ -f "$repo/config" ]; then reuse_repo; else init_repo; fi
 
 setsid "$jsipfs" daemon --offline --enable-preload=false >"$repo/daemon.log" 2>&1 </dev/null &
 pid=$!
@@ -54,4 +83,4 @@ grep -q '^Daemon is ready' "$repo/daemon.log" || { echo "start.sh: daemon not re
 api="$(sed -n 's#^HTTP API listening on /ip4/\([0-9.]*\)/tcp/\([0-9]*\).*#http://\1:\2#p' "$repo/daemon.log" | head -1)"
 gw="$(sed -n 's#^Gateway (read only) listening on /ip4/\([0-9.]*\)/tcp/\([0-9]*\).*#http://\1:\2#p' "$repo/daemon.log" | head -1)"
 [ -n "$api" ] && [ -n "$gw" ] || { echo "start.sh: could not read the listening addresses" >&2; cat "$repo/daemon.log" >&2; exit 1; }
-printf 'IPFS_PATH=%s\nPX_IPFS_API=%s\nPX_IPFS_GATEWAY=%s\nPX_IPFS_PID=%s\n' "$repo" "$api" "$gw" "$pid"
+printf 'IPFS_PATH=%s\nPX_IPFS_API=%s\nPX_IPFS_GATEWAY=%s\nPX_IPFS_PID=%s\n' "$repo" "$api" "$gw" "$pid" | tee "$repo/daemon.env"

@@ -9,6 +9,12 @@
 #   eval "$(tools/kubo/start.sh /tmp/repo)"  # repo in /tmp/repo (must not exist or be empty)
 #   curl -X POST "$PX_IPFS_API/api/v0/version"
 #   tools/kubo/stop.sh "$IPFS_PATH"
+#   PX_KEEP_REPO=1 tools/kubo/stop.sh "$IPFS_PATH"; tools/kubo/start.sh "$IPFS_PATH"
+#                                            # a restart: same repo, same API/Gateway ports
+#
+# Given a repo this script started before (it holds daemon.env), it restarts the
+# daemon on it with the API and Gateway on the ports of that first start, so
+# clients keep their URL across a daemon outage (tests of backend faults).
 #
 # Prints shell assignments on stdout:
 #   IPFS_PATH=...  PX_IPFS_API=http://127.0.0.1:N  PX_IPFS_GATEWAY=http://127.0.0.1:M  PX_IPFS_PID=...
@@ -30,35 +36,60 @@ ipfs="${IPFS_BIN:-$("$here/build.sh")}"
 repo="${1:-$(mktemp -d "${TMPDIR:-/tmp}/px-kubo.XXXXXX")}"
 mkdir -p "$repo"
 repo="$(cd "$repo" && pwd)"
-[ -z "$(ls -A "$repo")" ] || { echo "start.sh: $repo is not empty" >&2; exit 1; }
-
 export IPFS_PATH="$repo" IPFS_TELEMETRY=off
-"$ipfs" init --profile test --empty-repo >"$repo/init.log" 2>&1 \
-    || { cat "$repo/init.log" >&2; exit 1; }
 cfg() { "$ipfs" config --json "$1" "$2"; }
-cfg Addresses.API '"/ip4/127.0.0.1/tcp/0"'
-cfg Addresses.Gateway '"/ip4/127.0.0.1/tcp/0"'
-cfg Addresses.Swarm '["/ip4/127.0.0.1/tcp/0"]'
-cfg Addresses.Announce '[]'
-cfg Addresses.NoAnnounce '["/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"]'
-cfg Bootstrap '[]'
-cfg Peering.Peers '[]'
-cfg Discovery.MDNS.Enabled false
+
+# The first start: a fresh test repo, every address on loopback port 0.
+init_repo() {
+    [ -z "$(ls -A "$repo")" ] || { echo "start.sh: $repo is not empty" >&2; exit 1; }
+    "$ipfs" init --profile test --empty-repo >"$repo/init.log" 2>&1 \
+        || { cat "$repo/init.log" >&2; exit 1; }
+    # init pins the empty directory even with --empty-repo: a test repo starts with no pin.
+    "$ipfs" pin rm QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn >>"$repo/init.log" 2>&1 || true
+    cfg Addresses.API '"/ip4/127.0.0.1/tcp/0"'
+    cfg Addresses.Gateway '"/ip4/127.0.0.1/tcp/0"'
+    cfg Addresses.Swarm '["/ip4/127.0.0.1/tcp/0"]'
+    cfg Addresses.Announce '[]'
+    cfg Addresses.NoAnnounce '["/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"]'
+    cfg Bootstrap '[]'
+    cfg Peering.Peers '[]'
+    cfg Discovery.MDNS.Enabled false
+    case "$mode" in
+        dht) cfg Routing.Type '"dht"' ;;
+        offline|none) cfg Routing.Type '"none"' ;;
+        *) echo "start.sh: PX_KUBO_MODE must be dht, offline or none" >&2; exit 1 ;;
+    esac
+    cfg Routing.DelegatedRouters '[]'
+    cfg Ipns.DelegatedPublishers '[]'
+    cfg AutoConf.Enabled false
+    cfg AutoTLS.Enabled false
+    cfg Swarm.DisableNatPortMap true
+    cfg Plugins.Plugins '{"telemetry": {"Config": {"Mode": "off"}}}'
+    # DNSLink lookups (a name that is not a key, a gateway Host header) go to a DoH
+    # endpoint on loopback where nothing listens: they fail at once, never leave.
+    cfg DNS.Resolvers '{".": "https://127.0.0.1:9/dns-query"}'
+    echo "$mode" >"$repo/mode"
+}
+
+# A restart: the mode and the API/Gateway ports of the first start (daemon.env).
+reuse_repo() {
+    local pid api_port gw_port
+    pid="$(cat "$repo/daemon.pid" 2>/dev/null || true)"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null \
+       && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+        echo "start.sh: the daemon of $repo still runs (pid $pid)" >&2; exit 1
+    fi
+    port_of() { sed -n "s#^$1=http://127.0.0.1:\([0-9]*\)\$#\1#p" "$repo/daemon.env"; }
+    api_port="$(port_of PX_IPFS_API)"; gw_port="$(port_of PX_IPFS_GATEWAY)"
+    [ -n "$api_port" ] && [ -n "$gw_port" ] \
+        || { echo "start.sh: no ports in $repo/daemon.env" >&2; exit 1; }
+    cfg Addresses.API "\"/ip4/127.0.0.1/tcp/$api_port\""
+    cfg Addresses.Gateway "\"/ip4/127.0.0.1/tcp/$gw_port\""
+    mode="$(cat "$repo/mode" 2>/dev/null || echo dht)"
+}
+
 mode="${PX_KUBO_MODE:-dht}"
-case "$mode" in
-    dht) cfg Routing.Type '"dht"' ;;
-    offline|none) cfg Routing.Type '"none"' ;;
-    *) echo "start.sh: PX_KUBO_MODE must be dht, offline or none" >&2; exit 1 ;;
-esac
-cfg Routing.DelegatedRouters '[]'
-cfg Ipns.DelegatedPublishers '[]'
-cfg AutoConf.Enabled false
-cfg AutoTLS.Enabled false
-cfg Swarm.DisableNatPortMap true
-cfg Plugins.Plugins '{"telemetry": {"Config": {"Mode": "off"}}}'
-# DNSLink lookups (a name that is not a key, a gateway Host header) go to a DoH
-# endpoint on loopback where nothing listens: they fail at once, never leave.
-cfg DNS.Resolvers '{".": "https://127.0.0.1:9/dns-query"}'
+if [ -f "$repo/daemon.env" ] && [ -f "$repo/config" ]; then reuse_repo; else init_repo; fi
 
 offline=
 [ "$mode" = offline ] && offline=--offline
@@ -79,4 +110,4 @@ grep -q '^Daemon is ready' "$repo/daemon.log" || { echo "start.sh: daemon not re
 api="$(sed -n 's#^RPC API server listening on /ip4/\([0-9.]*\)/tcp/\([0-9]*\).*#http://\1:\2#p' "$repo/daemon.log" | head -1)"
 gw="$(sed -n 's#^Gateway server listening on /ip4/\([0-9.]*\)/tcp/\([0-9]*\).*#http://\1:\2#p' "$repo/daemon.log" | head -1)"
 [ -n "$api" ] && [ -n "$gw" ] || { echo "start.sh: could not read the listening addresses" >&2; cat "$repo/daemon.log" >&2; exit 1; }
-printf 'IPFS_PATH=%s\nPX_IPFS_API=%s\nPX_IPFS_GATEWAY=%s\nPX_IPFS_PID=%s\n' "$repo" "$api" "$gw" "$pid"
+printf 'IPFS_PATH=%s\nPX_IPFS_API=%s\nPX_IPFS_GATEWAY=%s\nPX_IPFS_PID=%s\n' "$repo" "$api" "$gw" "$pid" | tee "$repo/daemon.env"

@@ -2,8 +2,11 @@
 //!
 //! Starts anvil and deploys the contracts with the project's forge script (through
 //! [`px_sdk::devnet`]), then runs the three services as the separate processes a node operator
-//! would run: `px-store daemon` (the embedded Kubo-RPC store), `px-node` (registrar key: anvil
-//! account 2) and `px-oracle` (relayer and external adapter; fulfilling key: anvil account 1).
+//! would run: the IPFS backend (`--ipfs`: `px-store daemon`, the embedded Kubo-RPC store, by
+//! default; or a throw-away Kubo or js-ipfs daemon, [`px_cli::daemon`]), `px-node` (registrar
+//! key: anvil account 2) and `px-oracle` (relayer and external adapter; fulfilling key: anvil
+//! account 1). On js-ipfs, which has no `routing/get`, the story skips the steps that need a
+//! sync and says why.
 //! Demo accounts get PXToken. With `--story` it then runs the end-to-end story through the SDK
 //! and exits 0 only if every step did what it says; otherwise it prints what a user needs to
 //! drive the stack with `px` and runs until Ctrl-C, stopping every process it started.
@@ -24,6 +27,7 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use eyre::{WrapErr, bail, eyre};
+use px_cli::daemon::{Capability, Daemon, Ipfs};
 use px_cli::devnet::{ADMIN, Devnet, DevnetConfig, FIRST_USER, ORACLE, REGISTRAR};
 use px_sdk::{
     Client, ClientConfig, Error as SdkError, Payment, UploadOptions, api::GateReason,
@@ -56,18 +60,28 @@ pub(crate) struct Args {
     /// How long to wait for each service to come up, in seconds.
     #[arg(long, default_value_t = 60)]
     startup_timeout: u64,
+    /// IPFS backend: the embedded px-store, or a throw-away Kubo or js-ipfs daemon on
+    /// loopback (built or installed into .cache/ and tools/jsipfs/ the first time).
+    #[arg(long, default_value = "store", value_parser = ["store", "kubo", "jsipfs"])]
+    ipfs: String,
 }
 
 pub(crate) async fn run(a: Args) -> eyre::Result<()> {
     let started = Instant::now();
-    let stack = Stack::start(&a).await?;
+    let backend: Ipfs = a.ipfs.parse().map_err(|e: String| eyre!(e))?;
+    let stack = Stack::start(&a, backend).await?;
     eprintln!("devnet up in {:.1} s", started.elapsed().as_secs_f64());
     if a.story {
         let result = story(&stack).await;
         stack.stop().await;
         result?;
+        let skipped = if backend.lacks(Capability::RoutingGet).is_some() {
+            format!(" (those {backend} cannot do skipped)")
+        } else {
+            String::new()
+        };
         println!(
-            "\nall story steps passed in {:.1} s",
+            "\nall story steps passed{skipped} in {:.1} s",
             started.elapsed().as_secs_f64()
         );
         return Ok(());
@@ -102,6 +116,9 @@ struct Service {
 /// anvil with the contracts, plus the three services.
 struct Stack {
     devnet: Devnet,
+    backend: Ipfs,
+    /// The Kubo or js-ipfs daemon (`None` with px-store, which runs as a service).
+    daemon: Option<Daemon>,
     dir: PathBuf,
     deployment_file: PathBuf,
     store_url: String,
@@ -111,7 +128,7 @@ struct Stack {
 }
 
 impl Stack {
-    async fn start(a: &Args) -> eyre::Result<Self> {
+    async fn start(a: &Args, backend: Ipfs) -> eyre::Result<Self> {
         let dir = std::path::absolute(&a.dir)?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
@@ -135,11 +152,25 @@ impl Stack {
         let store_port = free_port()?;
         let node_port = free_port()?;
         let adapter_port = free_port()?;
-        let store_url = format!("http://127.0.0.1:{store_port}");
         let node_url = format!("http://127.0.0.1:{node_port}");
         let adapter_url = format!("http://127.0.0.1:{adapter_port}");
+        let daemon = match backend {
+            Ipfs::Store => None,
+            kind => {
+                step_note(&format!(
+                    "starting a {kind} daemon (built or installed on first use; minutes)"
+                ));
+                Some(Daemon::start_in(kind, &dir).await?)
+            }
+        };
+        let store_url = match &daemon {
+            Some(d) => d.api_url().to_string(),
+            None => format!("http://127.0.0.1:{store_port}"),
+        };
         let mut stack = Self {
             devnet,
+            backend,
+            daemon,
             dir: dir.clone(),
             deployment_file,
             store_url,
@@ -149,15 +180,17 @@ impl Stack {
         };
         let timeout = Duration::from_secs(a.startup_timeout);
 
-        step_note("starting px-store");
-        stack.spawn("px-store", |c| {
-            c.arg("daemon")
-                .arg("--api")
-                .arg(format!("127.0.0.1:{store_port}"))
-                .arg("--repo")
-                .arg(dir.join("store"));
-        })?;
-        wait_ready(&stack, "px-store", timeout, || {
+        if stack.daemon.is_none() {
+            step_note("starting px-store");
+            stack.spawn("px-store", |c| {
+                c.arg("daemon")
+                    .arg("--api")
+                    .arg(format!("127.0.0.1:{store_port}"))
+                    .arg("--repo")
+                    .arg(dir.join("store"));
+            })?;
+        }
+        wait_ready(&stack, backend.name(), timeout, || {
             let url = format!("{}/api/v0/version", stack.store_url);
             async move { reqwest::Client::new().post(url).send().await }
         })
@@ -258,6 +291,17 @@ impl Stack {
 
     /// The first service that exited, described with the tail of its log.
     fn dead_service(&self) -> Option<String> {
+        if let Some(d) = &self.daemon
+            && !d.is_running()
+        {
+            let log = d.repo().join("daemon.log");
+            return Some(format!(
+                "the {} daemon exited; last log lines from {}:\n{}",
+                d.kind(),
+                log.display(),
+                tail(&log, 20)
+            ));
+        }
         let mut services = self.services.lock().expect("not poisoned");
         for s in services.iter_mut() {
             if let Ok(Some(status)) = s.child.try_wait() {
@@ -272,8 +316,8 @@ impl Stack {
         None
     }
 
-    /// Stops the services (SIGTERM, then SIGKILL after 5 s) and anvil.
-    async fn stop(self) {
+    /// Stops the services (SIGTERM, then SIGKILL after 5 s), the IPFS daemon and anvil.
+    async fn stop(mut self) {
         let services = std::mem::take(&mut *self.services.lock().expect("not poisoned"));
         for mut s in services.into_iter().rev() {
             // SIGTERM first: a graceful stop lets the services close their databases.
@@ -286,6 +330,9 @@ impl Stack {
             {
                 let _ = s.child.kill().await;
             }
+        }
+        if let Some(mut d) = self.daemon.take() {
+            d.stop().await; // its repo goes with it
         }
         drop(self.devnet); // stops anvil
     }
@@ -311,7 +358,10 @@ impl Stack {
             self.devnet.rpc_url(),
             d.chain_id
         );
-        println!("  store        {} (Kubo RPC API)", self.store_url);
+        println!(
+            "  ipfs         {} ({}, Kubo RPC API)",
+            self.store_url, self.backend
+        );
         println!(
             "  node         {}  (OpenAPI at /openapi.json)",
             self.node_url
@@ -351,7 +401,10 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
     )
     .with_node(stack.node_url.clone());
     let client = Client::new(config).await?;
-    let mut steps = Steps::default();
+    let mut steps = Steps {
+        n: 0,
+        backend: stack.backend,
+    };
     println!("\nstory as {} ", client.address());
 
     let id = steps
@@ -403,6 +456,7 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         .await?;
 
     steps
+        .needing(Capability::RoutingGet)
         .run(
             "request a sync; the oracle answers through the Operator",
             async {
@@ -422,6 +476,7 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         .await?;
 
     steps
+        .needing(Capability::RoutingGet)
         .run("usage on chain equals the node's published record", async {
             let chain = client.token(id).await?;
             let node = client.usage(id).await?;
@@ -476,6 +531,7 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         .await?;
 
     steps
+        .needing(Capability::RoutingGet)
         .run("sync again", async {
             let req = client.request_sync(id).await?;
             let synced = client.wait_answer(&req, Duration::from_secs(120)).await?;
@@ -484,6 +540,7 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         .await?;
 
     steps
+        .needing(Capability::RoutingGet)
         .run("upload is accepted", async {
             let r = upload(&client, id, "notes.txt", second.clone()).await?;
             Ok((
@@ -546,12 +603,21 @@ fn demo_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Numbered story steps.
-#[derive(Default)]
 struct Steps {
     n: usize,
+    backend: Ipfs,
 }
 
 impl Steps {
+    /// The next step needs `capability` of the IPFS backend: on a backend that lacks it, it
+    /// is printed as skipped, with the reason, instead of run.
+    fn needing(&mut self, capability: Capability) -> Needing<'_> {
+        Needing {
+            steps: self,
+            capability,
+        }
+    }
+
     async fn run<T>(
         &mut self,
         what: &str,
@@ -573,6 +639,27 @@ impl Steps {
                 Err(e.wrap_err(format!("story step {} failed: {what}", self.n)))
             }
         }
+    }
+}
+
+/// A step that runs only if the IPFS backend can do what it needs ([`Steps::needing`]).
+struct Needing<'a> {
+    steps: &'a mut Steps,
+    capability: Capability,
+}
+
+impl Needing<'_> {
+    async fn run<T: Default>(
+        self,
+        what: &str,
+        f: impl std::future::Future<Output = eyre::Result<(T, String)>>,
+    ) -> eyre::Result<T> {
+        let Some(why) = self.steps.backend.lacks(self.capability) else {
+            return self.steps.run(what, f).await;
+        };
+        self.steps.n += 1;
+        println!("[{:>2}] skip {what}\n          {why}", self.steps.n);
+        Ok(T::default())
     }
 }
 

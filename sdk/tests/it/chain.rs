@@ -229,8 +229,18 @@ async fn failed_sync_is_a_typed_error_and_auto_sync_reopens_the_gate() {
         GateReason::NotSynced
     );
 
+    // A token without expiry (the free plan) may request at most once per quarter of the sync
+    // window: the contract refuses at once, and the SDK says when to try again.
+    match client.request_sync(id).await.unwrap_err() {
+        Error::SyncNotAllowed { token_id, detail } => {
+            assert_eq!(token_id, id);
+            assert!(detail.contains("rate-limited"), "{detail}");
+        }
+        other => panic!("expected SyncNotAllowed, got {other:?}"),
+    }
+
     // auto_sync: request, wait for the oracle, check again.
-    env.devnet.time_travel(120).await.unwrap();
+    env.time_travel_days(8).await;
     let (ensured, fulfilled) = tokio::join!(
         client.ensure_can_upload(id, 1, true),
         env.fulfill_when_requested(id, 10, 1, 2)

@@ -102,6 +102,35 @@ pub struct RegisteredKey {
     pub ipns_id: String,
 }
 
+/// `POST /v1/tokens/{id}/rebind`: the new node's offer to take a token over. The holder submits
+/// it with `StorageNFT.rebindKey(tokenId, ipnsName, deadline, signature)`; the node has already
+/// imported and pinned the token's files, and publishes a usage record under the new key
+/// (sequence = the on-chain one + 1) on the first refresh or upload once the key is bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRebinding {
+    /// Token id.
+    pub token_id: u64,
+    /// The new node's 38-byte binary IPNS name for the token.
+    pub ipns_name: Bytes,
+    /// The same name as a base36 `k51...` string.
+    pub ipns_id: String,
+    /// Unix time after which the signature is refused.
+    pub deadline: u64,
+    /// The registrar's 65-byte signature of `keyRebindingDigest(tokenId, ipnsName, deadline)`.
+    pub signature: Bytes,
+    /// Chain id of the deployment.
+    pub chain_id: u64,
+    /// StorageNFT address.
+    pub contract: Address,
+    /// Files taken over from the previous node.
+    pub file_count: u64,
+    /// Bytes taken over from the previous node.
+    pub used: u64,
+    /// Sequence number of the usage record the files were taken from.
+    pub from_seq: u64,
+}
+
 /// One stored file of a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -215,6 +244,9 @@ pub enum ErrorCode {
     NotServed,
     /// The token already has a key.
     KeyAlreadySet,
+    /// The token's on-chain IPNS key is no longer this node's: the token moved to another
+    /// node (`rebindKey`), which serves it now.
+    KeyMoved,
     /// No such file or content for the token.
     NotFound,
     /// The chain or the IPFS backend failed; retry later.

@@ -34,6 +34,12 @@ pub struct TokenFacts {
     pub quota: u64,
     /// ed25519 key bound to the token (zero: none).
     pub ipns_key: B256,
+    /// Sequence number of the last synced usage record.
+    pub seq: u64,
+    /// Bytes used as last synced.
+    pub used: u64,
+    /// Files as last synced.
+    pub file_count: u64,
 }
 
 /// The chain as the node sees it.
@@ -171,7 +177,59 @@ impl Chain {
         Ok(TokenFacts {
             quota: info.quota,
             ipns_key: info.ipnsKey,
+            seq: info.seq,
+            used: info.used,
+            file_count: u64::from(info.fileCount),
         })
+    }
+
+    /// The token's last `Synced` event: its sequence number and the record CID the oracle
+    /// verified (`None` if the token was never synced).
+    pub async fn last_synced(&self, token_id: u64) -> Result<Option<(u64, String)>> {
+        use alloy::rpc::types::Filter;
+        use alloy::sol_types::SolEvent;
+        let filter = Filter::new()
+            .address(self.contract())
+            .event_signature(StorageNFT::Synced::SIGNATURE_HASH)
+            .topic1(U256::from(token_id))
+            .from_block(0);
+        let logs = self.provider.get_logs(&filter).await?;
+        let Some(log) = logs.last() else {
+            return Ok(None);
+        };
+        let ev = StorageNFT::Synced::decode_log(&log.inner)
+            .map_err(|e| Error::Chain(format!("undecodable Synced event: {e}")))?;
+        let cid = cid::Cid::try_from(ev.recordCid.as_ref())
+            .map_err(|e| Error::Chain(format!("Synced event with a bad record CID: {e}")))?;
+        Ok(Some((ev.seq, cid.to_string())))
+    }
+
+    /// `keyRebindingDigest(tokenId, ipnsName, deadline)`: what the registrar signs so the
+    /// holder can move the token to this node with `rebindKey`.
+    pub async fn rebinding_digest(
+        &self,
+        token_id: u64,
+        ipns_name: &[u8],
+        deadline: u64,
+    ) -> Result<B256> {
+        Ok(self
+            .nft
+            .keyRebindingDigest(
+                U256::from(token_id),
+                Bytes::copy_from_slice(ipns_name),
+                U256::from(deadline),
+            )
+            .call()
+            .await?)
+    }
+
+    /// Signs an EIP-712 digest with the registrar key (65 bytes, `v` 27/28).
+    pub fn sign_digest(&self, digest: &B256) -> Result<Bytes> {
+        let signer = self.registrar.as_ref().ok_or(Error::NoRegistrar)?;
+        let sig = signer
+            .sign_hash_sync(digest)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Bytes::from(sig.as_bytes().to_vec()))
     }
 
     /// The token bound to an ed25519 key (0: none).

@@ -73,6 +73,20 @@ pub enum Error {
     /// The token already has a key.
     #[error("token {0} already has an IPNS key")]
     KeyAlreadySet(u64),
+    /// The token's on-chain key is no longer this node's (it moved with `rebindKey`).
+    #[error(
+        "token {0} moved to another node: its on-chain IPNS key is no longer this node's; \
+         upload, delete and refresh through the node that holds it now"
+    )]
+    KeyMoved(u64),
+    /// The token cannot be taken over (rebinding): what the previous node left is unusable.
+    #[error("cannot take over token {token_id}: {reason}")]
+    TakeOver {
+        /// Token.
+        token_id: u64,
+        /// Why.
+        reason: String,
+    },
     /// Not found.
     #[error("{0} not found")]
     NotFound(String),
@@ -113,6 +127,8 @@ impl Error {
             Self::LengthRequired => ErrorCode::LengthRequired,
             Self::NotServed(_) => ErrorCode::NotServed,
             Self::KeyAlreadySet(_) => ErrorCode::KeyAlreadySet,
+            Self::KeyMoved(_) => ErrorCode::KeyMoved,
+            Self::TakeOver { .. } => ErrorCode::BadRequest,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::NoRegistrar | Self::Chain(_) | Self::Ipfs(_) => ErrorCode::Unavailable,
             Self::Db(_) | Self::Io(_) | Self::Internal(_) => ErrorCode::Internal,
@@ -131,7 +147,9 @@ impl Error {
             ErrorCode::NotOwner | ErrorCode::GateClosed => StatusCode::FORBIDDEN,
             ErrorCode::OverQuota | ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::LengthRequired => StatusCode::LENGTH_REQUIRED,
-            ErrorCode::NotServed | ErrorCode::KeyAlreadySet => StatusCode::CONFLICT,
+            ErrorCode::NotServed | ErrorCode::KeyAlreadySet | ErrorCode::KeyMoved => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

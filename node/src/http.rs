@@ -33,6 +33,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/tokens/{token_id}/key", post(register_key))
         .route("/v1/tokens/{token_id}/usage", get(usage))
         .route("/v1/tokens/{token_id}/refresh", post(refresh))
+        .route("/v1/tokens/{token_id}/rebind", post(rebind))
         .route("/v1/tokens/{token_id}/files", post(upload).get(list))
         .route("/v1/tokens/{token_id}/files/{file_id}", delete(delete_file))
         .route("/v1/tokens/{token_id}/content/{cid}", get(download))
@@ -156,6 +157,14 @@ async fn refresh(
     Path(token_id): Path<u64>,
 ) -> Result<Json<api::Usage>> {
     Ok(Json(node.refresh(token_id, me).await?))
+}
+
+async fn rebind(
+    State(node): State<AppState>,
+    Caller(me): Caller,
+    Path(token_id): Path<u64>,
+) -> Result<Json<api::KeyRebinding>> {
+    Ok(Json(node.rebind(token_id, me).await?))
 }
 
 #[derive(Debug, Deserialize)]

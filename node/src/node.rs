@@ -48,6 +48,8 @@ use crate::ipfs::Ipfs;
 use crate::metrics::Metrics;
 use crate::siwe;
 
+mod rebind;
+
 /// Unix time now (seconds).
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -140,6 +142,8 @@ pub struct Node {
     /// CIDs unpinned while an exclusive-backend upload's `add` ran, by `uploads` row.
     unpin_watch: Mutex<HashMap<u64, Vec<String>>>,
     dirty: Mutex<HashSet<u64>>,
+    /// Tokens whose on-chain key is not this node's (moved away): not republished.
+    moved: Mutex<HashSet<u64>>,
 }
 
 /// What an update pins besides its index pages and record.
@@ -184,6 +188,7 @@ impl Node {
             pinning: tokio::sync::Mutex::new(HashMap::new()),
             unpin_watch: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
+            moved: Mutex::new(HashSet::new()),
         }
     }
 
@@ -518,6 +523,7 @@ impl Node {
         }
         self.authorize(token_id, caller).await?;
         let state = self.ensure_token(token_id).await?;
+        self.check_bound(token_id, &state).await?;
         let (quota, _reservation) = self.admit(token_id, state.used, len).await?;
 
         // Stream the body into the backend's `add?pin=true`; count what arrives. Before the
@@ -738,6 +744,7 @@ impl Node {
     /// word. The gate and quota are checked as for uploads; every CID is pinned.
     pub async fn import_files(&self, token_id: u64, files: Vec<ImportFile>) -> Result<Usage> {
         let state = self.ensure_token(token_id).await?;
+        self.check_bound(token_id, &state).await?;
         let total: u64 = files.iter().map(|f| f.size).sum();
         let (quota, _reservation) = self.admit(token_id, state.used, total).await?;
         let lock = self.token_lock(token_id);
@@ -797,8 +804,8 @@ impl Node {
     /// attests current usage anew (through the same journaled update as an upload).
     pub async fn refresh(&self, token_id: u64, caller: Address) -> Result<Usage> {
         self.authorize(token_id, caller).await?;
-        self.ensure_token(token_id).await?;
-        let quota = self.chain.token_facts(token_id).await?.quota;
+        let state = self.ensure_token(token_id).await?;
+        let quota = self.check_bound(token_id, &state).await?.quota;
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
         let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
@@ -833,7 +840,8 @@ impl Node {
         file_id: u64,
     ) -> Result<api::DeleteResult> {
         self.authorize(token_id, caller).await?;
-        self.ensure_token(token_id).await?;
+        let state = self.ensure_token(token_id).await?;
+        self.check_bound(token_id, &state).await?;
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
         let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
@@ -1096,7 +1104,10 @@ impl Node {
         for (token_id, _) in tokens {
             let lock = self.token_lock(token_id);
             let _g = lock.lock().await;
-            if let Ok(Some(s)) = self.db.token(token_id) {
+            if let Ok(Some(s)) = self.db.token(token_id)
+                && !s.record_cid.is_empty()
+                && !self.moved_away(token_id, &s, true).await
+            {
                 self.publish(token_id, &s).await;
             }
         }
@@ -1108,7 +1119,9 @@ impl Node {
         for token_id in dirty {
             let lock = self.token_lock(token_id);
             let _g = lock.lock().await;
-            if let Ok(Some(s)) = self.db.token(token_id) {
+            if let Ok(Some(s)) = self.db.token(token_id)
+                && !self.moved_away(token_id, &s, false).await
+            {
                 self.publish(token_id, &s).await;
             }
         }

@@ -99,6 +99,7 @@ pub mod client;
 mod error;
 pub mod node;
 pub mod prepare;
+pub mod rebind;
 
 pub use px_core::{api, contracts, crypto, deployment, record, siwe};
 

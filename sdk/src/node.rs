@@ -358,6 +358,32 @@ where
         self.mint_with_key(plan_id, &assignment, payment).await
     }
 
+    /// Asks this client's node to take `token_id` over from the node serving it now: the node
+    /// imports and pins the token's files under a new IPNS key and answers the registrar-signed
+    /// rebinding to submit with `StorageNFT.rebindKey` (see [`Client::move_to_node`]).
+    pub async fn rebind_offer(&self, token_id: u64) -> Result<api::KeyRebinding> {
+        let offer: api::KeyRebinding = read_json(
+            self.call(
+                Method::POST,
+                &format!("/v1/tokens/{token_id}/rebind"),
+                |r| r,
+            )
+            .await?,
+        )
+        .await?;
+        let d = &self.inner.deployment;
+        if offer.token_id != token_id
+            || offer.contract != d.storage_nft
+            || offer.chain_id != d.chain_id
+        {
+            return Err(Error::NodeMismatch(format!(
+                "key rebinding is for token {} contract {} chain {}, not token {token_id} of this deployment",
+                offer.token_id, offer.contract, offer.chain_id
+            )));
+        }
+        Ok(offer)
+    }
+
     /// Asks the node to publish a fresh usage record (same files, sequence + 1).
     ///
     /// The contract accepts a sync only for a record newer than the last synced one, so a sync

@@ -18,6 +18,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/tokens/{token_id}/key"),
     ("get", "/v1/tokens/{token_id}/usage"),
     ("post", "/v1/tokens/{token_id}/refresh"),
+    ("post", "/v1/tokens/{token_id}/rebind"),
     ("post", "/v1/tokens/{token_id}/files"),
     ("get", "/v1/tokens/{token_id}/files"),
     ("delete", "/v1/tokens/{token_id}/files/{file_id}"),

@@ -8,3 +8,4 @@ mod auth;
 mod crash;
 mod files;
 mod keys;
+mod rebind;

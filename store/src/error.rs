@@ -1,6 +1,5 @@
 //! The crate's error type and its Kubo-shaped HTTP rendering.
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -14,15 +13,27 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in the store.
 ///
 /// Client errors render as HTTP 400 with `Code: 1`, server-side ones as HTTP 500 with
-/// `Code: 0`, both in Kubo's `{"Message","Code","Type":"error"}` body.
+/// `Code: 0`, both in Kubo's `{"Message","Code","Type":"error"}` body; as in Kubo, a missing
+/// argument is a plain-text 400 and an unknown command a plain-text 404. Messages are Kubo's
+/// where Kubo has one for the same case (`tests/it/kubo.rs` compares them).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A request argument is missing or malformed (bad CID, bad option value, ...).
     #[error("{0}")]
     BadRequest(String),
-    /// The RPC command does not exist.
-    #[error("unknown command {0:?}")]
+    /// The RPC command does not exist (Kubo: a plain-text 404).
+    #[error("404 page not found")]
     UnknownCommand(String),
+    /// A required argument is missing (Kubo: a plain-text 400 naming the argument).
+    #[error("argument \"{0}\" is required")]
+    MissingArgument(&'static str),
+    /// `add` without a file part (Kubo: a plain-text 400).
+    #[error("file argument 'path' is required")]
+    MissingFile,
+    /// A failure Kubo reports as a command error (HTTP 500, `Code: 0`), with Kubo's message:
+    /// a malformed path, CID version or key type, a negative offset, ...
+    #[error("{0}")]
+    Failed(String),
     /// The request body is larger than `max_request_bytes`.
     #[error("request body exceeds the limit of {0} bytes")]
     TooLarge(u64),
@@ -45,13 +56,13 @@ pub enum Error {
     #[error("{0}")]
     NotPinned(String),
     /// A key with that name does not exist.
-    #[error("no key named {0}")]
+    #[error("no key by the given name was found")]
     KeyNotFound(String),
     /// A key with that name already exists.
     #[error("key with name '{0}' already exists")]
     KeyExists(String),
-    /// No record is known for the name.
-    #[error("could not resolve name: {0}")]
+    /// No record is known for the name (the detail is logged, Kubo's message sent).
+    #[error("could not resolve name")]
     NameNotFound(String),
     /// `routing/get`: no record is stored for the key (Kubo's exact message).
     #[error("routing: not found")]
@@ -95,7 +106,8 @@ impl Error {
                 | Error::Multipart(_)
                 | Error::Unsupported(_)
                 | Error::NotAFile(_)
-                | Error::KeyExists(_)
+                | Error::MissingArgument(_)
+                | Error::MissingFile
                 | Error::Ipns(_)
                 | Error::StaleRecord(_)
         )
@@ -145,6 +157,17 @@ pub struct ErrorBody {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
+        let plain = match &self {
+            Error::UnknownCommand(path) => {
+                tracing::debug!(target: "store::api", %path, "unknown command");
+                Some(StatusCode::NOT_FOUND)
+            }
+            Error::MissingArgument(_) | Error::MissingFile => Some(StatusCode::BAD_REQUEST),
+            _ => None,
+        };
+        if let Some(status) = plain {
+            return plain_text(status, &self.to_string());
+        }
         let status = if self.is_client_error() {
             StatusCode::BAD_REQUEST
         } else {
@@ -153,6 +176,26 @@ impl IntoResponse for Error {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::warn!(target: "store::api", error = %self, "request failed");
         }
-        (status, Json(self.body())).into_response()
+        let mut body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        body.push(b'\n');
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
+}
+
+/// A plain-text answer as Go's HTTP server writes it (`text/plain; charset=utf-8`, a line).
+pub(crate) fn plain_text(status: StatusCode, text: &str) -> Response {
+    (
+        status,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        format!("{text}\n"),
+    )
+        .into_response()
 }

@@ -155,9 +155,8 @@ impl Repo {
         }
         if let Some(root) = missing {
             tx.abort()?;
-            return Err(Error::NotPinned(format!(
-                "{root}: not pinned or pinned indirectly"
-            )));
+            tracing::debug!(target: "store::pins", %root, "pin/rm of a CID not pinned");
+            return Err(Error::NotPinned("not pinned or pinned indirectly".into()));
         }
         tx.commit()?;
         Ok(())

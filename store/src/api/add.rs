@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::multipart::{self, PartHeaders};
-use super::{Params, ndjson};
+use super::{Params, chunked_output, ndjson};
 use crate::AppState;
 use crate::error::{Error, Result};
 use crate::importer::{ImportOptions, Imported, Importer};
@@ -46,7 +46,7 @@ impl AddOptions {
         if let Some(v) = p.uint("cid-version")? {
             import.cid_version = match v {
                 0 | 1 => v as u8,
-                _ => return Err(Error::BadRequest(format!("unknown CID version {v}"))),
+                _ => return Err(Error::Failed(format!("unknown CID version: {v}"))),
             };
         }
         if p.get("raw-leaves").is_some() {
@@ -239,7 +239,7 @@ async fn feed(
         files += 1;
     }
     if files == 0 {
-        return Err(Error::Multipart("no file part in the request".into()));
+        return Err(Error::MissingFile);
     }
     tx.send(Msg::Commit).await.map_err(|_| gone())?;
     Ok(())
@@ -297,11 +297,14 @@ pub(crate) async fn add(
     if declared.is_some_and(|n| n > limit) {
         return Err(Error::TooLarge(limit));
     }
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        return Err(Error::MissingFile);
+    }
     let boundary = multipart::boundary(&headers)?;
     let mp = multipart::Reader::new(body.into_data_stream(), &boundary, limit);
     if !opts.progress {
         let lines = run_import(state, opts, mp, None).await?;
-        return ndjson(&lines);
+        return ndjson(&lines).map(chunked_output);
     }
     let (line_tx, mut line_rx) = mpsc::channel::<AddLine>(64);
     let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);

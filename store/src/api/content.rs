@@ -108,7 +108,7 @@ pub(crate) async fn cat(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let p = Params::parse(query.as_deref())?;
-    let root = parse_cid_arg(p.arg()?)?;
+    let root = parse_cid_arg(p.arg("ipfs-path")?)?;
     let offset = p.uint("offset")?.unwrap_or(0);
     let length = p.uint("length")?;
     let range = match (offset, length) {
@@ -157,7 +157,7 @@ pub(crate) async fn block_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let p = Params::parse(query.as_deref())?;
-    let cid = parse_cid_arg(p.arg()?)?;
+    let cid = parse_cid_arg(p.arg("cid")?)?;
     let block = blocking(move || get_block(&state, &cid)).await?;
     Ok(octets(Body::from(block)))
 }
@@ -167,7 +167,7 @@ pub(crate) async fn block_stat(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let p = Params::parse(query.as_deref())?;
-    let cid = parse_cid_arg(p.arg()?)?;
+    let cid = parse_cid_arg(p.arg("cid")?)?;
     let block = blocking(move || get_block(&state, &cid)).await?;
     Ok(json(
         &json!({ "Key": cid.to_string(), "Size": block.len() }),

@@ -15,7 +15,6 @@ pub(crate) async fn version() -> Response {
         "Repo": "1",
         "System": format!("{}/{}", std::env::consts::ARCH, std::env::consts::OS),
         "Golang": "",
-        "Agent": concat!("px-store/", env!("CARGO_PKG_VERSION")),
     }))
 }
 
@@ -29,7 +28,6 @@ pub(crate) async fn id(State(state): State<AppState>) -> Result<Response> {
         "PublicKey": &encoded[1..],
         "Addresses": [],
         "AgentVersion": concat!("px-store/", env!("CARGO_PKG_VERSION")),
-        "ProtocolVersion": "ipfs/0.1.0",
         "Protocols": [],
     })))
 }

@@ -1,9 +1,11 @@
 //! The Kubo RPC API subset: `POST /api/v0/<command>?arg=...`.
 //!
 //! Arguments come in the query string (`arg` may repeat), file payloads as multipart bodies.
-//! Every failure is a Kubo error body (`{"Message","Code","Type":"error"}`, 400 for client
-//! errors, 500 otherwise); unknown commands are client errors and other HTTP methods get 405.
-//! Blocking work (disk, hashing) runs on the blocking pool.
+//! Failures answer as Kubo 0.43 does (`tests/it/kubo.rs` holds the store to it): a Kubo error
+//! body (`{"Message","Code","Type":"error"}`, 400 for client errors, 500 for command errors),
+//! plain text for a missing argument (400), an unknown command (404) and another HTTP method
+//! (405). Streamed commands (`add`, `routing/*`) carry `X-Chunked-Output: 1`. Blocking work
+//! (disk, hashing) runs on the blocking pool.
 
 mod add;
 mod content;
@@ -61,12 +63,7 @@ async fn unknown_command(uri: Uri) -> Error {
 }
 
 async fn method_not_allowed() -> Response {
-    let body = crate::ErrorBody {
-        message: "405 - Method Not Allowed: the RPC API only accepts POST".into(),
-        code: 1,
-        kind: "error",
-    };
-    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+    crate::error::plain_text(StatusCode::METHOD_NOT_ALLOWED, "405 - Method Not Allowed")
 }
 
 /// A handler panic (a bug) still answers with a Kubo error body instead of a dropped
@@ -128,9 +125,10 @@ impl Params {
             .collect()
     }
 
-    pub(crate) fn arg(&self) -> Result<&str> {
-        self.get("arg")
-            .ok_or_else(|| Error::BadRequest("argument \"arg\" is required".into()))
+    /// The `arg` of a command whose argument Kubo calls `name` (named in the error when it is
+    /// missing, as Kubo does).
+    pub(crate) fn arg(&self, name: &'static str) -> Result<&str> {
+        self.get("arg").ok_or(Error::MissingArgument(name))
     }
 
     /// A boolean flag, Go `strconv.ParseBool` style; a bare flag (`?pin`) is true.
@@ -148,6 +146,9 @@ impl Params {
     pub(crate) fn uint(&self, key: &str) -> Result<Option<u64>> {
         self.get(key)
             .map(|v| {
+                if v.starts_with('-') && v.parse::<i64>().is_ok() {
+                    return Err(Error::Failed(format!("cannot specify negative {key}")));
+                }
                 v.parse::<u64>().map_err(|_| {
                     Error::BadRequest(format!(
                         "option {key:?}: {v:?} is not a non-negative integer"
@@ -158,21 +159,44 @@ impl Params {
     }
 }
 
-/// Parses `<cid>` or `/ipfs/<cid>` (no sub-path).
+/// Parses `<cid>` or `/ipfs/<cid>` (no sub-path). A malformed one fails as in Kubo: a bare
+/// word is a path without enough components, an `/ipfs/` path an invalid CID.
 pub(crate) fn parse_cid_arg(arg: &str) -> Result<Cid> {
-    let bare = arg.strip_prefix("/ipfs/").unwrap_or(arg);
-    let bare = bare.strip_suffix('/').unwrap_or(bare);
+    let Some(path) = arg.strip_prefix("/ipfs/") else {
+        return Cid::try_from(arg).map_err(|_| {
+            Error::Failed(format!(
+                "invalid path {arg:?}: path does not have enough components"
+            ))
+        });
+    };
+    let bare = path.strip_suffix('/').unwrap_or(path);
     if bare.contains('/') {
         return Err(Error::Unsupported(format!(
             "path {arg:?}: paths inside a DAG are not supported, give a CID"
         )));
     }
-    Cid::try_from(bare).map_err(|e| Error::BadRequest(format!("invalid path {arg:?}: {e}")))
+    Cid::try_from(bare)
+        .map_err(|e| Error::Failed(format!("invalid path {arg:?}: invalid cid: {e}")))
 }
 
-/// A JSON response.
+/// A JSON response (one line, as Kubo's encoder writes it).
 pub(crate) fn json<T: Serialize>(value: &T) -> Response {
-    axum::Json(value).into_response()
+    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    body.push(b'\n');
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+/// Marks a response as a streamed command's (Kubo's `X-Chunked-Output: 1`).
+pub(crate) fn chunked_output(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::HeaderName::from_static("x-chunked-output"),
+        header::HeaderValue::from_static("1"),
+    );
+    res
 }
 
 /// An NDJSON response built from already computed values.

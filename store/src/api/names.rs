@@ -1,10 +1,10 @@
 //! `key/gen`, `key/list`, `name/publish`, `name/resolve`, `routing/get`, `routing/put`.
 //!
-//! Records live in the repo keyed by name. `name/publish` signs a new record with a sequence
-//! number one above the stored one (the first record has sequence 1, so "newer than the last
-//! synced sequence, initially 0" holds from the start). `routing/put` accepts any valid record
-//! for a name that is newer than the stored one (higher sequence, or equal sequence and later
-//! end of life; re-putting the identical record is a no-op).
+//! Records live in the repo keyed by name. `name/publish` signs a new record as Kubo does: the
+//! first one with sequence 0, then the stored sequence again for the same value (a new end of
+//! life) and one above it for a new value. `routing/put` accepts any valid record for a name
+//! that is newer than the stored one (higher sequence, or equal sequence and later end of
+//! life; re-putting the identical record is a no-op).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
 
-use super::{Params, blocking, json, parse_cid_arg};
+use super::{Params, blocking, chunked_output, json, parse_cid_arg};
 use crate::AppState;
 use crate::error::{Error, Result};
 use crate::ipns::time::parse_go_duration;
@@ -36,14 +36,22 @@ pub(crate) async fn key_gen(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let p = Params::parse(query.as_deref())?;
-    let name = p.arg()?.to_string();
+    let name = p.arg("name")?.to_string();
     match p.get("type").unwrap_or("ed25519") {
         "ed25519" => {}
-        other => {
+        other @ ("rsa" | "secp256k1" | "ecdsa") => {
             return Err(Error::Unsupported(format!(
                 "key type {other:?} (only ed25519)"
             )));
         }
+        other => return Err(Error::Failed(format!("unrecognized key type: {other}"))),
+    }
+    if let Some(size) = p.get("size")
+        && size != "256"
+    {
+        return Err(Error::Failed(format!(
+            "invalid key size {size}: ed25519 keys are always 256 bits"
+        )));
     }
     if name == SELF_KEY {
         return Err(Error::BadRequest(
@@ -94,7 +102,7 @@ pub(crate) async fn publish(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let p = Params::parse(query.as_deref())?;
-    let value = normalize_value(p.arg()?)?;
+    let value = normalize_value(p.arg("ipfs-path")?)?;
     let key_name = p.get("key").unwrap_or(SELF_KEY).to_string();
     let duration = |k: &str, default: Duration| -> Result<Duration> {
         match p.get(k) {
@@ -124,11 +132,12 @@ pub(crate) async fn publish(
             .lock()
             .map_err(|_| Error::Internal("lock poisoned".into()))?;
         let sequence = match stored_record(&state, &name)? {
+            Some((_, old)) if old.value == value => old.sequence,
             Some((_, old)) => old
                 .sequence
                 .checked_add(1)
                 .ok_or_else(|| Error::Internal("sequence number exhausted".into()))?,
-            None => 1,
+            None => 0,
         };
         let record = create_record(&key, &value, sequence, eol, ttl)?;
         repo.put_record(&name, &record)?;
@@ -174,13 +183,14 @@ pub(crate) async fn resolve(
 }
 
 fn ipns_key_arg(p: &Params) -> Result<IpnsName> {
-    let arg = p.arg()?;
+    let arg = p.arg("key")?;
     let Some(rest) = arg.strip_prefix("/ipns/") else {
         return Err(Error::Unsupported(format!(
             "routing key {arg:?}: only /ipns/<name> keys are supported"
         )));
     };
-    Ok(rest.parse::<IpnsName>()?)
+    rest.parse::<IpnsName>()
+        .map_err(|e| Error::Failed(format!("failed to parse peer ID: {e}")))
 }
 
 /// `routing/get?arg=/ipns/<name>`: as Kubo answers over HTTP, a `routing.QueryEvent` of type
@@ -202,7 +212,9 @@ pub(crate) async fn routing_get(
     let record =
         blocking(move || state.repo().record(&name)?.ok_or(Error::RoutingNotFound)).await?;
     if text {
-        return Ok(([(header::CONTENT_TYPE, "text/plain")], Body::from(record)).into_response());
+        return Ok(chunked_output(
+            ([(header::CONTENT_TYPE, "text/plain")], Body::from(record)).into_response(),
+        ));
     }
     let event = json!({
         "ID": "",
@@ -210,7 +222,7 @@ pub(crate) async fn routing_get(
         "Responses": null,
         "Extra": base64::engine::general_purpose::STANDARD.encode(&record),
     });
-    super::ndjson(&[event])
+    super::ndjson(&[event]).map(chunked_output)
 }
 
 pub(crate) async fn routing_put(
@@ -261,10 +273,10 @@ pub(crate) async fn routing_put(
         Ok(repo.keys.identity()?.public().to_peer_id().to_base58())
     })
     .await?;
-    Ok(json(&json!({
+    Ok(chunked_output(json(&json!({
         "Extra": "",
         "ID": id,
         "Responses": null,
         "Type": 5,
-    })))
+    }))))
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 fn cid_args(p: &Params) -> Result<Vec<Cid>> {
     let args = p.args();
     if args.is_empty() {
-        return Err(Error::BadRequest("argument \"arg\" is required".into()));
+        return Err(Error::MissingArgument("ipfs-path"));
     }
     args.into_iter().map(parse_cid_arg).collect()
 }
@@ -35,7 +35,13 @@ pub(crate) async fn add(
     let cids = cid_args(&p)?;
     recursive_only(&p)?;
     let pinned = cids.clone();
-    blocking(move || state.repo().pin_add(&pinned)).await?;
+    blocking(move || state.repo().pin_add(&pinned))
+        .await
+        .map_err(|e| match e {
+            // Kubo names the command in this one.
+            e @ Error::BlockNotFound(_) => Error::Failed(format!("pin: {e}")),
+            e => e,
+        })?;
     let pins: Vec<String> = cids.iter().map(Cid::to_string).collect();
     Ok(json(&json!({ "Pins": pins })))
 }
@@ -95,26 +101,26 @@ pub(crate) async fn ls(
         if wanted.is_empty() {
             if want_recursive {
                 for root in &roots {
-                    keys.insert(root.to_string(), json!({"Type": "recursive"}));
+                    keys.insert(root.to_string(), pin_entry("recursive"));
                 }
             }
             if want_indirect {
                 for (cid, _) in indirect.values() {
                     keys.entry(cid.to_string())
-                        .or_insert_with(|| json!({"Type": "indirect"}));
+                        .or_insert_with(|| pin_entry("indirect"));
                 }
             }
             return Ok(keys);
         }
         for cid in &wanted {
             if want_recursive && roots.contains(cid) {
-                keys.insert(cid.to_string(), json!({"Type": "recursive"}));
+                keys.insert(cid.to_string(), pin_entry("recursive"));
             } else if let Some((_, root)) = indirect.get(&cid.hash().to_bytes())
                 && want_indirect
             {
                 keys.insert(
                     cid.to_string(),
-                    json!({"Type": format!("indirect through {root}")}),
+                    pin_entry(&format!("indirect through {root}")),
                 );
             } else {
                 return Err(Error::NotPinned(format!("path '{cid}' is not pinned")));
@@ -124,6 +130,11 @@ pub(crate) async fn ls(
     })
     .await?;
     Ok(json(&json!({ "Keys": keys })))
+}
+
+/// A `pin/ls` entry as Kubo writes it (pins have no names here).
+fn pin_entry(kind: &str) -> Value {
+    json!({"Type": kind, "Name": ""})
 }
 
 pub(crate) async fn gc(State(state): State<AppState>) -> Result<Response> {

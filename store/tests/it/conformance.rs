@@ -213,11 +213,11 @@ async fn block_stat_get_and_version_id() {
 
     let version = store.client.version().await.unwrap();
     assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
-    let id = store.client.id(None).await.unwrap();
-    assert!(id.id.starts_with("12D3KooW"), "{}", id.id);
+    let id = store.peer_id().await;
+    assert!(id.starts_with("12D3KooW"), "{id}");
     let keys = store.client.key_list().await.unwrap();
     assert_eq!(keys.keys[0].name, "self");
     let self_name: px_store::ipns::IpnsName = keys.keys[0].id.parse().unwrap();
-    assert_eq!(self_name.peer_id().to_base58(), id.id);
+    assert_eq!(self_name.peer_id().to_base58(), id);
     store.stop().await;
 }

@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod errors;
 mod ipns;
+mod kubo;
 mod layout;
 mod restart;
 mod router;

@@ -1,7 +1,7 @@
 //! Stop the store, start it on the same repo: content, pins, keys and records are all there.
 
 use ipfs_api_backend_hyper::IpfsApi;
-use ipfs_api_backend_hyper::request::{Add, KeyType};
+use ipfs_api_backend_hyper::request::Add;
 
 use crate::common::{RoutingGet, config, content, spawn_with};
 
@@ -11,21 +11,17 @@ async fn everything_survives_a_restart() {
     let store = spawn_with(config(dir.path()), None).await;
     let data = content(1_000_000, 42);
     let (cid, _) = store.add(data.clone(), Add::default()).await;
-    let key = store
-        .client
-        .key_gen("node", KeyType::Ed25519, 0)
-        .await
-        .unwrap();
+    let key_id = store.key_gen("node").await;
     store
         .client
         .name_publish(&cid, true, None, None, Some("node"))
         .await
         .unwrap();
-    let id = store.client.id(None).await.unwrap().id;
+    let id = store.peer_id().await;
     let (_, record) = store
         .raw(RoutingGet {
             encoding: "text",
-            arg: format!("/ipns/{}", key.id),
+            arg: format!("/ipns/{}", key_id),
         })
         .await;
     store.stop().await;
@@ -33,38 +29,39 @@ async fn everything_survives_a_restart() {
     // A second daemon cannot open the repo while the first runs; after shutdown it can.
     let store = spawn_with(config(dir.path()), None).await;
     assert_eq!(store.cat(&cid).await, data);
-    assert_eq!(store.client.id(None).await.unwrap().id, id);
+    assert_eq!(store.peer_id().await, id);
     let pins = store.client.pin_ls(None, Some("recursive")).await.unwrap();
     assert!(pins.keys.contains_key(&cid));
     let keys = store.client.key_list().await.unwrap();
-    assert!(keys.keys.iter().any(|k| k.name == "node" && k.id == key.id));
+    assert!(keys.keys.iter().any(|k| k.name == "node" && k.id == key_id));
     let resolved = store
         .client
-        .name_resolve(Some(&key.id), true, false)
+        .name_resolve(Some(&key_id), true, false)
         .await
         .unwrap();
     assert_eq!(resolved.path, format!("/ipfs/{cid}"));
     let (_, same) = store
         .raw(RoutingGet {
             encoding: "text",
-            arg: format!("/ipns/{}", key.id),
+            arg: format!("/ipns/{}", key_id),
         })
         .await;
     assert_eq!(same, record);
 
-    // The sequence continues from the stored record.
+    // The sequence continues from the stored record (a new value: one up, as in Kubo).
+    let (cid2, _) = store.add(content(1000, 43), Add::default()).await;
     store
         .client
-        .name_publish(&cid, true, None, None, Some("node"))
+        .name_publish(&cid2, true, None, None, Some("node"))
         .await
         .unwrap();
     let (_, next) = store
         .raw(RoutingGet {
             encoding: "text",
-            arg: format!("/ipns/{}", key.id),
+            arg: format!("/ipns/{}", key_id),
         })
         .await;
-    let name: px_store::ipns::IpnsName = key.id.parse().unwrap();
+    let name: px_store::ipns::IpnsName = key_id.parse().unwrap();
     let opts = px_store::ipns::VerifyOptions::default();
     let a = px_store::ipns::verify_record(&name, &record, &opts).unwrap();
     let b = px_store::ipns::verify_record(&name, &next, &opts).unwrap();
@@ -87,11 +84,7 @@ async fn private_keys_are_mode_0600() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     let store = spawn_with(config(dir.path()), None).await;
-    store
-        .client
-        .key_gen("secret", KeyType::Ed25519, 0)
-        .await
-        .unwrap();
+    store.key_gen("secret").await;
     for entry in std::fs::read_dir(dir.path().join("keystore")).unwrap() {
         let meta = entry.unwrap().metadata().unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600);

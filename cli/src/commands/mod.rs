@@ -8,6 +8,7 @@ mod download;
 mod key;
 mod ls;
 mod mint;
+mod mv;
 mod plans;
 mod rm;
 mod status;
@@ -34,6 +35,8 @@ pub(crate) enum Command {
     Ls(ls::Args),
     /// Delete a file by CID.
     Rm(rm::Args),
+    /// Move a token to another storage node (it takes the files over; the chain rebinds the key).
+    Move(mv::Args),
     /// Request a usage sync through the oracle (and wait for it with --wait).
     Sync(sync::Args),
     /// Run a local devnet: anvil, the contracts, px-store, px-node and px-oracle.
@@ -57,6 +60,7 @@ pub(crate) async fn run(command: Command, global: GlobalArgs) -> eyre::Result<()
         Command::Ls(a) => ls::run(a, &settings).await,
         Command::Rm(a) => rm::run(a, &settings).await,
         Command::Sync(a) => sync::run(a, &settings).await,
+        Command::Move(a) => mv::run(a, &settings).await,
         Command::Key(c) => key::run(c, &settings).await,
         Command::Devnet(_) => unreachable!("handled above"),
     }

@@ -1,6 +1,11 @@
 //! The one shared fixture: a devnet (anvil + the project's forge deployment with the real
-//! Chainlink Operator), the embedded store serving the Kubo RPC API, and helpers to mint,
-//! bind keys, publish records, request syncs and run the oracle.
+//! Chainlink Operator), the IPFS backend of the run, and helpers to mint, bind keys, publish
+//! records, request syncs and run the oracle.
+//!
+//! The backend is the one `PX_TEST_IPFS` names: `store` (default: px-store served in-process
+//! by its real router, so a test can also play a malicious daemon), `kubo` or `jsipfs` (a
+//! daemon per test on loopback). Tests that need what a backend lacks skip themselves by name
+//! ([`skip`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use alloy::primitives::{B256, U256};
 use alloy::providers::{DynProvider, Provider};
+use px_cli::daemon::{Capability, Daemon, Ipfs};
 use px_cli::devnet::{Devnet, DevnetConfig, FIRST_USER, ORACLE, REGISTRAR};
 use px_core::contracts::StorageNFT;
 use px_core::ipns::{IpnsName, create_record};
@@ -79,30 +85,99 @@ impl Store {
     }
 }
 
+/// Whether a test needing `what` must be skipped on this run's backend (it prints why).
+pub(crate) fn skip(test: &str, what: Capability) -> bool {
+    Ipfs::from_test_env().skip(test, what).is_some()
+}
+
+/// The run's IPFS backend: px-store in-process, or a Kubo or js-ipfs daemon.
+pub(crate) enum Backend {
+    Store(Store),
+    Daemon(Daemon),
+}
+
+impl Backend {
+    async fn start_new(kind: Ipfs, dir: PathBuf) -> TestResult<Self> {
+        Ok(match kind {
+            Ipfs::Store => Backend::Store(Store::open(dir).await?),
+            kind => Backend::Daemon(Daemon::start(kind).await?),
+        })
+    }
+
+    pub(crate) fn kind(&self) -> Ipfs {
+        match self {
+            Backend::Store(_) => Ipfs::Store,
+            Backend::Daemon(d) => d.kind(),
+        }
+    }
+
+    /// The Kubo RPC base URL (the same across [`Backend::stop`] and [`Backend::start`]).
+    pub(crate) fn url(&self) -> String {
+        match self {
+            Backend::Store(s) => s.url(),
+            Backend::Daemon(d) => d.api_url().to_string(),
+        }
+    }
+
+    /// The oracle's `IPFS_FLAVOR` for it.
+    pub(crate) fn flavor(&self) -> IpfsFlavor {
+        match self {
+            Backend::Store(_) => IpfsFlavor::Embedded,
+            Backend::Daemon(_) => IpfsFlavor::Kubo,
+        }
+    }
+
+    /// [`Backend::flavor`] as the `IPFS_FLAVOR` variable spells it.
+    pub(crate) fn flavor_name(&self) -> &'static str {
+        match self.flavor() {
+            IpfsFlavor::Embedded => "embedded",
+            IpfsFlavor::Kubo => "kubo",
+            IpfsFlavor::Btfs => "btfs",
+        }
+    }
+
+    /// Takes the backend down (an IPFS outage); its repo stays.
+    pub(crate) async fn stop(&mut self) {
+        match self {
+            Backend::Store(s) => s.stop().await,
+            Backend::Daemon(d) => d.stop().await,
+        }
+    }
+
+    /// Brings it back on the same repo and URL.
+    pub(crate) async fn start(&mut self) -> TestResult {
+        match self {
+            Backend::Store(s) => s.start().await,
+            Backend::Daemon(d) => Ok(d.start_again().await?),
+        }
+    }
+}
+
 pub(crate) struct Env {
     pub(crate) devnet: Devnet,
-    pub(crate) store: Store,
+    pub(crate) ipfs: Backend,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) deployment_path: PathBuf,
     http: reqwest::Client,
 }
 
 impl Env {
-    /// A devnet (automine, or `block_time` seconds per block) and a store.
+    /// A devnet (automine, or `block_time` seconds per block) and the run's IPFS backend.
     pub(crate) async fn spawn(block_time: Option<u64>) -> TestResult<Self> {
+        let dir = tempfile::tempdir()?;
         let devnet = Devnet::spawn(DevnetConfig {
             block_time,
             accounts: Some(12),
             ..DevnetConfig::default()
-        })
-        .await?;
-        let dir = tempfile::tempdir()?;
+        });
+        let ipfs = Backend::start_new(Ipfs::from_test_env(), dir.path().join("store"));
+        let (devnet, ipfs) = tokio::join!(devnet, ipfs);
+        let (devnet, ipfs) = (devnet?, ipfs?);
         let deployment_path = dir.path().join("deployment.json");
         std::fs::write(&deployment_path, serde_json::to_vec(&devnet.deployment)?)?;
-        let store = Store::open(dir.path().join("store")).await?;
         Ok(Self {
             devnet,
-            store,
+            ipfs,
             dir,
             deployment_path,
             http: reqwest::Client::new(),
@@ -117,15 +192,15 @@ impl Env {
     }
 
     /// An oracle configuration for this environment: adapter on a free loopback port, the
-    /// embedded store, the relayer fulfilling from anvil account 1, fast polling.
+    /// run's IPFS backend, the relayer fulfilling from anvil account 1, fast polling.
     pub(crate) fn config(&self) -> Config {
         let mut c = Config::default();
         c.adapter.port = 0;
         c.adapter.cache_max_age_ms = 0;
         c.chain.rpc_url = Some(self.devnet.rpc_url());
         c.chain.deployment = Some(self.deployment_path.clone());
-        c.ipfs.url = self.store.url();
-        c.ipfs.flavor = IpfsFlavor::Embedded;
+        c.ipfs.url = self.ipfs.url();
+        c.ipfs.flavor = self.ipfs.flavor();
         c.ipfs.timeout_ms = 2_000;
         let key = self.devnet.signer(ORACLE).to_bytes();
         c.relayer.private_key = Some(Secret::new(alloy::hex::encode_prefixed(key)));
@@ -141,7 +216,7 @@ impl Env {
         Ok(px_oracle::spawn(config).await?)
     }
 
-    /// Mints a token to the first user, binds a fresh store key named `key` to it and
+    /// Mints a token to the first user, binds a fresh daemon key named `key` to it and
     /// publishes a usage record (`used`, `seq`) under it: a token a node has served.
     pub(crate) async fn served_token(&self, key: &str, used: u64, seq: u64) -> TestResult<U256> {
         let token = self.mint(0).await?;
@@ -225,7 +300,7 @@ impl Env {
     async fn rpc(&self, path: &str, query: &[(&str, &str)]) -> TestResult<Value> {
         let res = self
             .http
-            .post(format!("{}/api/v0/{path}", self.store.url()))
+            .post(format!("{}/api/v0/{path}", self.ipfs.url()))
             .query(query)
             .send()
             .await?;
@@ -237,9 +312,11 @@ impl Env {
         Ok(serde_json::from_str(text.lines().last().unwrap_or("null"))?)
     }
 
-    /// `key/gen`: a key in the store's keystore (what a storage node does per token).
+    /// `key/gen`: an ed25519 key in the daemon's keystore (what a storage node does per token).
     pub(crate) async fn key_gen(&self, key: &str) -> TestResult<IpnsName> {
-        let v = self.rpc("key/gen", &[("arg", key)]).await?;
+        let v = self
+            .rpc("key/gen", &[("arg", key), ("type", "ed25519")])
+            .await?;
         Ok(v["Id"].as_str().ok_or("no Id")?.parse()?)
     }
 
@@ -247,11 +324,13 @@ impl Env {
     pub(crate) async fn add(&self, bytes: Vec<u8>) -> TestResult<String> {
         let form = reqwest::multipart::Form::new().part(
             "file",
-            reqwest::multipart::Part::bytes(bytes).file_name("record.json"),
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name("record.json")
+                .mime_str("application/octet-stream")?,
         );
         let res = self
             .http
-            .post(format!("{}/api/v0/add", self.store.url()))
+            .post(format!("{}/api/v0/add", self.ipfs.url()))
             .multipart(form)
             .send()
             .await?;
@@ -260,11 +339,15 @@ impl Env {
         Ok(v["Hash"].as_str().ok_or("no Hash")?.to_string())
     }
 
-    /// `name/publish` of `/ipfs/<cid>` under the store key `key`.
+    /// `name/publish` of `/ipfs/<cid>` under the daemon key `key`.
     pub(crate) async fn publish(&self, key: &str, cid: &str) -> TestResult {
         self.rpc(
             "name/publish",
-            &[("arg", &format!("/ipfs/{cid}")), ("key", key)],
+            &[
+                ("arg", &format!("/ipfs/{cid}")),
+                ("key", key),
+                ("allow-offline", "true"),
+            ],
         )
         .await?;
         Ok(())
@@ -281,12 +364,12 @@ impl Env {
         Ok(cid)
     }
 
-    /// `routing/put` of a raw record (the API verifies it).
+    /// `routing/put` of a raw record (the daemon verifies it).
     pub(crate) async fn routing_put(&self, name: &IpnsName, record: Vec<u8>) -> TestResult {
-        let form =
-            reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(record));
+        let part = reqwest::multipart::Part::bytes(record).mime_str("application/octet-stream")?;
+        let form = reqwest::multipart::Form::new().part("file", part);
         self.http
-            .post(format!("{}/api/v0/routing/put", self.store.url()))
+            .post(format!("{}/api/v0/routing/put", self.ipfs.url()))
             .query(&[("arg", format!("/ipns/{name}"))])
             .multipart(form)
             .send()
@@ -295,10 +378,25 @@ impl Env {
         Ok(())
     }
 
-    /// Stores raw record bytes under `name` without any check: a malicious daemon.
+    /// Stores raw record bytes under `name` without any check: a malicious daemon. Only
+    /// px-store can (see [`Env::can_forge`]).
     pub(crate) fn inject_record(&self, name: &IpnsName, record: &[u8]) -> TestResult {
-        self.store.state.repo().put_record(name, record)?;
-        Ok(())
+        match &self.ipfs {
+            Backend::Store(store) => Ok(store.state.repo().put_record(name, record)?),
+            Backend::Daemon(d) => Err(format!("{} serves no forged record", d.kind()).into()),
+        }
+    }
+
+    /// Whether the backend can play a malicious daemon; if not, says that `case` is skipped.
+    pub(crate) fn can_forge(&self, case: &str) -> bool {
+        let kind = self.ipfs.kind();
+        match kind.lacks(Capability::ForgedRecords) {
+            None => true,
+            Some(why) => {
+                eprintln!("SKIPPED case {case:?} on {kind}: {why}");
+                false
+            }
+        }
     }
 
     /// A usage record bound to this deployment.

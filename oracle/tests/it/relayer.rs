@@ -6,18 +6,25 @@ use std::time::Duration;
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use cid::Cid;
+use px_cli::daemon::Capability;
 use px_cli::devnet::ORACLE;
 use px_core::contracts::{StorageNFT, sync_status};
 use px_oracle::relayer::db::Stage;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::common::{Env, TestResult, free_port, wait_for};
+use crate::common::{Env, TestResult, free_port, skip, wait_for};
 
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_writes_the_published_usage_on_chain() -> TestResult {
+    if skip(
+        "round_trip_writes_the_published_usage_on_chain",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
     let env = Env::spawn(None).await?;
     let mut config = env.config();
     config.adapter.enabled = false;
@@ -78,11 +85,17 @@ async fn round_trip_writes_the_published_usage_on_chain() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipfs_outage_delays_the_answer_and_writes_nothing_wrong() -> TestResult {
+    if skip(
+        "ipfs_outage_delays_the_answer_and_writes_nothing_wrong",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
     let mut env = Env::spawn(None).await?;
     let oracle = env.relayer().await?;
     let token = env.served_token("token-b", 999, 3).await?;
 
-    env.store.stop().await;
+    env.ipfs.stop().await;
     env.request_sync(0, token).await?;
     let failed = wait_for(Duration::from_secs(10), || async {
         oracle
@@ -99,7 +112,7 @@ async fn ipfs_outage_delays_the_answer_and_writes_nothing_wrong() -> TestResult 
     assert_eq!(info.used, 0);
     assert_eq!(env.oracle_tx_count().await?, 0);
 
-    env.store.start().await?;
+    env.ipfs.start().await?;
     let info = env.wait_answered(token, ANSWER_WITHIN).await?;
     assert_eq!(info.lastStatus, sync_status::OK);
     assert_eq!(info.used, 999);
@@ -110,12 +123,18 @@ async fn ipfs_outage_delays_the_answer_and_writes_nothing_wrong() -> TestResult 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_reorged_out_is_never_fulfilled() -> TestResult {
+    if skip(
+        "a_request_reorged_out_is_never_fulfilled",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
     let mut env = Env::spawn(None).await?;
     let oracle = env.relayer().await?;
     let token = env.served_token("token-c", 5, 1).await?;
 
     // Keep the relayer from answering at once, so the reorg lands between "seen" and "sent".
-    env.store.stop().await;
+    env.ipfs.stop().await;
     let p = env.devnet.provider(0);
     let snapshot: U256 = p.raw_request("evm_snapshot".into(), ()).await?;
     let request_id = env.request_sync(0, token).await?;
@@ -131,7 +150,7 @@ async fn a_request_reorged_out_is_never_fulfilled() -> TestResult {
     for _ in 0..3 {
         env.devnet.mine().await?;
     }
-    env.store.start().await?;
+    env.ipfs.start().await?;
     let gone = wait_for(Duration::from_secs(15), || async {
         db.get(&request_id).ok().flatten().is_none().then_some(())
     })
@@ -161,8 +180,8 @@ fn oracle_process(env: &Env, port: u16) -> std::io::Result<Child> {
         .env_clear()
         .env("RPC_URL", env.devnet.rpc_url())
         .env("DEPLOYMENT", &env.deployment_path)
-        .env("IPFS_API_URL", env.store.url())
-        .env("IPFS_FLAVOR", "embedded")
+        .env("IPFS_API_URL", env.ipfs.url())
+        .env("IPFS_FLAVOR", env.ipfs.flavor_name())
         .env("ORACLE_PRIVATE_KEY", key)
         .env("RELAYER_DB", env.dir.path().join("relayer.redb"))
         .env("POLL_INTERVAL", "100")
@@ -189,6 +208,12 @@ async fn metric(port: u16, needle: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_and_restart_fulfills_each_request_exactly_once() -> TestResult {
+    if skip(
+        "kill_9_and_restart_fulfills_each_request_exactly_once",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
     let mut env = Env::spawn(None).await?;
     let mut tokens = Vec::new();
     for i in 0..6 {
@@ -196,7 +221,7 @@ async fn kill_9_and_restart_fulfills_each_request_exactly_once() -> TestResult {
     }
 
     // Phase 1: the relayer sees a request and cannot answer yet (IPFS down); kill -9 it.
-    env.store.stop().await;
+    env.ipfs.stop().await;
     let port = free_port();
     let mut child = oracle_process(&env, port)?;
     let first = env.request_sync(0, tokens[0]).await?;
@@ -207,7 +232,7 @@ async fn kill_9_and_restart_fulfills_each_request_exactly_once() -> TestResult {
     assert!(seen.is_some(), "relayer saw the request");
     child.kill().await?;
     assert!(env.info(tokens[0]).await?.pending);
-    env.store.start().await?;
+    env.ipfs.start().await?;
 
     // Phase 2: more requests, and kill -9 at arbitrary points while they are being fulfilled.
     let mut requests = vec![(tokens[0], first)];
@@ -239,6 +264,12 @@ async fn kill_9_and_restart_fulfills_each_request_exactly_once() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_fulfill_is_replaced_with_a_higher_fee_and_mined_once() -> TestResult {
+    if skip(
+        "a_stuck_fulfill_is_replaced_with_a_higher_fee_and_mined_once",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
     let mut env = Env::spawn(None).await?;
     let mut config = env.config();
     config.adapter.enabled = false;
@@ -247,11 +278,11 @@ async fn a_stuck_fulfill_is_replaced_with_a_higher_fee_and_mined_once() -> TestR
     let token = env.served_token("token-s", 4242, 9).await?;
 
     // The request is mined; from then on nothing is mined until the test says so.
-    env.store.stop().await;
+    env.ipfs.stop().await;
     let request_id = env.request_sync(0, token).await?;
     let p = env.devnet.provider(0);
     let _: Value = p.raw_request("evm_setAutomine".into(), (false,)).await?;
-    env.store.start().await?;
+    env.ipfs.start().await?;
 
     let db = oracle.relayer().expect("relayer runs").db().clone();
     let replaced = wait_for(Duration::from_secs(15), || async {
@@ -289,13 +320,19 @@ async fn a_stuck_fulfill_is_replaced_with_a_higher_fee_and_mined_once() -> TestR
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipfs_down_until_expiry_answers_unavailable_and_expired_requests_are_skipped() -> TestResult
 {
+    if skip(
+        "ipfs_down_until_expiry_answers_unavailable_and_expired_requests_are_skipped",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
     let mut env = Env::spawn(None).await?;
     let oracle = env.relayer().await?;
     let mut tokens = Vec::new();
     for key in ["exp-a", "exp-b"] {
         tokens.push(env.served_token(key, 77, 1).await?);
     }
-    env.store.stop().await;
+    env.ipfs.stop().await;
 
     // Within the expiry margin (30 s of 300 s): answered with IPFS_UNAVAILABLE, no usage.
     env.request_sync(0, tokens[0]).await?;
@@ -320,7 +357,7 @@ async fn ipfs_down_until_expiry_answers_unavailable_and_expired_requests_are_ski
     assert_eq!(env.oracle_tx_count().await?, 1);
 
     // The holder re-requests (cancelling the expired one); with IPFS back it is answered.
-    env.store.start().await?;
+    env.ipfs.start().await?;
     env.request_sync(0, tokens[1]).await?;
     let info = env.wait_answered(tokens[1], ANSWER_WITHIN).await?;
     assert_eq!(info.lastStatus, sync_status::OK);
@@ -336,6 +373,12 @@ async fn ipfs_down_until_expiry_answers_unavailable_and_expired_requests_are_ski
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_answered_elsewhere_is_skipped_without_a_transaction() -> TestResult {
+    if skip(
+        "a_request_answered_elsewhere_is_skipped_without_a_transaction",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
     use alloy::network::TransactionBuilder;
     use alloy::sol_types::SolEvent;
     use px_oracle::relayer::request::Request;
@@ -345,7 +388,7 @@ async fn a_request_answered_elsewhere_is_skipped_without_a_transaction() -> Test
     let oracle = env.relayer().await?;
     let token = env.served_token("token-e", 31, 1).await?;
 
-    env.store.stop().await;
+    env.ipfs.stop().await;
     let request_id = env.request_sync(0, token).await?;
     let db = oracle.relayer().expect("relayer runs").db().clone();
     let seen = wait_for(Duration::from_secs(10), || async {
@@ -381,7 +424,7 @@ async fn a_request_answered_elsewhere_is_skipped_without_a_transaction() -> Test
         sync_status::RECORD_NOT_FOUND
     );
 
-    env.store.start().await?;
+    env.ipfs.start().await?;
     let skipped = wait_for(Duration::from_secs(20), || async {
         match db.get(&request_id).ok().flatten()?.stage {
             Stage::Skipped { reason } => Some(reason),

@@ -15,8 +15,8 @@
 //! refuses `size=0`); key ids are accepted as `k51...` or `12D3KooW...` (js-ipfs); every
 //! multipart part has a `Content-Type` (js-ipfs refuses parts without one); `add` answers are
 //! matched to parts by position, and `Size` is never read (a string in Kubo, a number in
-//! js-ipfs); `name/resolve` gets the base58 peer id and no `nocache` (js-ipfs takes a `k51...`
-//! name for a DNSLink domain and refuses `nocache` offline); `name/publish` sends
+//! js-ipfs); `name/resolve` gets the base58 peer id (js-ipfs takes a `k51...` name for a
+//! DNSLink domain) and `nocache`, unless refused (js-ipfs offline); `name/publish` sends
 //! `allow-offline=true`.
 
 use std::time::Duration;
@@ -801,8 +801,10 @@ impl Ipfs {
         Ok(())
     }
 
-    /// Resolves an IPNS name (any form) to its path, one step (`recursive=false`). No
-    /// `nocache`: js-ipfs refuses it offline, and a daemon's cache holds what it published.
+    /// Resolves an IPNS name (any form) to its path, one step (`recursive=false`), bypassing
+    /// the daemon's cache (`nocache=true`: Kubo answers a name it resolved before from its
+    /// cache, older than what was published since). js-ipfs refuses `nocache` offline
+    /// ("cannot specify both offline and nocache"); it is asked again without.
     pub async fn resolve(&self, ipns_id: &str) -> Result<String> {
         #[derive(serde::Deserialize)]
         struct Resolved {
@@ -810,9 +812,14 @@ impl Ipfs {
             path: String,
         }
         let arg = format!("/ipns/{}", resolvable_name(ipns_id)?);
-        let r: Resolved = self
-            .call_json("name/resolve", &[("arg", &arg), ("recursive", "false")])
-            .await?;
+        let query = [("arg", arg.as_str()), ("recursive", "false")];
+        let uncached = [query[0], query[1], ("nocache", "true")];
+        let r: Resolved = match self.call_json("name/resolve", &uncached).await {
+            Err(Error::Ipfs(m)) if m.contains("offline and nocache") => {
+                self.call_json("name/resolve", &query).await?
+            }
+            r => r?,
+        };
         Ok(r.path)
     }
 

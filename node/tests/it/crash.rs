@@ -11,7 +11,8 @@ use px_cli::devnet::REGISTRAR;
 
 use crate::fixture::{Net, User, assert_consistent, data, pins};
 
-/// Starts the `px-node` binary on `data_dir` (embedded store inside the process).
+/// Starts the `px-node` binary on `data_dir` (embedded store inside the process, or the test's
+/// IPFS daemon).
 fn start_process(
     net: &Net,
     data_dir: &std::path::Path,
@@ -39,6 +40,9 @@ fn start_process(
         .stderr(Stdio::null());
     if let Some(f) = failpoint {
         cmd.env("PX_NODE_FAILPOINT", f);
+    }
+    if let Some(url) = net.daemon_url() {
+        cmd.env("PX_NODE_IPFS_URL", url);
     }
     (
         cmd.spawn().expect("px-node binary starts"),
@@ -151,7 +155,7 @@ async fn killed_node_recovers(exclusive: bool) {
             .await
             .unwrap();
     }
-    let ipfs = node.store_url().unwrap();
+    let ipfs = net.ipfs_url(&node);
     let before = alice.usage(token).await.unwrap();
     let before_pins = pins(&ipfs).await;
     assert_eq!(before_pins, referenced(&alice, &ipfs, token).await);
@@ -174,7 +178,7 @@ async fn killed_node_recovers(exclusive: bool) {
         upload_and_die(&user, token, &mut child, 4 << 20, kill_midway).await;
 
         let node = px_node::spawn(config.clone()).await.unwrap();
-        let ipfs = node.store_url().unwrap();
+        let ipfs = net.ipfs_url(&node);
         let alice = User {
             session: session.clone(),
             ..net.user(0, &node)
@@ -199,7 +203,7 @@ async fn killed_node_recovers(exclusive: bool) {
     };
     upload_and_die(&user, token, &mut child, 20_000, false).await;
     let node = px_node::spawn(config.clone()).await.unwrap();
-    let ipfs = node.store_url().unwrap();
+    let ipfs = net.ipfs_url(&node);
     let alice = User {
         session: session.clone(),
         ..net.user(0, &node)

@@ -13,7 +13,7 @@ async fn hundred_concurrent_uploads_to_one_token() {
     let mut alice = net.user(0, &node);
     alice.login().await;
     let token = alice.mint(&net).await;
-    let ipfs = node.store_url().unwrap();
+    let ipfs = net.ipfs_url(&node);
 
     let alice = std::sync::Arc::new(alice);
     let mut tasks = Vec::new();
@@ -67,7 +67,7 @@ async fn over_quota_and_too_large_are_refused_and_change_nothing() {
     let mut alice = net.user(0, &node);
     alice.login().await;
     let token = alice.mint(&net).await;
-    let ipfs = node.store_url().unwrap();
+    let ipfs = net.ipfs_url(&node);
     let quota: u64 = 100 << 20;
 
     let big = alice
@@ -157,7 +157,7 @@ async fn gate_closes_when_not_synced_within_the_window() {
 async fn delete_lowers_usage_and_unpins_only_unshared_content() {
     let net = Net::start().await;
     let node = net.node("delete").await;
-    let ipfs = node.store_url().unwrap();
+    let ipfs = net.ipfs_url(&node);
     let mut alice = net.user(0, &node);
     let mut bob = net.user(1, &node);
     alice.login().await;
@@ -210,7 +210,7 @@ async fn delete_lowers_usage_and_unpins_only_unshared_content() {
 async fn list_pages_through_ten_thousand_files() {
     let net = Net::start().await;
     let node = net.node("list").await;
-    let ipfs = node.store_url().unwrap();
+    let ipfs = net.ipfs_url(&node);
     let mut alice = net.user(0, &node);
     alice.login().await;
     let token = alice.mint(&net).await;
@@ -279,7 +279,7 @@ async fn list_pages_through_ten_thousand_files() {
 async fn refresh_publishes_a_newer_record_for_the_same_files() {
     let net = Net::start().await;
     let node = net.node("refresh").await;
-    let ipfs = node.store_url().unwrap();
+    let ipfs = net.ipfs_url(&node);
     let mut alice = net.user(0, &node);
     alice.login().await;
     let token = alice.mint(&net).await;
@@ -326,7 +326,7 @@ async fn refresh_publishes_a_newer_record_for_the_same_files() {
 async fn ten_thousand_http_uploads_stay_consistent() {
     let net = Net::start().await;
     let node = net.node("stress").await;
-    let ipfs = node.store_url().unwrap();
+    let ipfs = net.ipfs_url(&node);
     let mut alice = net.user(0, &node);
     alice.login().await;
     let token = alice.mint(&net).await;
@@ -354,16 +354,25 @@ async fn ten_thousand_http_uploads_stay_consistent() {
     node.shutdown().await;
 }
 
-/// A remote backend (`--ipfs-url`, here a px-store on its own): every call goes over HTTP,
-/// uploads included, in both backend modes; files, index, record and pins stay consistent.
+/// A remote backend (`--ipfs-url`: a px-store on its own, or the run's Kubo or js-ipfs
+/// daemon): every call goes over HTTP, uploads included, in both backend modes; files, index,
+/// record and pins stay consistent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_backend_over_http_stays_consistent() {
     let net = Net::start().await;
-    let mut sc = px_store::StoreConfig::new(net.dir.path().join("remote-store"));
-    sc.api = "127.0.0.1:0".parse().unwrap();
-    sc.sync_writes = false;
-    let store = px_store::spawn(sc).await.unwrap();
-    let ipfs = store.api_url();
+    let store = match net.daemon_url() {
+        Some(_) => None,
+        None => {
+            let mut sc = px_store::StoreConfig::new(net.dir.path().join("remote-store"));
+            sc.api = "127.0.0.1:0".parse().unwrap();
+            sc.sync_writes = false;
+            Some(px_store::spawn(sc).await.unwrap())
+        }
+    };
+    let ipfs = match &store {
+        Some(store) => store.api_url(),
+        None => net.daemon_url().unwrap(),
+    };
 
     for (n, exclusive) in [(0, false), (1, true)] {
         let mut config = net.config(&format!("remote-{exclusive}"));
@@ -397,5 +406,7 @@ async fn remote_backend_over_http_stays_consistent() {
         assert_consistent(&user, &ipfs, token).await;
         node.shutdown().await;
     }
-    store.shutdown().await;
+    if let Some(store) = store {
+        store.shutdown().await;
+    }
 }

@@ -530,11 +530,21 @@ impl Node {
         // backend can pin, the upload has its `uploads` row (see the module docs).
         let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = received.clone();
-        let counted = body.inspect(move |chunk| {
-            if let Ok(c) = chunk {
-                counter.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
+        // Whether the client's body ended or failed (as opposed to the node no longer
+        // reading it because the backend failed).
+        let body_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (done_on_error, done_at_end) = (body_done.clone(), body_done.clone());
+        let counted = body
+            .inspect(move |chunk| match chunk {
+                Ok(c) => {
+                    counter.fetch_add(c.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(_) => done_on_error.store(true, std::sync::atomic::Ordering::Relaxed),
+            })
+            .chain(futures::stream::poll_fn(move |_| {
+                done_at_end.store(true, std::sync::atomic::Ordering::Relaxed);
+                std::task::Poll::Ready(None)
+            }));
         let (added, journaled) = if self.settings.exclusive_backend {
             self.add_exclusive(token_id, counted, len).await?
         } else {
@@ -549,8 +559,11 @@ impl Node {
         };
         failpoint("after_add");
         let received = received.load(std::sync::atomic::Ordering::Relaxed);
+        let body_done = body_done.load(std::sync::atomic::Ordering::Relaxed);
         let result = async {
-            if received != len {
+            // A body of the wrong length is the client's doing, unless the backend failed
+            // first and the node stopped reading it (then the backend's error, a 503).
+            if received > len || (received < len && (body_done || added.is_ok())) {
                 return Err(Error::BadRequest(format!(
                     "body has {received} bytes, Content-Length says {len}"
                 )));

@@ -53,6 +53,9 @@ reuse_repo() {
        && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
         echo "start.sh: the daemon of $repo still runs (pid $pid)" >&2; exit 1
     fi
+    # js-ipfs's repo lock (a directory, proper-lockfile) outlives a killed daemon for its
+    # stale time; its daemon is gone, so the lock is stale now.
+    rm -rf "$repo/repo.lock"
     node --input-type=module -e '
 import fs from "fs"
 const [repo] = process.argv.slice(1)

@@ -1,11 +1,13 @@
-//! Integration tests of px-node against a real anvil with the project's contracts, the
-//! embedded store and the real router on loopback. One shared fixture: [`fixture`].
+//! Integration tests of px-node against a real anvil with the project's contracts, the IPFS
+//! backend `PX_TEST_IPFS` selects (the embedded store by default, or a Kubo or js-ipfs daemon)
+//! and the real router on loopback. One shared fixture: [`fixture`].
 
 mod fixture;
 
 mod api;
 mod auth;
 mod crash;
+mod faults;
 mod files;
 mod keys;
 mod rebind;

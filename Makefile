@@ -10,6 +10,7 @@ FORGE_PROFILE ?= default
 
 .PHONY: demo devnet test bootstrap build forge-build forge-test abi abi-check cargo-test \
         fmt fmt-check clippy lint slither snapshot ci clean
+.PHONY: ipfs-daemons kubo jsipfs test-kubo test-jsipfs
 
 BINS := -p px-cli -p px-store -p px-node -p px-oracle --bins
 # The demo binaries use the `demo` profile (Cargo.toml): no optimization and no debuginfo,
@@ -28,6 +29,37 @@ devnet: bootstrap forge-build
 
 ## test: install, build and run every test (forge unit/fuzz/invariant/gas snapshots, cargo)
 test: bootstrap forge-test mutation abi-check cargo-test
+# ... and the node, oracle and story tests again on a real Kubo and on js-ipfs (cargo-test ran
+# them on the embedded px-store; its Kubo conformance test needs the Kubo binary).
+test: test-kubo test-jsipfs
+cargo-test: kubo
+
+## ipfs-daemons: Kubo 0.43.1 from its pinned Go module into .cache/bin (minutes, once) and
+## js-ipfs 0.66 from tools/jsipfs's lockfile into tools/jsipfs/node_modules; both skipped when
+## already there (tools/README.md)
+ipfs-daemons: kubo jsipfs
+
+kubo:
+	@bash tools/kubo/build.sh >/dev/null
+
+jsipfs:
+	@bash tools/jsipfs/install.sh >/dev/null
+
+# One IPFS backend (PX_TEST_IPFS) for the node's and the oracle's integration tests and the
+# devnet story; the tests start and stop the daemons themselves on loopback. The first line
+# builds what cargo-test builds (nothing after it; the story needs the service binaries).
+IPFS_TESTS = $(CARGO) test $(CARGO_FLAGS) --workspace --all-targets --no-run && \
+	PX_TEST_IPFS=$(1) $(CARGO) test $(CARGO_FLAGS) -p px-node --test it && \
+	PX_TEST_IPFS=$(1) $(CARGO) test $(CARGO_FLAGS) -p px-oracle --test it && \
+	PX_TEST_IPFS=$(1) $(CARGO) test $(CARGO_FLAGS) -p px-cli --test it story
+
+## test-kubo / test-jsipfs: those tests on Kubo / on js-ipfs (js-ipfs skips, by name, what it
+## cannot do: see the backend table in README.md)
+test-kubo: kubo
+	$(call IPFS_TESTS,kubo)
+
+test-jsipfs: jsipfs
+	$(call IPFS_TESTS,jsipfs)
 
 bootstrap:
 	@bash .ci/bootstrap

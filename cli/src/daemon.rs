@@ -191,6 +191,11 @@ impl Daemon {
         self.repo.path()
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+
     /// Whether the daemon runs.
     pub fn is_running(&self) -> bool {
         self.pid.is_some_and(alive)

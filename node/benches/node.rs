@@ -12,7 +12,8 @@
 //!
 //!    `PX_BENCH_BACKEND=remote` measures a remote backend instead: a px-store on its own
 //!    runtime in this process (threads named `px-store`, reported apart as `store`), which
-//!    the node reaches over HTTP (`PX_NODE_IPFS_URL`).
+//!    the node reaches over HTTP (`PX_NODE_IPFS_URL`). `PX_BENCH_BACKEND=kubo` does the same
+//!    with a Kubo 0.43.1 daemon (`px_cli::daemon`; its process reported as `store`).
 //! 2. **Latency**: 1 KiB uploads into a token holding 10 files and one holding 100,000 files
 //!    (seeded with `Node::import_files`; in-process node with its embedded store).
 //!
@@ -23,7 +24,7 @@
 //!
 //! Environment: `PX_BENCH_GIB` scales part 1 (default 1; fractions allowed),
 //! `PX_BENCH_ROUNDS` sets its rounds (default 2), `PX_BENCH_SKIP` skips `throughput` or
-//! `latency`, `PX_BENCH_BACKEND` (`embedded`, the default, or `remote`),
+//! `latency`, `PX_BENCH_BACKEND` (`embedded`, the default, `remote` or `kubo`),
 //! `PX_BENCH_EXCLUSIVE`, `PX_BENCH_DIR` is where the temporary directory (store repo, node
 //! data) goes (default the system's), `PX_BENCH_NODE_PID_FILE` names a file to write the node
 //! process's pid to (to attach a profiler).
@@ -79,6 +80,9 @@ fn process_cpu(pid: u32) -> f64 {
 /// Thread name of the store's runtime in this process.
 const STORE_THREAD: &str = "px-store";
 
+/// The Kubo daemon's pid, when the backend is Kubo.
+static KUBO_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
 /// CPU seconds used by this process's live threads named [`STORE_THREAD`]. The store runtime
 /// keeps its threads alive for the whole run, so none of their time is lost to exits.
 fn store_cpu() -> f64 {
@@ -109,11 +113,17 @@ struct Cpu {
 
 impl Cpu {
     fn sample(node_pid: u32) -> Self {
-        let store = store_cpu();
+        let (store, in_client) = match KUBO_PID.get() {
+            Some(&kubo) => (process_cpu(kubo), 0.0),
+            None => {
+                let s = store_cpu();
+                (s, s)
+            }
+        };
         Self {
             node: process_cpu(node_pid),
             store,
-            client: process_cpu(std::process::id()) - store,
+            client: process_cpu(std::process::id()) - in_client,
         }
     }
 
@@ -271,7 +281,8 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
         .unwrap_or(1.0);
     let len = (gib * (1u64 << 30) as f64) as u64;
     // See the module docs on `PX_BENCH_BACKEND` and `PX_BENCH_EXCLUSIVE`.
-    let remote = std::env::var("PX_BENCH_BACKEND").is_ok_and(|v| v == "remote");
+    let kubo = std::env::var("PX_BENCH_BACKEND").is_ok_and(|v| v == "kubo");
+    let remote = kubo || std::env::var("PX_BENCH_BACKEND").is_ok_and(|v| v == "remote");
     let exclusive = std::env::var("PX_BENCH_EXCLUSIVE").map_or(true, |v| v != "false");
     let free_port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -284,8 +295,17 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     // process would have), with named threads, so its CPU time can be told apart from the
     // client's. Embedded: the node runs it, its API on a port chosen here.
     let mut remote_store = None;
+    let mut daemon = None;
     let store_port = free_port();
-    let store_url = if remote {
+    let store_url = if kubo {
+        let d = px_cli::daemon::Daemon::start(px_cli::daemon::Ipfs::Kubo)
+            .await
+            .unwrap();
+        KUBO_PID.set(d.pid().unwrap() as u32).unwrap();
+        let url = d.api_url().to_string();
+        daemon = Some(d);
+        url
+    } else if remote {
         let store_rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name(STORE_THREAD)
@@ -377,7 +397,9 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     };
     println!(
         "throughput: {gib} GiB, {rounds} rounds, {} store, exclusive backend {exclusive} (CPU in seconds per GiB)",
-        if remote {
+        if kubo {
+            "Kubo 0.43.1 (HTTP)"
+        } else if remote {
             "remote (HTTP)"
         } else {
             "embedded (in-process)"
@@ -437,6 +459,9 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     if let Some((store_rt, store)) = remote_store {
         store_rt.spawn(store.shutdown()).await.unwrap();
         store_rt.shutdown_background();
+    }
+    if let Some(mut d) = daemon {
+        d.stop().await;
     }
 }
 

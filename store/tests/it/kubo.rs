@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use px_store::ipns::IpnsEntry;
@@ -18,6 +17,7 @@ use px_store::ipns::time::parse_rfc3339;
 use serde_json::Value;
 
 use crate::common::{config, content, spawn_with};
+use crate::kubod::Kubo;
 
 /// Differences from Kubo that px-store makes on purpose: (request, aspect, README id). `*`
 /// stands for every request, or for every aspect of one request.
@@ -35,59 +35,6 @@ const DOCUMENTED: &[(&str, &str, &str)] = &[
 /// Whether the documented `(request, aspect)` covers `d`.
 fn covers(request: &str, aspect: &str, d: &Diff) -> bool {
     (request == "*" || request == d.request) && (aspect == "*" || aspect == d.aspect)
-}
-
-/// A Kubo daemon started by `tools/kubo/start.sh`, killed (and its repo removed) on drop.
-struct Kubo {
-    _repo: tempfile::TempDir,
-    api: String,
-    pid: i32,
-}
-
-impl Kubo {
-    async fn start(mode: &str) -> Kubo {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/kubo/start.sh");
-        let repo = tempfile::Builder::new()
-            .prefix("px-kubo.")
-            .tempdir()
-            .unwrap();
-        let out = tokio::process::Command::new("bash")
-            .arg(&script)
-            .arg(repo.path())
-            .env("PX_KUBO_MODE", mode)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .expect("bash runs");
-        assert!(
-            out.status.success(),
-            "{} failed (Kubo is built from its Go module on first use: Go >= 1.26.5 and the \
-             module proxy are needed):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let value = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-                .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
-                .to_string()
-        };
-        Kubo {
-            api: value("PX_IPFS_API"),
-            pid: value("PX_IPFS_PID").parse().unwrap(),
-            _repo: repo,
-        }
-    }
-}
-
-impl Drop for Kubo {
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.pid) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
 }
 
 /// What an answer looked like on the wire.

@@ -8,6 +8,7 @@ mod daemon;
 mod errors;
 mod ipns;
 mod kubo;
+mod kubod;
 mod layout;
 mod restart;
 mod router;

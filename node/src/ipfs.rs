@@ -1002,4 +1002,38 @@ mod tests {
         drop((http, local));
         store.shutdown().await;
     }
+
+    /// A daemon that hands out a key the node cannot use (not ed25519: no real daemon does so
+    /// when asked for `type=ed25519`, hence a stand-in): the key is removed again and the
+    /// error is permanent (500), not a 503 "retry later".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unusable_key_is_removed_and_the_error_is_permanent() {
+        use axum::routing::post;
+        let removed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = removed.clone();
+        let router = axum::Router::new()
+            .route(
+                "/api/v0/key/gen",
+                post(|| async {
+                    // A sha2-256 peer id (an RSA key's form).
+                    r#"{"Name":"k","Id":"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"}"#
+                }),
+            )
+            .route(
+                "/api/v0/key/rm",
+                post(move |q: axum::extract::RawQuery| async move {
+                    seen.lock().unwrap().push(q.0.unwrap_or_default());
+                    r#"{"Keys":[]}"#
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let ipfs = Ipfs::new(&format!("http://{addr}")).unwrap();
+        let e = ipfs.key_gen("k").await.unwrap_err();
+        assert!(matches!(e, Error::Internal(_)), "{e:?}");
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(*removed.lock().unwrap(), vec!["arg=k".to_string()]);
+        server.abort();
+    }
 }

@@ -24,11 +24,10 @@ repo="$(cd "$repo" && pwd)"
 export IPFS_PATH="$repo" NODE_ENV=test NO_UPDATE_NOTIFIER=1 \
     NODE_OPTIONS="${NODE_OPTIONS:-} --require $here/promise-with-resolvers.cjs --require $here/loopback-only.cjs"
 
-# The first start: a fresh test repo, every address on loopback port 0.
-init_repo() {
-    [ -z "$(ls -A "$repo")" ] || { echo "start.sh: $repo is not empty" >&2; exit 1; }
-    "$jsipfs" init --profile test --empty-repo >"$repo/init.log" 2>&1 \
-        || { cat "$repo/init.log" >&2; exit 1; }
+# A fresh test repo, every address on loopback port 0, made in $1.
+make_repo() {
+    IPFS_PATH="$1" "$jsipfs" init --profile test --empty-repo >"$1/init.log" 2>&1 \
+        || { cat "$1/init.log" >&2; exit 1; }
     # One node process instead of a dozen `jsipfs config` runs (each takes ~1 s).
     node --input-type=module -e '
 import fs from "fs"
@@ -42,7 +41,23 @@ c.Discovery = { MDNS: { Enabled: false, Interval: 10 }, webRTCStar: { Enabled: f
 c.Routing = { Type: "none" }
 c.Swarm = { ...(c.Swarm || {}), DisableNatPortMap: true }
 fs.writeFileSync(f, JSON.stringify(c, null, 2))
-' "$repo"
+' "$1"
+}
+
+# The first start: a copy of a repo made once per install and version of this script (init
+# and the config edit take ~6 of the ~9 s of a start; test daemons then share the identity
+# key, harmless on loopback without peers). The template lives in node_modules (git-ignored,
+# gone with a reinstall); concurrent first starts race to make it, one wins.
+init_repo() {
+    [ -z "$(ls -A "$repo")" ] || { echo "start.sh: $repo is not empty" >&2; exit 1; }
+    local template tmp
+    template="$here/node_modules/.px-repo-template-$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
+    if [ ! -f "$template/config" ]; then
+        tmp="$(mktemp -d "$here/node_modules/.px-repo-template.XXXXXX")"
+        make_repo "$tmp"
+        mv -T "$tmp" "$template" 2>/dev/null || rm -rf "$tmp"
+    fi
+    cp -a "$template/." "$repo/"
 }
 
 # A restart: the API and Gateway on the ports of the first start (daemon.env).

@@ -64,6 +64,16 @@ pub enum DevnetError {
     /// anvil failed to start.
     #[error("anvil failed to start: {0}")]
     Anvil(#[from] alloy::node_bindings::NodeError),
+    /// `forge build` or the deploy script did not finish in time.
+    #[error("forge {step} did not finish in {secs} s; it printed:\n{output}")]
+    DeployTimeout {
+        /// `build` or `script`.
+        step: &'static str,
+        /// The deadline.
+        secs: u64,
+        /// What forge printed until then.
+        output: String,
+    },
     /// The forge deploy script failed.
     #[error("forge deploy script failed ({status}):\n{output}")]
     Deploy {
@@ -113,16 +123,36 @@ impl Devnet {
         if let Some(n) = config.accounts {
             anvil = anvil.arg("--accounts").arg(n.to_string());
         }
-        let anvil = tokio::task::spawn_blocking(move || anvil.try_spawn())
-            .await
-            .map_err(|e| DevnetError::Rpc(e.to_string()))??;
-
-        let deployment = deploy(&root, &forge_bin, &anvil).await?;
-        Ok(Self {
-            anvil,
-            root,
-            deployment,
-        })
+        // The contracts are compiled once per process, with no tight deadline (a cold IR build
+        // takes minutes on two cores); the deploy script then only runs them.
+        build_once(&root, &forge_bin).await?;
+        let mut attempt = 1;
+        loop {
+            let builder = anvil.clone();
+            let instance = tokio::task::spawn_blocking(move || builder.try_spawn())
+                .await
+                .map_err(|e| DevnetError::Rpc(e.to_string()))??;
+            match deploy(&root, &forge_bin, &instance).await {
+                Ok(deployment) => {
+                    return Ok(Self {
+                        anvil: instance,
+                        root,
+                        deployment,
+                    });
+                }
+                // A deploy that hangs leaves the chain in an unknown state: start over on a fresh
+                // anvil rather than on top of half a deployment.
+                Err(DevnetError::DeployTimeout { output, .. }) if attempt < DEPLOY_ATTEMPTS => {
+                    eprintln!(
+                        "devnet: the deploy script did not finish in {} s (attempt {attempt} of \
+                         {DEPLOY_ATTEMPTS}); retrying on a fresh anvil. It printed:\n{output}",
+                        DEPLOY_TIMEOUT.as_secs()
+                    );
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// HTTP JSON-RPC endpoint.
@@ -199,6 +229,91 @@ fn tool(bin: &Path, name: &'static str) -> Result<PathBuf, DevnetError> {
     }
 }
 
+/// How long the deploy script may take once the contracts are compiled (it takes about a second).
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `forge build` may take (a cold build compiles StorageNFT through the IR pipeline).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(1_800);
+/// Fresh anvils tried before a hanging deploy is an error.
+const DEPLOY_ATTEMPTS: u32 = 3;
+
+/// Runs `forge build` the first time a devnet starts in this process: every later deploy script
+/// finds the artifacts current, and devnets started in parallel never compile side by side.
+async fn build_once(root: &Path, forge: &Path) -> Result<(), DevnetError> {
+    static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    BUILT
+        .get_or_try_init(|| async {
+            let mut cmd = tokio::process::Command::new(forge);
+            cmd.current_dir(root).arg("build");
+            run_forge(cmd, "build", BUILD_TIMEOUT).await
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Runs a forge command to completion within `timeout`, keeping what it printed; on timeout it
+/// is killed and what it printed until then is in the error.
+async fn run_forge(
+    mut cmd: tokio::process::Command,
+    step: &'static str,
+    timeout: Duration,
+) -> Result<(), DevnetError> {
+    use tokio::io::AsyncReadExt;
+
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut readers = Vec::new();
+    for mut stream in [
+        Box::new(child.stdout.take().expect("piped"))
+            as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box::new(child.stderr.take().expect("piped")),
+    ] {
+        let sink = printed.clone();
+        readers.push(tokio::spawn(async move {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("not poisoned")
+                    .extend_from_slice(&buf[..n]);
+            }
+        }));
+    }
+    let text = |p: &std::sync::Mutex<Vec<u8>>| {
+        String::from_utf8_lossy(&p.lock().expect("not poisoned")).into_owned()
+    };
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => status?,
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(DevnetError::DeployTimeout {
+                step,
+                secs: timeout.as_secs(),
+                output: text(&printed),
+            });
+        }
+    };
+    // A process forge started may still hold its pipes open: wait for the rest of the output
+    // only briefly, never for that process.
+    for r in readers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), r).await;
+    }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(DevnetError::Deploy {
+            status: status.to_string(),
+            output: text(&printed),
+        })
+    }
+}
+
 /// Runs `script/Deploy.s.sol` against `anvil` and reads the deployment it writes.
 async fn deploy(
     root: &Path,
@@ -216,8 +331,8 @@ async fn deploy(
     std::fs::create_dir_all(out.parent().expect("has a parent"))?;
     let broadcast = tempfile_dir(root, anvil.port())?;
 
-    let output = tokio::process::Command::new(forge)
-        .current_dir(root)
+    let mut cmd = tokio::process::Command::new(forge);
+    cmd.current_dir(root)
         .args([
             "script",
             "script/Deploy.s.sol:Deploy",
@@ -229,24 +344,10 @@ async fn deploy(
         .env("FOUNDRY_BROADCAST", &broadcast)
         .env_remove("DEPLOYER_KEY")
         .env_remove("ORACLE_SENDER")
-        .env_remove("REGISTRAR")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(300), output)
-        .await
-        .map_err(|_| DevnetError::Rpc("forge script timed out after 300 s".into()))??;
+        .env_remove("REGISTRAR");
+    let result = run_forge(cmd, "script", DEPLOY_TIMEOUT).await;
     let _ = std::fs::remove_dir_all(&broadcast);
-    if !output.status.success() {
-        return Err(DevnetError::Deploy {
-            status: output.status.to_string(),
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        });
-    }
+    result?;
     let deployment = Deployment::load(&out)?;
     let _ = std::fs::remove_file(&out);
     Ok(deployment)

@@ -62,6 +62,8 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControlDefaultAdminR
     uint256 public constant MAX_LINK_FEE = 10 ether;
     /// @notice Delay between scheduling an oracle configuration and its earliest effect.
     uint256 public constant ORACLE_CONFIG_DELAY = 2 days;
+    /// @notice Largest share of a plan's price routed into a token's market escrow (50%).
+    uint256 public constant MAX_ESCROW_SHARE_BPS = Purchases.MAX_ESCROW_SHARE_BPS;
     /// @notice Initial delay of a default admin transfer (AccessControlDefaultAdminRules).
     uint48 public constant INITIAL_ADMIN_DELAY = 2 days;
 
@@ -116,6 +118,7 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControlDefaultAdminR
     mapping(uint256 tokenId => bytes32 ipnsKey) private _keys;
     mapping(bytes32 ipnsKey => uint256 tokenId) private _keyTokens;
     mapping(address account => bool) private _freeClaimed;
+    address private _market;
 
     /// @param admin Receives the default admin (transferable in two steps after
     /// `INITIAL_ADMIN_DELAY`) and pauser roles.
@@ -252,7 +255,15 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControlDefaultAdminR
         uint256 now_ = _runningNow();
         _requireOwned(tokenId);
         Purchases.renew(
-            _tokens, _syncs, _plans, tokenId, now_, block.timestamp - now_, _pxToken, maxTokenPrice
+            _tokens,
+            _syncs,
+            _plans,
+            tokenId,
+            now_,
+            block.timestamp - now_,
+            _pxToken,
+            maxTokenPrice,
+            _market
         );
     }
 
@@ -546,7 +557,7 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControlDefaultAdminR
     {
         if (
             p.quota == 0 || p.validity > MAX_PREPAID_PERIOD || (p.free && p.validity != 0)
-                || _plans.length >= type(uint16).max
+                || p.escrowShareBps > MAX_ESCROW_SHARE_BPS || _plans.length >= type(uint16).max
         ) {
             revert InvalidPlan();
         }
@@ -636,6 +647,13 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControlDefaultAdminR
     }
 
     /// @inheritdoc IStorageNFT
+    function setMarket(address market_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (market_ == address(0)) revert ZeroAddress();
+        _market = market_;
+        emit MarketSet(market_);
+    }
+
+    /// @inheritdoc IStorageNFT
     function withdrawFees() external onlyRole(DEFAULT_ADMIN_ROLE) {
         address to = _treasury;
         uint256 tokenAmount = _pxToken.balanceOf(address(this));
@@ -719,6 +737,7 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControlDefaultAdminR
         if (p.validity != 0 && p.syncCredits != 0) _syncs[tokenId].syncCredits = p.syncCredits;
         _mint(msg.sender, tokenId);
         emit Minted(tokenId, msg.sender, planId);
+        Purchases.route(_pxToken, _market, tokenId, p);
     }
 
     /// @dev Applies a permit; a front-run permit (already used) is fine if the allowance is there.

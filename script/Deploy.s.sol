@@ -6,7 +6,8 @@ import {Script, console} from "forge-std/Script.sol";
 import {Deployer} from "./Deployer.sol";
 
 /// @title Deploy
-/// @notice Deploys PX storage and writes `deployments/<chainId>.json` for the Rust side.
+/// @notice Deploys PX storage (StorageNFT, and the provider registry and storage market with
+/// `devnetMarketParams`) and writes `deployments/<chainId>.json` for the Rust side.
 ///
 /// Environment:
 /// - `DEPLOYER_KEY`: private key of the broadcaster, who becomes admin (anvil: account 0).
@@ -71,6 +72,8 @@ contract Deploy is Script, Deployer {
         vm.serializeAddress(o, "registrar", c.registrar);
         vm.serializeBytes32(o, "jobId", c.jobId);
         vm.serializeUint(o, "fee", c.fee);
+        vm.serializeAddress(o, "providerRegistry", d.providerRegistry);
+        vm.serializeAddress(o, "storageMarket", d.storageMarket);
         string memory json = vm.serializeAddress(o, "storageNFT", d.storageNFT);
         string memory path = vm.envOr(
             "DEPLOYMENT_OUT", string.concat("deployments/", vm.toString(block.chainid), ".json")
@@ -80,6 +83,8 @@ contract Deploy is Script, Deployer {
         console.log("PXToken     ", d.pxToken);
         console.log("LinkToken   ", d.link);
         console.log("Operator    ", d.operator);
+        console.log("Registry    ", d.providerRegistry);
+        console.log("Market      ", d.storageMarket);
         console.log("deployment  ", path);
     }
 }

@@ -4,7 +4,12 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Vm} from "forge-std/Vm.sol";
 
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+
 import {PXToken} from "../contracts/PXToken.sol";
+import {ProviderRegistry} from "../contracts/ProviderRegistry.sol";
+import {StorageMarket} from "../contracts/StorageMarket.sol";
+import {IStorageMarket} from "../contracts/interfaces/IStorageMarket.sol";
 import {StorageNFTRenderer} from "../contracts/StorageNFTRenderer.sol";
 import {IStorageNFT} from "../contracts/interfaces/IStorageNFT.sol";
 
@@ -23,6 +28,14 @@ interface IOperatorAdmin {
 /// @dev StorageNFT's interface plus the role grant the deployment needs.
 interface IStorageNFTDeploy is IStorageNFT {
     function grantRole(bytes32 role, address account) external;
+}
+
+/// @notice Parameters of the provider registry and the storage market.
+struct MarketParams {
+    uint96 minStake;
+    uint40 unbondingDelay;
+    uint16 feeBps;
+    IStorageMarket.Config config;
 }
 
 /// @title Deployer
@@ -70,6 +83,45 @@ abstract contract Deployer {
         address pxToken;
         address storageNFT;
         uint256 startBlock;
+        address providerRegistry;
+        address storageMarket;
+    }
+
+    /// @notice Market parameters on devnets (and the default elsewhere): periods of 100 blocks
+    /// (assumed 2 s each), proofs due within 50 blocks, 4 challenges per period, 3 misses
+    /// breach a deal, 10 PX slashed per miss (10% bounty), 2% fee, 100 PX minimum stake, 1 day
+    /// unbonding.
+    function devnetMarketParams() internal pure returns (MarketParams memory) {
+        return MarketParams({
+            minStake: 100 ether,
+            unbondingDelay: 1 days,
+            feeBps: 200,
+            config: IStorageMarket.Config({
+                periodBlocks: 100,
+                proofWindow: 50,
+                challengeCount: 4,
+                maxMisses: 3,
+                blockTime: 2,
+                bountyBps: 1000,
+                slashPerMiss: 10 ether
+            })
+        });
+    }
+
+    /// @notice Deploys the provider registry and the storage market for `nft` and wires them:
+    /// the registry's market, and StorageNFT's market for plan shares (the caller must be the
+    /// admin of all three).
+    function deployMarket(address admin, address nft, address pxToken, MarketParams memory p)
+        internal
+        returns (address registry, address market)
+    {
+        ProviderRegistry r =
+            new ProviderRegistry(admin, IERC20(pxToken), p.minStake, p.unbondingDelay);
+        StorageMarket m =
+            new StorageMarket(admin, IERC721(nft), r, IERC20(pxToken), p.config, p.feeBps);
+        r.setMarket(address(m));
+        IStorageNFT(nft).setMarket(address(m));
+        return (address(r), address(m));
     }
 
     /// @notice A devnet configuration: everything deployed fresh.
@@ -93,7 +145,8 @@ abstract contract Deployer {
     }
 
     /// @notice Deploys (or reuses) LINK, Operator and PXToken, then StorageNFT with the
-    /// default plans, funds it with LINK and grants the registrar role.
+    /// default plans, funds it with LINK and grants the registrar role, then the provider
+    /// registry and the storage market (`deployMarket`).
     function deploy(DeployConfig memory c) internal returns (Deployment memory d) {
         d.startBlock = block.number;
         d.link = c.link;
@@ -131,6 +184,8 @@ abstract contract Deployer {
         if (c.linkFunding != 0) {
             require(ILinkTokenAdmin(d.link).transfer(d.storageNFT, c.linkFunding), "LINK funding");
         }
+        (d.providerRegistry, d.storageMarket) =
+            deployMarket(c.admin, d.storageNFT, d.pxToken, devnetMarketParams());
     }
 
     /// @notice Plans 1 (free, 100 MiB, no expiry), 2 (10 GiB a year, 365 syncs) and 3 (1 TiB a
@@ -144,6 +199,7 @@ abstract contract Deployer {
                 mintable: true,
                 renewable: false,
                 free: true,
+                escrowShareBps: 0,
                 tokenPrice: 0,
                 nativePrice: 0
             })
@@ -156,6 +212,7 @@ abstract contract Deployer {
                 mintable: true,
                 renewable: true,
                 free: false,
+                escrowShareBps: 0,
                 tokenPrice: 100 ether,
                 nativePrice: 0.01 ether
             })
@@ -168,6 +225,7 @@ abstract contract Deployer {
                 mintable: true,
                 renewable: true,
                 free: false,
+                escrowShareBps: 0,
                 tokenPrice: 5000 ether,
                 nativePrice: 0.5 ether
             })

@@ -74,6 +74,7 @@ contract StorageNFTFindingsTest is Deployers {
                 mintable: true,
                 renewable: true,
                 free: false,
+                escrowShareBps: 0,
                 tokenPrice: 1 ether,
                 nativePrice: 0
             })
@@ -206,6 +207,7 @@ contract StorageNFTFindingsTest is Deployers {
                 mintable: true,
                 renewable: true,
                 free: false,
+                escrowShareBps: 0,
                 tokenPrice: 7 ether,
                 nativePrice: 0
             })

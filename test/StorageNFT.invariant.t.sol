@@ -740,6 +740,7 @@ contract StorageNFTHandler is Deployers {
             mintable: true,
             renewable: true,
             free: false,
+            escrowShareBps: 0,
             tokenPrice: uint128(bound(price, 0, 10_000 ether)),
             nativePrice: uint128(bound(price, 0, 1 ether))
         });

@@ -1332,6 +1332,7 @@ contract StorageNFTTest is Deployers {
             mintable: true,
             renewable: true,
             free: false,
+            escrowShareBps: 0,
             tokenPrice: tokenPrice,
             nativePrice: 0
         });

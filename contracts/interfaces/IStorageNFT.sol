@@ -29,6 +29,8 @@ interface IStorageNFT {
     /// @param mintable Whether new tokens can be minted from (or upgraded to) the plan.
     /// @param renewable Whether tokens of the plan can be renewed (requires a validity).
     /// @param free Whether the plan is the free plan, claimable once per address.
+    /// @param escrowShareBps Share of a PXToken-paid mint or renewal price (basis points, at most
+    /// `MAX_ESCROW_SHARE_BPS`) routed into the token's escrow in the storage market (0: none).
     /// @param tokenPrice Price in PXToken (0: not payable in PXToken).
     /// @param nativePrice Price in native coin (0: not payable in native coin).
     struct Plan {
@@ -38,6 +40,7 @@ interface IStorageNFT {
         bool mintable;
         bool renewable;
         bool free;
+        uint16 escrowShareBps;
         uint128 tokenPrice;
         uint128 nativePrice;
     }
@@ -96,7 +99,8 @@ interface IStorageNFT {
     /// @param planId The token's plan.
     error PlanNotRenewable(uint256 planId);
     /// @notice A plan or quota is out of bounds: zero quota, a validity above
-    /// `MAX_PREPAID_PERIOD`, a free plan with a validity, or a quota beyond 64 bits.
+    /// `MAX_PREPAID_PERIOD`, a free plan with a validity, an escrow share above
+    /// `MAX_ESCROW_SHARE_BPS`, or a quota beyond 64 bits.
     error InvalidPlan();
     /// @notice The address already claimed the free plan.
     /// @param account The address that minted the free plan before.
@@ -312,6 +316,9 @@ interface IStorageNFT {
     /// @notice The treasury changed.
     /// @param treasury The new treasury.
     event TreasurySet(address indexed treasury);
+    /// @notice The storage market that plans' escrow shares go to was set.
+    /// @param market The market.
+    event MarketSet(address indexed market);
     /// @notice Fees were sent to the treasury.
     /// @param treasury The treasury.
     /// @param tokenAmount PXToken sent.
@@ -603,6 +610,11 @@ interface IStorageNFT {
     /// @notice Sets the treasury fees go to. Admin only.
     /// @param treasury The treasury.
     function setTreasury(address treasury) external;
+
+    /// @notice Sets the storage market that plans' escrow shares are paid into (a plan with a
+    /// share cannot be bought before). Admin only.
+    /// @param market The market (`IStorageMarket`: it credits what StorageNFT sends it).
+    function setMarket(address market) external;
 
     /// @notice Sends all collected PXToken and native fees to the treasury. Admin only.
     function withdrawFees() external;

@@ -7,6 +7,11 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 
 import {IStorageNFT} from "../interfaces/IStorageNFT.sol";
 
+/// @dev The storage market's entry point for plan shares (see `IStorageMarket.credit`).
+interface IEscrowFunding {
+    function credit(uint256 tokenId, uint256 amount) external;
+}
+
 /// @dev Storage state of a token that minting writes; times on StorageNFT's service clock. Fits
 /// one slot (64+64+32+16+40+40).
 struct TokenState {
@@ -44,6 +49,8 @@ library Purchases {
     uint256 internal constant MAX_PREPAID_PERIOD = 10 * 365 days;
     /// @notice Bytes in one unit of extra quota (1 GiB).
     uint256 internal constant QUOTA_UNIT = 1 << 30;
+    /// @notice Largest share of a plan's price routed into a token's market escrow (50%).
+    uint256 internal constant MAX_ESCROW_SHARE_BPS = 5000;
 
     /// @notice Moves token `tokenId` to plan `planId` (see `IStorageNFT.upgradePlan`).
     /// @param tokens StorageNFT's token states.
@@ -106,6 +113,7 @@ library Purchases {
     /// @param shift Wall clock minus service clock, for the event.
     /// @param pxToken The PXToken.
     /// @param maxTokenPrice The most PXToken the caller pays.
+    /// @param market The storage market the plan's escrow share goes to.
     function renew(
         mapping(uint256 => TokenState) storage tokens,
         mapping(uint256 => SyncState) storage syncs,
@@ -114,7 +122,8 @@ library Purchases {
         uint256 now_,
         uint256 shift,
         IERC20 pxToken,
-        uint256 maxTokenPrice
+        uint256 maxTokenPrice,
+        address market
     ) internal {
         TokenState storage t = tokens[tokenId];
         uint256 planId = t.planId;
@@ -129,6 +138,7 @@ library Purchases {
         t.expiresAt = uint40(expiresAt);
         addCredits(syncs[tokenId], p.syncCredits);
         emit IStorageNFT.Renewed(tokenId, expiresAt + shift);
+        route(pxToken, market, tokenId, p);
     }
 
     /// @notice Adds `units` of extra quota to token `tokenId` (see `IStorageNFT.buyQuota`).
@@ -185,6 +195,24 @@ library Purchases {
         } else {
             revert IStorageNFT.NotForSale();
         }
+    }
+
+    /// @notice Pays the plan's escrow share of a PXToken payment into the token's escrow in the
+    /// storage market: sends it and has the market credit it (`IStorageMarket.credit`); nothing
+    /// for native payments or a zero share. Before `setMarket` a plan with a share cannot be
+    /// bought (the transfer to address 0 reverts).
+    /// @param pxToken The PXToken.
+    /// @param market The storage market.
+    /// @param tokenId The token.
+    /// @param p The plan paid for.
+    // slither-disable-next-line msg-value-in-nonpayable
+    function route(IERC20 pxToken, address market, uint256 tokenId, IStorageNFT.Plan memory p)
+        internal
+    {
+        uint256 share = uint256(p.tokenPrice) * p.escrowShareBps / 10_000;
+        if (share == 0 || msg.value != 0) return;
+        pxToken.safeTransfer(market, share);
+        IEscrowFunding(market).credit(tokenId, share);
     }
 
     /// @notice Adds sync credits, saturating at the 32-bit maximum.

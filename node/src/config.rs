@@ -94,6 +94,36 @@ pub struct NodeConfig {
     /// as it streams to journal its CID before the backend pins, and never touches pins it
     /// did not take.
     pub exclusive_backend: Option<bool>,
+    /// Longest time a request other than an upload may take before the node answers 503
+    /// (default 30 s). The work of an update that started goes on in the background.
+    pub request_timeout: Duration,
+    /// Longest silence of a client: reading a request's headers, an idle keep-alive
+    /// connection, and the gap between two pieces of an upload body (default 30 s).
+    pub idle_timeout: Duration,
+    /// Slowest average upload rate accepted, in bytes per second (default 64 KiB/s): an upload
+    /// of `n` bytes must finish within `idle_timeout + n / min_upload_rate`, so a trickled body
+    /// cannot hold its quota reservation for long. 0 disables the deadline (the idle timeout
+    /// still applies).
+    pub min_upload_rate: u64,
+    /// Requests per minute from one IP address to the routes that need no session
+    /// (`/health`, `/metrics`, `/openapi.json`, `/v1/auth/nonce`, `/v1/auth/login`), after a
+    /// burst of `ip_burst` (default 600 per minute, burst 60). A burst of 0 disables it.
+    pub ip_rate_per_min: u32,
+    /// See `ip_rate_per_min` (default 60).
+    pub ip_burst: u32,
+    /// Logins and key assignments per minute of one address, after a burst of
+    /// `address_burst` (default 20 per minute, burst 10). A burst of 0 disables it.
+    pub address_rate_per_min: u32,
+    /// See `address_rate_per_min` (default 10).
+    pub address_burst: u32,
+    /// IPFS keys the node creates for key assignments per minute, over all addresses, after a
+    /// burst of as many (default 60).
+    pub key_gen_per_min: u32,
+    /// Most sign-in nonces outstanding at once (default 100,000, about 10 MiB).
+    pub max_nonces: usize,
+    /// Origins allowed to call the API from a browser (CORS), e.g. `https://app.example`;
+    /// `*` allows any. Default: none (no CORS headers).
+    pub cors_origins: Vec<String>,
 }
 
 impl NodeConfig {
@@ -117,6 +147,16 @@ impl NodeConfig {
             store_sync_writes: true,
             store_api: "127.0.0.1:0".parse().expect("valid default address"),
             exclusive_backend: None,
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            min_upload_rate: 64 << 10,
+            ip_rate_per_min: 600,
+            ip_burst: 60,
+            address_rate_per_min: 20,
+            address_burst: 10,
+            key_gen_per_min: 60,
+            max_nonces: 100_000,
+            cors_origins: Vec::new(),
         }
     }
 
@@ -154,6 +194,14 @@ impl NodeConfig {
         merge!(max_upload_bytes);
         merge!(store_sync_writes);
         merge!(store_api);
+        merge!(min_upload_rate);
+        merge!(ip_rate_per_min);
+        merge!(ip_burst);
+        merge!(address_rate_per_min);
+        merge!(address_burst);
+        merge!(key_gen_per_min);
+        merge!(max_nonces);
+        merge!(cors_origins);
         c.exclusive_backend = cli.exclusive_backend.or(file.exclusive_backend);
         c.public_url = cli.public_url.or(file.public_url);
         c.registrar_key = cli.registrar_key.map(Secret).or(file.registrar_key);
@@ -179,6 +227,12 @@ impl NodeConfig {
         if let Some(d) = secs(cli.republish_interval_secs, file.republish_interval_secs) {
             c.republish_interval = d;
         }
+        if let Some(d) = secs(cli.request_timeout_secs, file.request_timeout_secs) {
+            c.request_timeout = d;
+        }
+        if let Some(d) = secs(cli.idle_timeout_secs, file.idle_timeout_secs) {
+            c.idle_timeout = d;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -195,6 +249,14 @@ impl NodeConfig {
             return Err(Error::Config(
                 "nonce and session lifetimes must be positive".into(),
             ));
+        }
+        if self.request_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return Err(Error::Config(
+                "request_timeout_secs and idle_timeout_secs must be positive".into(),
+            ));
+        }
+        if self.max_nonces == 0 {
+            return Err(Error::Config("max_nonces must be positive".into()));
         }
         if self.record_lifetime < Duration::from_secs(60) {
             return Err(Error::Config(
@@ -226,6 +288,16 @@ struct FileConfig {
     store_sync_writes: Option<bool>,
     store_api: Option<SocketAddr>,
     exclusive_backend: Option<bool>,
+    request_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    min_upload_rate: Option<u64>,
+    ip_rate_per_min: Option<u32>,
+    ip_burst: Option<u32>,
+    address_rate_per_min: Option<u32>,
+    address_burst: Option<u32>,
+    key_gen_per_min: Option<u32>,
+    max_nonces: Option<usize>,
+    cors_origins: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -294,6 +366,36 @@ pub struct Cli {
     /// Every pin of the IPFS backend is the node's [default: true when embedded].
     #[arg(long, env = "PX_NODE_EXCLUSIVE_BACKEND")]
     pub exclusive_backend: Option<bool>,
+    /// Timeout of requests other than uploads, in seconds [default: 30].
+    #[arg(long, env = "PX_NODE_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Longest client silence (headers, idle connection, upload body gap) [default: 30].
+    #[arg(long, env = "PX_NODE_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Slowest accepted average upload rate, bytes/s; 0: no deadline [default: 65536].
+    #[arg(long, env = "PX_NODE_MIN_UPLOAD_RATE")]
+    pub min_upload_rate: Option<u64>,
+    /// Requests per minute per IP to the routes without session [default: 600].
+    #[arg(long, env = "PX_NODE_IP_RATE_PER_MIN")]
+    pub ip_rate_per_min: Option<u32>,
+    /// Burst of the per-IP limit; 0 disables it [default: 60].
+    #[arg(long, env = "PX_NODE_IP_BURST")]
+    pub ip_burst: Option<u32>,
+    /// Logins and key assignments per minute per address [default: 20].
+    #[arg(long, env = "PX_NODE_ADDRESS_RATE_PER_MIN")]
+    pub address_rate_per_min: Option<u32>,
+    /// Burst of the per-address limit; 0 disables it [default: 10].
+    #[arg(long, env = "PX_NODE_ADDRESS_BURST")]
+    pub address_burst: Option<u32>,
+    /// IPFS keys created for key assignments per minute, node-wide [default: 60].
+    #[arg(long, env = "PX_NODE_KEY_GEN_PER_MIN")]
+    pub key_gen_per_min: Option<u32>,
+    /// Most sign-in nonces outstanding [default: 100000].
+    #[arg(long, env = "PX_NODE_MAX_NONCES")]
+    pub max_nonces: Option<usize>,
+    /// CORS origins allowed, comma-separated; `*` for any [default: none].
+    #[arg(long, env = "PX_NODE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -307,7 +409,8 @@ mod tests {
         std::fs::write(
             &file,
             "deployment = \"d.json\"\nrpc_url = \"http://file\"\nmax_upload_bytes = 5\n\
-             owner_cache_secs = 30\nregistrar_key = \"0xabc\"\nstore_api = \"127.0.0.1:5999\"\n",
+             owner_cache_secs = 30\nregistrar_key = \"0xabc\"\nstore_api = \"127.0.0.1:5999\"\n\
+             cors_origins = [\"https://app.example\"]\nidle_timeout_secs = 7\n",
         )
         .unwrap();
         let cli = Cli {
@@ -331,6 +434,12 @@ mod tests {
             "127.0.0.1:0".parse().unwrap()
         );
         assert_eq!(format!("{:?}", c.registrar_key), "Some(Secret(<redacted>))");
+        assert_eq!(c.cors_origins, vec!["https://app.example".to_string()]);
+        assert_eq!(c.idle_timeout, Duration::from_secs(7));
+        assert!(
+            NodeConfig::new("d.json").cors_origins.is_empty(),
+            "CORS off by default"
+        );
     }
 
     #[test]

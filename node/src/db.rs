@@ -2,16 +2,18 @@
 //! never leaves half an update.
 //!
 //! Tables:
-//! - `nonces`: sign-in nonce -> expiry (single use: login removes it in the same transaction
-//!   that checks it).
-//! - `sessions`: SHA-256 of a bearer token -> address and expiry.
+//! - `nonces`: unused since sign-in nonces moved to memory ([`crate::nonces`]); left in old
+//!   databases.
+//! - `sessions`: SHA-256 of a bearer token -> address and expiry; `session_expiry`: (expiry,
+//!   hash), the index that prunes expired sessions a few at a time, without a scan.
 //! - `keys`: ed25519 public key -> the IPFS key name and the token bound to it, if known.
 //! - `assignments`: minter address -> public key of its outstanding key assignment.
 //! - `tokens`: token id -> [`TokenState`] (usage, sequence, index root, last record).
 //! - `files`: (token, file id) -> [`FileEntry`].
 //! - `content`: (token, CID) -> number of the token's files with that CID (download checks).
 //! - `cid_refs`: CID -> number of files over all tokens with that CID (pins are shared).
-//! - `pages`: (token, level, page) -> CID of a file index page.
+//! - `pages`: (token, level, page) -> CID of a file index page; `page_cids`: (token, CID), the
+//!   reverse index that answers "is this CID a committed page of the token" in O(log n).
 //! - `journal`: token -> [`Journal`]: pins taken for an update not yet committed, and pins a
 //!   committed update released but has not yet removed. Replayed at start.
 //! - `uploads`: upload id -> [`UploadPin`]: the CID of an upload whose `add` may pin it, written
@@ -22,13 +24,14 @@ use std::path::Path;
 
 use alloy::primitives::Address;
 use px_core::api::FileEntry;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub(crate) const NONCES: TableDefinition<'_, &str, u64> = TableDefinition::new("nonces");
 pub(crate) const SESSIONS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("sessions");
+pub(crate) const SESSION_EXPIRY: TableDefinition<'_, (u64, &[u8]), ()> =
+    TableDefinition::new("session_expiry");
 pub(crate) const KEYS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("keys");
 pub(crate) const ASSIGNMENTS: TableDefinition<'_, &[u8], &[u8]> =
     TableDefinition::new("assignments");
@@ -37,6 +40,8 @@ pub(crate) const FILES: TableDefinition<'_, (u64, u64), &[u8]> = TableDefinition
 pub(crate) const CONTENT: TableDefinition<'_, (u64, &str), u64> = TableDefinition::new("content");
 pub(crate) const CID_REFS: TableDefinition<'_, &str, u64> = TableDefinition::new("cid_refs");
 pub(crate) const PAGES: TableDefinition<'_, (u64, u8, u64), &str> = TableDefinition::new("pages");
+pub(crate) const PAGE_CIDS: TableDefinition<'_, (u64, &str), ()> =
+    TableDefinition::new("page_cids");
 pub(crate) const JOURNAL: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("journal");
 pub(crate) const UPLOADS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("uploads");
 
@@ -100,6 +105,24 @@ pub struct Db {
     db: Database,
 }
 
+/// Expired sessions removed per login, at most (the expiry index finds them without a scan).
+pub const PRUNE_BATCH: usize = 64;
+
+/// The expiry of a `sessions` row (address, then the big-endian expiry).
+fn session_expiry(row: &[u8]) -> Option<u64> {
+    (row.len() == 28).then(|| u64::from_be_bytes(row[20..28].try_into().expect("8 bytes")))
+}
+
+fn committed_object(tx: &redb::ReadTransaction, token_id: u64, cid: &str) -> Result<bool> {
+    if let Some(s) = tx.open_table(TOKENS)?.get(token_id)? {
+        let s: TokenState = dec(s.value())?;
+        if s.record_cid == cid || s.index_root == cid {
+            return Ok(true);
+        }
+    }
+    Ok(tx.open_table(PAGE_CIDS)?.get((token_id, cid))?.is_some())
+}
+
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(v)?)
 }
@@ -113,8 +136,9 @@ impl Db {
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path)?;
         let tx = db.begin_write()?;
-        tx.open_table(NONCES)?;
         tx.open_table(SESSIONS)?;
+        tx.open_table(SESSION_EXPIRY)?;
+        tx.open_table(PAGE_CIDS)?;
         tx.open_table(KEYS)?;
         tx.open_table(ASSIGNMENTS)?;
         tx.open_table(TOKENS)?;
@@ -124,37 +148,37 @@ impl Db {
         tx.open_table(PAGES)?;
         tx.open_table(JOURNAL)?;
         tx.open_table(UPLOADS)?;
+        Self::build_indexes(&tx)?;
         tx.commit()?;
         Ok(Self { db })
     }
 
-    // ---- sign-in ----
-
-    /// Stores a fresh nonce and prunes expired ones.
-    pub fn put_nonce(&self, nonce: &str, expires_at: u64, now: u64) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(NONCES)?;
-            t.retain(|_, exp| exp > now)?;
-            t.insert(nonce, expires_at)?;
+    /// Builds the expiry and page-CID indexes of a database written before they existed (once:
+    /// an index is built only when it is empty and its table is not).
+    fn build_indexes(tx: &redb::WriteTransaction) -> Result<()> {
+        let mut expiry = tx.open_table(SESSION_EXPIRY)?;
+        if expiry.is_empty()? {
+            for row in tx.open_table(SESSIONS)?.iter()? {
+                let (k, v) = row?;
+                if let Some(exp) = session_expiry(v.value()) {
+                    expiry.insert((exp, k.value()), ())?;
+                }
+            }
         }
-        tx.commit()?;
+        let mut cids = tx.open_table(PAGE_CIDS)?;
+        if cids.is_empty()? {
+            for row in tx.open_table(PAGES)?.iter()? {
+                let (k, v) = row?;
+                cids.insert((k.value().0, v.value()), ())?;
+            }
+        }
         Ok(())
     }
 
-    /// Consumes a nonce: true if it existed and had not expired. Single use either way.
-    pub fn take_nonce(&self, nonce: &str, now: u64) -> Result<bool> {
-        let tx = self.db.begin_write()?;
-        let ok = {
-            let mut t = tx.open_table(NONCES)?;
-            let exp = t.remove(nonce)?.map(|g| g.value());
-            matches!(exp, Some(exp) if exp > now)
-        };
-        tx.commit()?;
-        Ok(ok)
-    }
+    // ---- sign-in ----
 
-    /// Stores a session under the hash of its token and prunes expired sessions.
+    /// Stores a session under the hash of its token and prunes up to [`PRUNE_BATCH`] expired
+    /// sessions through the expiry index (no scan of the table).
     pub fn put_session(
         &self,
         hash: &[u8; 32],
@@ -167,21 +191,46 @@ impl Db {
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(SESSIONS)?;
-            t.retain(|_, v| {
-                v.len() == 28 && u64::from_be_bytes(v[20..28].try_into().expect("8")) > now
-            })?;
-            t.insert(&hash[..], &row[..])?;
+            let mut expiry = tx.open_table(SESSION_EXPIRY)?;
+            let expired: Vec<(u64, Vec<u8>)> = expiry
+                .range(..=(now, &[0xffu8; 32][..]))?
+                .take(PRUNE_BATCH)
+                .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_vec())))
+                .collect::<std::result::Result<_, _>>()?;
+            for (exp, h) in &expired {
+                expiry.remove((*exp, &h[..]))?;
+                t.remove(&h[..])?;
+            }
+            if let Some(old) = t.insert(&hash[..], &row[..])?
+                && let Some(exp) = session_expiry(old.value())
+            {
+                drop(old);
+                expiry.remove((exp, &hash[..]))?;
+            }
+            expiry.insert((expires_at, &hash[..]), ())?;
         }
         tx.commit()?;
         Ok(())
     }
 
+    /// Number of stored sessions (live or not yet pruned).
+    pub fn session_count(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(SESSIONS)?.len()?)
+    }
+
     /// Deletes a session; answers whether it existed.
     pub fn delete_session(&self, hash: &[u8; 32]) -> Result<bool> {
         let tx = self.db.begin_write()?;
-        let existed = tx.open_table(SESSIONS)?.remove(&hash[..])?.is_some();
+        let exp = tx
+            .open_table(SESSIONS)?
+            .remove(&hash[..])?
+            .map(|v| session_expiry(v.value()));
+        if let Some(Some(exp)) = exp {
+            tx.open_table(SESSION_EXPIRY)?.remove((exp, &hash[..]))?;
+        }
         tx.commit()?;
-        Ok(existed)
+        Ok(exp.is_some())
     }
 
     /// The address of a live session.
@@ -192,11 +241,9 @@ impl Db {
             return Ok(None);
         };
         let v = v.value();
-        if v.len() != 28 {
-            return Ok(None);
-        }
-        let exp = u64::from_be_bytes(v[20..28].try_into().expect("8 bytes"));
-        Ok((exp > now).then(|| Address::from_slice(&v[..20])))
+        Ok(session_expiry(v)
+            .filter(|exp| *exp > now)
+            .map(|_| Address::from_slice(&v[..20])))
     }
 
     // ---- keys ----
@@ -253,6 +300,12 @@ impl Db {
             out.push((k.value(), dec(v.value())?));
         }
         Ok(out)
+    }
+
+    /// Number of served tokens.
+    pub fn token_count(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(TOKENS)?.len()?)
     }
 
     /// Starts serving a token with `key`: binds the key row and creates the token state,
@@ -350,22 +403,29 @@ impl Db {
         Ok(t.get(cid)?.map_or(0, |v| v.value()))
     }
 
-    /// Whether a committed index page or record of any token is `cid`.
+    /// Whether `cid` is a committed index page, index root or record of the token: two point
+    /// reads (the token's state and the `page_cids` index), whatever the number of pages.
     pub fn is_committed_object(&self, token_id: u64, cid: &str) -> Result<bool> {
         let tx = self.db.begin_read()?;
-        if let Some(s) = tx.open_table(TOKENS)?.get(token_id)? {
-            let s: TokenState = dec(s.value())?;
-            if s.record_cid == cid || s.index_root == cid {
-                return Ok(true);
+        committed_object(&tx, token_id, cid)
+    }
+
+    /// Those of `cids` that nothing committed references (no file of any token, no index page,
+    /// root or record of `token_id`), each once, in one read transaction.
+    pub fn unreferenced(&self, token_id: u64, cids: &[String]) -> Result<Vec<String>> {
+        let tx = self.db.begin_read()?;
+        let refs = tx.open_table(CID_REFS)?;
+        let mut out: Vec<String> = Vec::with_capacity(cids.len());
+        for cid in cids {
+            if out.contains(cid)
+                || refs.get(cid.as_str())?.is_some_and(|v| v.value() > 0)
+                || committed_object(&tx, token_id, cid)?
+            {
+                continue;
             }
+            out.push(cid.clone());
         }
-        let pages = tx.open_table(PAGES)?;
-        for row in pages.range((token_id, 0u8, 0u64)..=(token_id, u8::MAX, u64::MAX))? {
-            if row?.1.value() == cid {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(out)
     }
 
     /// The CID of an index page.
@@ -404,6 +464,24 @@ impl Db {
             .map(|v| dec(v.value()))
             .transpose()?
             .unwrap_or_default())
+    }
+
+    /// Journals (durably) the pins an update of a token is about to take, keeping the release
+    /// list of earlier updates that has not been worked off yet.
+    pub fn journal_pending(&self, token_id: u64, pending: &[String]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(JOURNAL)?;
+            let mut j: Journal = t
+                .get(token_id)?
+                .map(|v| dec(v.value()))
+                .transpose()?
+                .unwrap_or_default();
+            j.pending = pending.to_vec();
+            t.insert(token_id, &enc(&j)?[..])?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Replaces the journal of a token. A non-durable write is persisted by the next durable
@@ -493,9 +571,11 @@ impl Db {
     /// Commits one update of a token atomically: file rows added or removed (with their
     /// content and pin reference counts), index pages set or removed, the new token state,
     /// and the journal (pending pins now owned by the state are dropped; `release` lists the
-    /// pins the update gave up), and the `uploads` rows whose files it adds.
-    pub fn commit_update(&self, token_id: u64, u: &Update) -> Result<()> {
+    /// pins the update gave up, merged with what earlier updates released and did not unpin
+    /// yet), and the `uploads` rows whose files it adds. Answers the merged release list.
+    pub fn commit_update(&self, token_id: u64, u: &Update) -> Result<Vec<String>> {
         let tx = self.db.begin_write()?;
+        let release;
         {
             let mut files = tx.open_table(FILES)?;
             let mut content = tx.open_table(CONTENT)?;
@@ -527,11 +607,20 @@ impl Db {
                 }
             }
             let mut pages = tx.open_table(PAGES)?;
+            let mut page_cids = tx.open_table(PAGE_CIDS)?;
             for (level, page, cid) in &u.pages {
-                match cid {
+                let old = match cid {
                     Some(cid) => pages.insert((token_id, *level, *page), cid.as_str())?,
                     None => pages.remove((token_id, *level, *page))?,
-                };
+                }
+                .map(|v| v.value().to_string());
+                // Pages name their token and position: a CID is at most one page of a token.
+                if let Some(old) = old {
+                    page_cids.remove((token_id, old.as_str()))?;
+                }
+                if let Some(cid) = cid {
+                    page_cids.insert((token_id, cid.as_str()), ())?;
+                }
             }
             tx.open_table(TOKENS)?
                 .insert(token_id, &enc(&u.state)?[..])?;
@@ -540,18 +629,30 @@ impl Db {
                 uploads.remove(id)?;
             }
             let mut journal = tx.open_table(JOURNAL)?;
+            let mut merged: Vec<String> = journal
+                .get(token_id)?
+                .map(|v| dec::<Journal>(v.value()))
+                .transpose()?
+                .map(|j| j.release)
+                .unwrap_or_default();
+            for cid in &u.release {
+                if !merged.contains(cid) {
+                    merged.push(cid.clone());
+                }
+            }
             let j = Journal {
                 pending: Vec::new(),
-                release: u.release.clone(),
+                release: merged,
             };
             if j.release.is_empty() {
                 journal.remove(token_id)?;
             } else {
                 journal.insert(token_id, &enc(&j)?[..])?;
             }
+            release = j.release;
         }
         tx.commit()?;
-        Ok(())
+        Ok(release)
     }
 }
 
@@ -604,15 +705,104 @@ mod tests {
     }
 
     #[test]
-    fn nonces_are_single_use_and_expire() {
+    fn sessions_are_pruned_through_the_expiry_index() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("n.redb")).unwrap();
-        db.put_nonce("abc12345", 100, 50).unwrap();
-        db.put_nonce("expired1", 60, 50).unwrap();
-        assert!(db.take_nonce("abc12345", 99).unwrap());
-        assert!(!db.take_nonce("abc12345", 99).unwrap());
-        assert!(!db.take_nonce("expired1", 61).unwrap());
-        assert!(!db.take_nonce("never", 1).unwrap());
+        let db = Db::open(&dir.path().join("s.redb")).unwrap();
+        let a = Address::repeat_byte(1);
+        for i in 0..100u8 {
+            db.put_session(&[i; 32], a, 10 + u64::from(i), 0).unwrap();
+        }
+        assert_eq!(db.session(&[5; 32], 14).unwrap(), Some(a));
+        assert_eq!(db.session(&[5; 32], 15).unwrap(), None, "expired");
+        // A login at time 60 removes the sessions expired by then (ids 0..=50), in one batch
+        // of at most PRUNE_BATCH, found by the index.
+        db.put_session(&[200; 32], a, 1000, 60).unwrap();
+        assert_eq!(db.session_count().unwrap(), 100 - 51 + 1);
+        assert_eq!(db.session(&[51; 32], 60).unwrap(), Some(a));
+        // Logout removes the index entry with the session.
+        assert!(db.delete_session(&[51; 32]).unwrap());
+        assert!(!db.delete_session(&[51; 32]).unwrap());
+        db.put_session(&[201; 32], a, 1000, 10_000).unwrap();
+        assert_eq!(
+            db.session_count().unwrap(),
+            1,
+            "only the new session is left"
+        );
+        let tx = db.db.begin_read().unwrap();
+        assert_eq!(tx.open_table(SESSION_EXPIRY).unwrap().len().unwrap(), 1);
+    }
+
+    #[test]
+    fn committed_pages_are_found_through_the_cid_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("p.redb")).unwrap();
+        let pages = |rows: &[(u64, Option<&str>)]| Update {
+            pages: rows
+                .iter()
+                .map(|(p, c)| (0, *p, c.map(str::to_string)))
+                .collect(),
+            ..Update::default()
+        };
+        db.commit_update(1, &pages(&[(0, Some("Qp0")), (1, Some("Qp1"))]))
+            .unwrap();
+        assert!(db.is_committed_object(1, "Qp1").unwrap());
+        assert!(
+            !db.is_committed_object(2, "Qp1").unwrap(),
+            "another token's"
+        );
+        // Replaced and removed pages are no longer committed.
+        db.commit_update(1, &pages(&[(0, Some("Qp0b")), (1, None)]))
+            .unwrap();
+        assert!(!db.is_committed_object(1, "Qp0").unwrap());
+        assert!(!db.is_committed_object(1, "Qp1").unwrap());
+        assert!(db.is_committed_object(1, "Qp0b").unwrap());
+        assert_eq!(
+            db.unreferenced(1, &["Qp0".into(), "Qp0b".into(), "Qp0".into()])
+                .unwrap(),
+            vec!["Qp0".to_string()]
+        );
+        // The lookup is one point read: the index holds one row per live page, whatever the
+        // number of pages the token had.
+        let tx = db.db.begin_read().unwrap();
+        assert_eq!(tx.open_table(PAGE_CIDS).unwrap().len().unwrap(), 1);
+        drop(tx);
+        // A database from before the index gets it built at open.
+        {
+            let tx = db.db.begin_write().unwrap();
+            tx.open_table(PAGE_CIDS)
+                .unwrap()
+                .retain(|_, _| false)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        drop(db);
+        let db = Db::open(&dir.path().join("p.redb")).unwrap();
+        assert!(db.is_committed_object(1, "Qp0b").unwrap());
+    }
+
+    #[test]
+    fn journal_release_lists_are_merged_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("j.redb")).unwrap();
+        let release = |cids: &[&str]| Update {
+            release: cids.iter().map(|c| c.to_string()).collect(),
+            ..Update::default()
+        };
+        // An update commits and its unpinning fails: its release list stays journaled.
+        assert_eq!(db.commit_update(1, &release(&["Qa"])).unwrap(), vec!["Qa"]);
+        // The next update journals its pending pins and commits its own release list: both
+        // keep the earlier one.
+        db.journal_pending(1, &["Qnew".to_string()]).unwrap();
+        assert_eq!(db.journal(1).unwrap().release, vec!["Qa"]);
+        assert_eq!(
+            db.commit_update(1, &release(&["Qb", "Qa"])).unwrap(),
+            vec!["Qa", "Qb"]
+        );
+        let j = db.journal(1).unwrap();
+        assert_eq!(
+            (j.pending.len(), j.release),
+            (0, vec!["Qa".into(), "Qb".into()])
+        );
     }
 
     #[test]

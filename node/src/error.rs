@@ -64,6 +64,30 @@ pub enum Error {
         /// Limit.
         limit: u64,
     },
+    /// A request body over the route's limit (uploads have their own, [`Error::TooLarge`]).
+    #[error("request body over the {limit}-byte limit of this route")]
+    BodyTooLarge {
+        /// Limit.
+        limit: u64,
+    },
+    /// The upload body stalled (no data for the idle timeout) or came slower than the node's
+    /// minimum upload rate.
+    #[error("upload body timed out after {received} of {len} bytes: send faster")]
+    BodyTimeout {
+        /// Bytes received.
+        received: u64,
+        /// Content-Length.
+        len: u64,
+    },
+    /// The request took longer than the request timeout.
+    #[error("the request timed out; retry later")]
+    Timeout,
+    /// Too many requests from this IP address or address.
+    #[error("too many requests; retry in {} s", retry_secs(*retry_after))]
+    RateLimited {
+        /// When the next request will be allowed.
+        retry_after: std::time::Duration,
+    },
     /// No `Content-Length`.
     #[error("uploads need a Content-Length")]
     LengthRequired,
@@ -123,7 +147,10 @@ impl Error {
             Self::NotOwner { .. } => ErrorCode::NotOwner,
             Self::GateClosed(_) => ErrorCode::GateClosed,
             Self::OverQuota { .. } => ErrorCode::OverQuota,
-            Self::TooLarge { .. } => ErrorCode::TooLarge,
+            Self::TooLarge { .. } | Self::BodyTooLarge { .. } => ErrorCode::TooLarge,
+            Self::BodyTimeout { .. } => ErrorCode::BadRequest,
+            // px-core's codes have none for these two: "retry later" is what they mean.
+            Self::Timeout | Self::RateLimited { .. } => ErrorCode::Unavailable,
             Self::LengthRequired => ErrorCode::LengthRequired,
             Self::NotServed(_) => ErrorCode::NotServed,
             Self::KeyAlreadySet(_) => ErrorCode::KeyAlreadySet,
@@ -137,6 +164,11 @@ impl Error {
 
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BodyTimeout { .. } => return StatusCode::REQUEST_TIMEOUT,
+            Self::RateLimited { .. } => return StatusCode::TOO_MANY_REQUESTS,
+            _ => {}
+        }
         match self.code() {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized
@@ -160,7 +192,12 @@ impl Error {
     pub fn body(&self) -> ErrorBody {
         let message = match self.code() {
             ErrorCode::Internal => "internal error".to_string(),
-            ErrorCode::Unavailable if !matches!(self, Self::NoRegistrar) => {
+            ErrorCode::Unavailable
+                if !matches!(
+                    self,
+                    Self::NoRegistrar | Self::Timeout | Self::RateLimited { .. }
+                ) =>
+            {
                 "a backend (chain or IPFS) is unavailable; retry later".to_string()
             }
             _ => self.to_string(),
@@ -184,16 +221,23 @@ impl IntoResponse for Error {
         } else {
             tracing::debug!(target: "node::http", error = %self, "request refused");
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match &self {
+            Self::RateLimited { retry_after } => Some(retry_secs(*retry_after)),
             // A backend outage: tell clients when to try again.
-            let retry = [(
-                axum::http::header::RETRY_AFTER,
-                RETRY_AFTER_SECS.to_string(),
-            )];
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            let retry = [(axum::http::header::RETRY_AFTER, secs.to_string())];
             return (status, retry, Json(self.body())).into_response();
         }
         (status, Json(self.body())).into_response()
     }
+}
+
+/// Whole seconds to wait, at least 1.
+fn retry_secs(d: std::time::Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// The `Retry-After` of a 503 (a chain or IPFS backend unavailable), in seconds.

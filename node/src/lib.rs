@@ -33,9 +33,12 @@ mod error;
 pub mod http;
 pub mod index;
 pub mod ipfs;
+pub mod limit;
 pub mod metrics;
 pub mod node;
+pub mod nonces;
 pub mod openapi;
+mod serve;
 pub mod siwe;
 
 use std::net::SocketAddr;
@@ -95,6 +98,9 @@ impl NodeHandle {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        // Uploads and updates whose clients went away finish before the store stops.
+        self.node.tasks.close();
+        self.node.tasks.wait().await;
         if let Some(store) = self.store.take() {
             store.shutdown().await;
         }
@@ -168,14 +174,20 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
         assignment_ttl: config.assignment_ttl,
         record_lifetime: config.record_lifetime,
         exclusive_backend: config.backend_is_exclusive(),
+        idle_timeout: config.idle_timeout,
+        min_upload_rate: config.min_upload_rate,
+        address_rate: limit::Rate::per_minute(config.address_burst, config.address_rate_per_min),
+        key_gen_rate: limit::Rate::per_minute(config.key_gen_per_min, config.key_gen_per_min),
+        max_nonces: config.max_nonces,
     };
     let node = Arc::new(Node::new(settings, db, ipfs, chain));
     node.recover().await?;
 
     let (stop, stopped) = oneshot::channel::<()>();
-    let router = app(node.clone());
+    let router = http::app_with(node.clone(), &http::Limits::from_config(&config));
     let background = node.clone();
     let interval = config.republish_interval;
+    let idle_timeout = config.idle_timeout;
     let task = tokio::spawn(async move {
         let republish = async move {
             let mut full = tokio::time::interval(interval);
@@ -188,13 +200,11 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
                 }
             }
         };
-        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let serve = serve::serve(listener, router, idle_timeout, async move {
             let _ = stopped.await;
         });
         tokio::select! {
-            r = serve => if let Err(e) = r {
-                tracing::error!(target: "node::server", error = %e, "server failed");
-            },
+            () = serve => {}
             () = republish => {}
         }
     });

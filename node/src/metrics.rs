@@ -17,6 +17,10 @@ pub struct Metrics {
     logins_refused: AtomicU64,
     publishes_ok: AtomicU64,
     publishes_failed: AtomicU64,
+    uploads_refused_at_commit: AtomicU64,
+    rate_limited: AtomicU64,
+    timeouts: AtomicU64,
+    bodies_too_large: AtomicU64,
 }
 
 impl Metrics {
@@ -33,6 +37,24 @@ impl Metrics {
                 self.uploads_failed.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// An upload admitted by its reservation but refused by the quota check at commit (with
+    /// the committed usage read under the reservation lock this stays 0).
+    pub(crate) fn refused_at_commit(&self) {
+        self.uploads_refused_at_commit.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn body_too_large(&self) {
+        self.bodies_too_large.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn timeout(&self) {
+        self.timeouts.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn delete(&self) {
@@ -58,7 +80,7 @@ impl Metrics {
     }
 
     /// Renders the metrics; `tokens` is the number of served tokens.
-    pub fn render(&self, tokens: usize) -> String {
+    pub fn render(&self, tokens: u64) -> String {
         let mut s = String::new();
         let mut counter = |name: &str, help: &str, rows: &[(&str, &AtomicU64)]| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -100,6 +122,26 @@ impl Metrics {
                 ("{result=\"ok\"}", &self.publishes_ok),
                 ("{result=\"failed\"}", &self.publishes_failed),
             ],
+        );
+        counter(
+            "px_node_uploads_refused_at_commit_total",
+            "Uploads admitted, then refused by the quota check at commit.",
+            &[("", &self.uploads_refused_at_commit)],
+        );
+        counter(
+            "px_node_rate_limited_total",
+            "Requests refused by a rate limit (429).",
+            &[("", &self.rate_limited)],
+        );
+        counter(
+            "px_node_timeouts_total",
+            "Requests or upload bodies that timed out.",
+            &[("", &self.timeouts)],
+        );
+        counter(
+            "px_node_bodies_too_large_total",
+            "Requests refused for a body over the route's limit (413).",
+            &[("", &self.bodies_too_large)],
         );
         let _ = writeln!(
             s,

@@ -45,7 +45,9 @@ use crate::db::{Db, Journal, KeyRow, TokenState, Update, UploadPin};
 use crate::error::{Error, Result};
 use crate::index::{self, Edit};
 use crate::ipfs::Ipfs;
+use crate::limit::{Limiter, Rate};
 use crate::metrics::Metrics;
+use crate::nonces::Nonces;
 use crate::siwe;
 
 mod rebind;
@@ -126,7 +128,20 @@ pub struct Settings {
     pub record_lifetime: Duration,
     /// Every recursive pin of the backend is the node's ([`crate::NodeConfig::exclusive_backend`]).
     pub exclusive_backend: bool,
+    /// Longest gap between two pieces of an upload body.
+    pub idle_timeout: Duration,
+    /// Slowest average upload rate (bytes/s; 0: no deadline).
+    pub min_upload_rate: u64,
+    /// Logins and key assignments per address.
+    pub address_rate: Rate,
+    /// IPFS keys created for key assignments, node-wide.
+    pub key_gen_rate: Rate,
+    /// Most sign-in nonces outstanding.
+    pub max_nonces: usize,
 }
+
+/// Keys tracked per rate limit at most (a bucket is a few dozen bytes).
+const MAX_LIMITER_KEYS: usize = 100_000;
 
 /// The node core shared by all requests.
 #[derive(Debug)]
@@ -144,18 +159,42 @@ pub struct Node {
     dirty: Mutex<HashSet<u64>>,
     /// Tokens whose on-chain key is not this node's (moved away): not republished.
     moved: Mutex<HashSet<u64>>,
+    nonces: Nonces,
+    by_address: Limiter<Address>,
+    key_gen: Limiter<()>,
+    /// Request work that must finish once started (uploads, updates), detached from the
+    /// client's connection; shutdown waits for it.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 /// What an update pins besides its index pages and record.
-#[derive(Debug, Default)]
-struct Pins {
+#[derive(Default)]
+struct Pins<'a> {
     /// CIDs already in the backend, to pin (imported files).
     files: Vec<String>,
     /// The `uploads` row of an uploaded file, pinned by its `add`: the commit takes it over.
     upload: Option<u64>,
+    /// The quota reservation of the update, released as soon as the commit counts its bytes.
+    reservation: Option<Reservation<'a>>,
 }
 
-/// Releases an upload's quota reservation when dropped.
+/// An [`Edit`] that owns its files, to move to the blocking pool.
+enum OwnedEdit {
+    Add(Vec<FileEntry>),
+    Remove(u64),
+}
+
+impl OwnedEdit {
+    fn as_edit(&self) -> Edit<'_> {
+        match self {
+            Self::Add(f) => Edit::Add(f),
+            Self::Remove(id) => Edit::Remove(*id),
+        }
+    }
+}
+
+/// Releases an upload's quota reservation when dropped (the update drops it right after its
+/// commit).
 struct Reservation<'a> {
     node: &'a Node,
     token_id: u64,
@@ -178,7 +217,6 @@ impl Node {
     /// Assembles the core.
     pub fn new(settings: Settings, db: Db, ipfs: Ipfs, chain: Chain) -> Self {
         Self {
-            settings,
             db: Arc::new(db),
             ipfs,
             chain,
@@ -189,7 +227,39 @@ impl Node {
             unpin_watch: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
             moved: Mutex::new(HashSet::new()),
+            nonces: Nonces::new(settings.max_nonces),
+            by_address: Limiter::new(settings.address_rate, MAX_LIMITER_KEYS),
+            key_gen: Limiter::new(settings.key_gen_rate, 1),
+            tasks: tokio_util::task::TaskTracker::new(),
+            settings,
         }
+    }
+
+    /// Runs `work` in a task of its own, so it finishes even if the client disconnects and
+    /// the request's future is dropped (uploads and updates must not stop halfway), and
+    /// answers its result. Shutdown waits for these tasks.
+    pub async fn detached<T, F>(self: &Arc<Self>, work: impl FnOnce(Arc<Self>) -> F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.tasks
+            .spawn(work(self.clone()))
+            .await
+            .map_err(|e| Error::Internal(format!("request task: {e}")))?
+    }
+
+    /// Sign-in nonces outstanding.
+    pub fn nonce_count(&self) -> usize {
+        self.nonces.len()
+    }
+
+    /// Runs a blocking database read on the blocking pool.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.write(f).await
     }
 
     /// The chain access of the node.
@@ -229,9 +299,11 @@ impl Node {
         let nonce = random_alnum(24);
         let now = unix_now();
         let expires_at = now + self.settings.nonce_ttl.as_secs();
-        let n = nonce.clone();
-        self.write(move |db| db.put_nonce(&n, expires_at, now))
-            .await?;
+        if !self.nonces.put(nonce.clone(), expires_at, now) {
+            return Err(Error::RateLimited {
+                retry_after: Duration::from_secs(1),
+            });
+        }
         Ok(api::NonceResponse {
             nonce,
             expires_at,
@@ -252,8 +324,12 @@ impl Node {
         };
         let result = async {
             let msg = siwe::verify(&req.message, &req.signature, &expected)?;
-            let nonce = msg.nonce.clone();
-            if !self.write(move |db| db.take_nonce(&nonce, now)).await? {
+            // Limited after the signature check, so nobody can use up another address's
+            // logins.
+            self.by_address
+                .check(&msg.address)
+                .map_err(|retry_after| Error::RateLimited { retry_after })?;
+            if !self.nonces.take(&msg.nonce, now) {
                 return Err(Error::InvalidNonce);
             }
             let token = random_hex(32);
@@ -284,10 +360,10 @@ impl Node {
     }
 
     /// The address of a bearer token's session.
-    pub fn session(&self, token: &str) -> Result<Address> {
+    pub async fn session(&self, token: &str) -> Result<Address> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.db
-            .session(&hash, unix_now())?
+        self.read(move |db| db.session(&hash, unix_now()))
+            .await?
             .ok_or(Error::Unauthorized("unknown or expired session"))
     }
 
@@ -304,7 +380,7 @@ impl Node {
 
     /// The state of a token this node serves, adopting it if its on-chain key is one of ours.
     pub async fn ensure_token(&self, token_id: u64) -> Result<TokenState> {
-        if let Some(s) = self.db.token(token_id)? {
+        if let Some(s) = self.read(move |db| db.token(token_id)).await? {
             return Ok(s);
         }
         let facts = self.chain.token_facts(token_id).await?;
@@ -325,6 +401,9 @@ impl Node {
         if self.chain.registrar().is_none() {
             return Err(Error::NoRegistrar);
         }
+        self.by_address
+            .check(&minter)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
         let mut key = None;
         if let Some(pk) = self.db.assignment(minter)?
             && let Some(row) = self.db.key(&pk)?
@@ -336,6 +415,9 @@ impl Node {
         let (pubkey, row) = match key {
             Some(k) => k,
             None => {
+                self.key_gen
+                    .check(&())
+                    .map_err(|retry_after| Error::RateLimited { retry_after })?;
                 let k = self
                     .ipfs
                     .key_gen(&format!("px-assign-{}", random_hex(8)))
@@ -443,7 +525,9 @@ impl Node {
         self.authorize(token_id, caller).await?;
         self.ensure_token(token_id).await?;
         let limit = limit.clamp(1, api::MAX_PAGE) as usize;
-        let (files, more) = self.db.files_after(token_id, after, limit)?;
+        let (files, more) = self
+            .read(move |db| db.files_after(token_id, after, limit))
+            .await?;
         let next = if more {
             files.last().map(|f| f.id)
         } else {
@@ -460,7 +544,8 @@ impl Node {
         cid: &str,
     ) -> Result<impl Stream<Item = Result<Chunk>> + Send + use<>> {
         self.authorize(token_id, caller).await?;
-        if !self.db.has_content(token_id, cid)? {
+        let c = cid.to_string();
+        if !self.read(move |db| db.has_content(token_id, &c)).await? {
             return Err(Error::NotFound(format!(
                 "content {cid} of token {token_id}"
             )));
@@ -489,6 +574,9 @@ impl Node {
             .upload_inner(token_id, caller, name, sha256, len, body)
             .await;
         self.metrics.upload(&r, len);
+        if matches!(r, Err(Error::BodyTimeout { .. })) {
+            self.metrics.timeout();
+        }
         r
     }
 
@@ -524,7 +612,9 @@ impl Node {
         self.authorize(token_id, caller).await?;
         let state = self.ensure_token(token_id).await?;
         self.check_bound(token_id, &state).await?;
-        let (quota, _reservation) = self.admit(token_id, state.used, len).await?;
+        let (quota, reservation) = self.admit(token_id, len).await?;
+        let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let body = self.body_deadline(body, len, timed_out.clone());
 
         // Stream the body into the backend's `add?pin=true`; count what arrives. Before the
         // backend can pin, the upload has its `uploads` row (see the module docs).
@@ -561,6 +651,9 @@ impl Node {
         let received = received.load(std::sync::atomic::Ordering::Relaxed);
         let body_done = body_done.load(std::sync::atomic::Ordering::Relaxed);
         let result = async {
+            if timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::BodyTimeout { received, len });
+            }
             // A body of the wrong length is the client's doing, unless the backend failed
             // first and the node stopped reading it (then the backend's error, a 503).
             if received > len || (received < len && (body_done || added.is_ok())) {
@@ -579,8 +672,17 @@ impl Node {
                     "backend stored the upload as {cid}, the node computed {expected}"
                 )));
             }
-            self.commit_upload(token_id, name, sha256, len, quota, cid, *upload)
-                .await
+            self.commit_upload(
+                token_id,
+                name,
+                sha256,
+                len,
+                quota,
+                cid,
+                *upload,
+                reservation,
+            )
+            .await
         }
         .await;
         if let Some((upload, cid)) = journaled {
@@ -590,6 +692,46 @@ impl Node {
             }
         }
         result
+    }
+
+    /// Ends an upload body with an error when the client falls silent for the idle timeout or
+    /// the upload runs past `idle_timeout + len / min_upload_rate`, setting `timed_out`: a
+    /// trickled body then gives its quota reservation back.
+    fn body_deadline<S, E>(
+        &self,
+        body: S,
+        len: u64,
+        timed_out: Arc<std::sync::atomic::AtomicBool>,
+    ) -> impl Stream<Item = std::result::Result<Chunk, String>> + Send + 'static
+    where
+        S: Stream<Item = std::result::Result<Chunk, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let idle = self.settings.idle_timeout;
+        let total = match self.settings.min_upload_rate {
+            0 => Duration::MAX,
+            rate => idle.saturating_add(Duration::from_secs_f64(len as f64 / rate as f64)),
+        };
+        let deadline = tokio::time::Instant::now()
+            .checked_add(total)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1 << 40));
+        futures::stream::unfold(Some(Box::pin(body)), move |body| {
+            let timed_out = timed_out.clone();
+            async move {
+                let mut body = body?;
+                let wait =
+                    idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                match tokio::time::timeout(wait, body.next()).await {
+                    Ok(Some(Ok(c))) => Some((Ok(c), Some(body))),
+                    Ok(Some(Err(e))) => Some((Err(e.to_string()), None)),
+                    Ok(None) => None,
+                    Err(_) => {
+                        timed_out.store(true, std::sync::atomic::Ordering::Relaxed);
+                        Some((Err("upload body timed out".to_string()), None))
+                    }
+                }
+            }
+        })
     }
 
     /// The `add` of an upload to a backend the node owns: an `uploads` row without a CID
@@ -700,10 +842,15 @@ impl Node {
         quota: u64,
         cid: String,
         upload: u64,
+        reservation: Reservation<'_>,
     ) -> Result<api::UploadResult> {
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
-        let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
+        let state = self
+            .read(move |db| db.token(token_id))
+            .await?
+            .ok_or(Error::NotServed(token_id))?;
+        self.recheck_quota(&state, len, quota)?;
         let file = FileEntry {
             id: state.next_file_id,
             name,
@@ -725,6 +872,7 @@ impl Node {
                 Some(Edit::Add(std::slice::from_ref(&file))),
                 Pins {
                     upload: Some(upload),
+                    reservation: Some(reservation),
                     ..Pins::default()
                 },
             )
@@ -759,10 +907,14 @@ impl Node {
         let state = self.ensure_token(token_id).await?;
         self.check_bound(token_id, &state).await?;
         let total: u64 = files.iter().map(|f| f.size).sum();
-        let (quota, _reservation) = self.admit(token_id, state.used, total).await?;
+        let (quota, reservation) = self.admit(token_id, total).await?;
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
-        let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
+        let state = self
+            .read(move |db| db.token(token_id))
+            .await?
+            .ok_or(Error::NotServed(token_id))?;
+        self.recheck_quota(&state, total, quota)?;
         let now = unix_now();
         let entries: Vec<FileEntry> = files
             .into_iter()
@@ -787,13 +939,19 @@ impl Node {
         let pins = Pins {
             files: cids,
             upload: None,
+            reservation: Some(reservation),
         };
         self.apply(token_id, &state, next, Some(Edit::Add(&entries)), pins)
             .await
     }
 
-    fn reserve(&self, token_id: u64, used: u64, size: u64, quota: u64) -> Result<Reservation<'_>> {
+    /// Reserves `size` bytes of the token's quota for an update in flight. The committed usage
+    /// is read under the reservation lock: an update commits before it gives its reservation
+    /// back, so every committed or admitted byte is counted at least once here.
+    fn reserve(&self, token_id: u64, size: u64, quota: u64) -> Result<Reservation<'_>> {
         let mut r = self.reserved.lock().expect("lock");
+        // A point read (microseconds), under the lock by design.
+        let used = self.db.token(token_id)?.map_or(0, |s| s.used);
         let inflight = r.get(&token_id).copied().unwrap_or(0);
         let live = used + inflight;
         if live.saturating_add(size) > quota {
@@ -821,7 +979,10 @@ impl Node {
         let quota = self.check_bound(token_id, &state).await?.quota;
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
-        let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
+        let state = self
+            .read(move |db| db.token(token_id))
+            .await?
+            .ok_or(Error::NotServed(token_id))?;
         let mut next = state.clone();
         next.quota = quota;
         let usage = self
@@ -833,16 +994,34 @@ impl Node {
     /// Admits `size` more bytes for a token: the on-chain gate (quota refusals name the live
     /// numbers), then a reservation against the chain's quota that holds until the update
     /// commits or fails. Answers the quota and the reservation.
-    async fn admit(&self, token_id: u64, used: u64, size: u64) -> Result<(u64, Reservation<'_>)> {
+    async fn admit(&self, token_id: u64, size: u64) -> Result<(u64, Reservation<'_>)> {
         let quota = self.chain.token_facts(token_id).await?.quota;
         match self.chain.gate(token_id, size).await? {
             None => {}
             Some(GateReason::QuotaExceeded) => {
+                let used = self
+                    .read(move |db| db.token(token_id))
+                    .await?
+                    .map_or(0, |s| s.used);
                 return Err(Error::OverQuota { used, size, quota });
             }
             Some(reason) => return Err(Error::GateClosed(reason)),
         }
-        Ok((quota, self.reserve(token_id, used, size, quota)?))
+        Ok((quota, self.reserve(token_id, size, quota)?))
+    }
+
+    /// The check at commit, under the token lock: the committed usage plus `size` fits the
+    /// quota (whatever the reservations did).
+    fn recheck_quota(&self, state: &TokenState, size: u64, quota: u64) -> Result<()> {
+        if state.used.saturating_add(size) > quota {
+            self.metrics.refused_at_commit();
+            return Err(Error::OverQuota {
+                used: state.used,
+                size,
+                quota,
+            });
+        }
+        Ok(())
     }
 
     /// Deletes a file of a token.
@@ -857,10 +1036,13 @@ impl Node {
         self.check_bound(token_id, &state).await?;
         let lock = self.token_lock(token_id);
         let _guard = lock.lock().await;
-        let state = self.db.token(token_id)?.ok_or(Error::NotServed(token_id))?;
+        let state = self
+            .read(move |db| db.token(token_id))
+            .await?
+            .ok_or(Error::NotServed(token_id))?;
         let file = self
-            .db
-            .file(token_id, file_id)?
+            .read(move |db| db.file(token_id, file_id))
+            .await?
             .ok_or_else(|| Error::NotFound(format!("file {file_id} of token {token_id}")))?;
         let mut next = state.clone();
         next.used -= file.size;
@@ -885,17 +1067,28 @@ impl Node {
         old: &TokenState,
         mut next: TokenState,
         edit: Option<Edit<'_>>,
-        Pins { files, upload }: Pins,
+        Pins {
+            files,
+            upload,
+            reservation,
+        }: Pins<'_>,
     ) -> Result<Usage> {
         let (chain_id, contract) = (self.chain.chain_id(), self.chain.contract());
-        let change = match edit {
-            Some(edit) => index::apply(&self.db, chain_id, contract, token_id, edit)?,
+        // The index pages are read and encoded on the blocking pool.
+        let owned = match edit {
+            Some(Edit::Add(f)) => Some(OwnedEdit::Add(f.to_vec())),
+            Some(Edit::Remove(id)) => Some(OwnedEdit::Remove(id)),
             // A refresh of a token that never had a file: publish an (empty) index root, so
             // every record names a real index object.
-            None if old.index_root.is_empty() => {
-                index::apply(&self.db, chain_id, contract, token_id, Edit::Add(&[]))?
-            }
+            None if old.index_root.is_empty() => Some(OwnedEdit::Add(Vec::new())),
             // A refresh: same files, same index.
+            None => None,
+        };
+        let change = match owned {
+            Some(e) => {
+                self.read(move |db| index::apply(db, chain_id, contract, token_id, e.as_edit()))
+                    .await?
+            }
             None => index::IndexChange {
                 root: old.index_root.clone(),
                 ..Default::default()
@@ -923,12 +1116,10 @@ impl Node {
         let mut pins = files.clone();
         pins.extend(objects.iter().map(|(c, _)| c.clone()));
 
-        // Journal every CID this update will pin, then pin.
-        let journal = Journal {
-            pending: pins.clone(),
-            release: Vec::new(),
-        };
-        self.write(move |db| db.put_journal(token_id, &journal, true))
+        // Journal every CID this update will pin (keeping what earlier updates still have to
+        // release), then pin.
+        let pending = pins.clone();
+        self.write(move |db| db.journal_pending(token_id, &pending))
             .await?;
         self.mark_pinning(&pins).await;
         let result = async {
@@ -950,22 +1141,28 @@ impl Node {
                 None => {}
                 Some(Edit::Add(f)) => update.add_files.extend_from_slice(f),
                 Some(Edit::Remove(id)) => {
-                    let f = self
-                        .db
-                        .file(token_id, id)?
-                        .ok_or_else(|| Error::NotFound(format!("file {id}")))?;
-                    if self.db.cid_refs(&f.cid)? <= 1 {
+                    let (f, refs) = self
+                        .read(move |db| {
+                            let f = db
+                                .file(token_id, id)?
+                                .ok_or_else(|| Error::NotFound(format!("file {id}")))?;
+                            let refs = db.cid_refs(&f.cid)?;
+                            Ok((f, refs))
+                        })
+                        .await?;
+                    if refs <= 1 {
                         update.release.push(f.cid.clone());
                     }
                     update.remove_files.push(f);
                 }
             }
-            let release = update.release.clone();
+            // Answers what this and earlier updates released (the journal's merged list).
             self.write(move |db| db.commit_update(token_id, &update))
-                .await?;
-            Ok::<_, Error>(release)
+                .await
         }
         .await;
+        // The commit counts the bytes: the reservation is not needed any more.
+        drop(reservation);
         self.unmark_pinning(&pins).await;
         let release = match result {
             Ok(r) => r,
@@ -1009,17 +1206,14 @@ impl Node {
     /// batched calls.
     async fn unpin_unreferenced(&self, token_id: u64, cids: &[String]) -> Result<()> {
         let p = self.pinning.lock().await;
-        let mut unpin = Vec::with_capacity(cids.len());
-        for cid in cids {
-            if p.contains_key(cid)
-                || self.db.cid_refs(cid)? > 0
-                || self.db.is_committed_object(token_id, cid)?
-                || unpin.contains(cid)
-            {
-                continue;
-            }
-            unpin.push(cid.clone());
-        }
+        let candidates: Vec<String> = cids
+            .iter()
+            .filter(|c| !p.contains_key(*c))
+            .cloned()
+            .collect();
+        let unpin = self
+            .read(move |db| db.unreferenced(token_id, &candidates))
+            .await?;
         if unpin.is_empty() {
             return Ok(());
         }

@@ -29,7 +29,7 @@ use px_core::record::{MAX_RECORD_BYTES, UsageRecord};
 
 use super::{Node, random_hex, unix_now};
 use crate::chain::TokenFacts;
-use crate::db::{Journal, KeyRow, TokenState, Update};
+use crate::db::{KeyRow, TokenState, Update};
 use crate::error::{Error, Result};
 use crate::index::{self, BranchPage, Edit, INNER_FANOUT, LEAF_FANOUT, LeafPage};
 use crate::ipfs::NewKey;
@@ -278,11 +278,8 @@ impl Node {
             token_id: Some(token_id),
         };
         let file_count = state.file_count;
-        let journal = Journal {
-            pending: pins.clone(),
-            release: Vec::new(),
-        };
-        self.write(move |db| db.put_journal(token_id, &journal, true))
+        let pending = pins.clone();
+        self.write(move |db| db.journal_pending(token_id, &pending))
             .await?;
         self.mark_pinning(&pins).await;
         let pubkey = k.pubkey;
@@ -298,6 +295,7 @@ impl Node {
             };
             self.write(move |db| db.commit_update(token_id, &update))
                 .await
+                .map(drop)
         }
         .await;
         self.unmark_pinning(&pins).await;

@@ -9,6 +9,8 @@ const root = path.resolve(__dirname, '..');
 const contracts = {
   StorageNFT: 'StorageNFT.sol/StorageNFT.json',
   PXToken: 'PXToken.sol/PXToken.json',
+  ProviderRegistry: 'ProviderRegistry.sol/ProviderRegistry.json',
+  StorageMarket: 'StorageMarket.sol/StorageMarket.json',
   Operator: 'Operator.sol/Operator.json',
   LinkToken: 'LinkToken.sol/LinkToken.json',
 };

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Mutation check: the contract tests must fail on every mutant of StorageNFT that deletes an
-# access check or a sequence/expiry comparison (the list is .ci/mutants.py). Each mutant is
-# applied alone to a copy of the sources, compiled (the `mutation` forge profile: the legacy
-# pipeline builds a mutant in seconds) and tested with the unit, round-trip and regression
-# suites; a mutant the tests do not kill survives, and any survivor fails the check. The
+# access check or a sequence/expiry comparison, and on every mutant of the storage market and
+# the provider registry that deletes an access check or breaks or shifts a comparison (the list
+# is .ci/mutants.py). Each mutant is applied alone to a copy of the sources, compiled (the
+# `mutation` forge profile: the legacy pipeline builds a mutant in seconds) and tested with the
+# suites `mutants.py suite ID` names (StorageNFT's unit, round-trip and regression suites; the
+# market's and registry's unit suites); a mutant the tests do not kill survives, and any
+# survivor fails the check. The
 # fulfilment-check mutant must also be killed by the invariant suite on its own (audit finding 6:
 # the old invariants stayed green without that check).
 #
@@ -20,9 +23,10 @@ export PATH="$root/node_modules/.bin:$PATH"
 export FOUNDRY_PROFILE=mutation
 base=${PX_MUTATION_DIR:-$root/.cache/mutation}
 jobs=${PX_MUTATION_JOBS:-2}
-suites='test/StorageNFT{.t,.sync.t,.findings.t}.sol'
+all_suites='test/{StorageNFT,StorageNFT.sync,StorageNFT.findings,StorageMarket,ProviderRegistry}.t.sol'
 invariants='test/StorageNFT.invariant.t.sol'
-sources=(contracts/StorageNFT.sol contracts/libraries/Purchases.sol)
+sources=(contracts/StorageNFT.sol contracts/libraries/Purchases.sol contracts/StorageMarket.sol
+  contracts/ProviderRegistry.sol)
 
 if [ $# -gt 0 ]; then
   ids=("$@")
@@ -71,8 +75,8 @@ run_tests() {
 
 # Job $1 of $jobs: builds its copy, checks the baseline, then tests its share of the mutants.
 job() {
-  local k=$1 dir="$base/job$1" i id verdict t rc
-  if run_tests "$dir" "$suites"; then :; else
+  local k=$1 dir="$base/job$1" i id verdict t rc suites
+  if run_tests "$dir" "$all_suites"; then :; else
     echo "mutation: the tests do not pass without a mutant" >&2
     echo "baseline ERROR" >>"$dir/results"
     return 1
@@ -82,6 +86,7 @@ job() {
     t=$(date +%s)
     restore "$dir"
     python3 "$root/.ci/mutants.py" apply "$id" "$dir"
+    suites=$(python3 "$root/.ci/mutants.py" suite "$id")
     rc=0
     run_tests "$dir" "$suites" || rc=$?
     if [ $rc -eq 0 ]; then

@@ -32,8 +32,6 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
     uint256 public constant MAX_BOUNTY_BPS = 5000;
     /// @notice Most challenges per period.
     uint256 public constant MAX_CHALLENGES = 16;
-    /// @notice Largest piece tree depth (2^32 chunks of 32 bytes: 128 GiB).
-    uint256 public constant MAX_PIECE_DEPTH = 32;
     /// @notice Initial delay of a default admin transfer.
     uint48 public constant INITIAL_ADMIN_DELAY = 2 days;
 
@@ -276,9 +274,8 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         bytes32 seed = _seed(challengeBlock, dealId, period);
         uint256 c = _challengeCount;
         if (proofs.length != c) revert InvalidProof(dealId, proofs.length);
-        uint256 dealDepth = StorageProof.depthOf(pieceCount);
         for (uint256 i; i < c; ++i) {
-            if (!_verify(proofs[i], seed, i, pieceCount, dealDepth, root)) {
+            if (!_verify(proofs[i], seed, i, pieceCount, root)) {
                 revert InvalidProof(dealId, i);
             }
         }
@@ -308,10 +305,12 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         uint256 bounty = slashed * _bountyBps / 10_000;
         uint256 tokenId = d.tokenId;
         uint256 price = d.pricePerPeriod;
-        // casting is safe: period < periods, a uint16; misses < maxMisses, a uint8
-        // forge-lint: disable-next-item(unsafe-typecast)
+        // casting is safe: period < periods, a uint16
+        // forge-lint: disable-next-line(unsafe-typecast)
         d.nextPeriod = uint16(period + 1);
-        uint256 misses = d.misses + 1;
+        uint256 misses = uint256(d.misses) + 1;
+        // casting is safe: a deal breaches at maxMisses, a uint8, so misses never exceeds it
+        // forge-lint: disable-next-line(unsafe-typecast)
         d.misses = uint8(misses);
         // The period's price and the slash less the bounty go back to the escrow.
         _escrow[tokenId] += price + slashed - bounty;
@@ -516,17 +515,19 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         if (signer != d.provider) revert NotProvider(signer, d.provider);
     }
 
+    /// @dev Checks one answer. The piece path must be exactly as long as the committed depth:
+    /// chunks are level-0 nodes as they are, so a shorter path would let an inner node stand
+    /// for the chunks under it. The deal path needs no such check: a deal leaf hashes 33 bytes
+    /// and an inner node 64, so a path of another length would need a keccak preimage.
     function _verify(
         Proof calldata p,
         bytes32 seed,
         uint256 index,
         uint256 pieceCount,
-        uint256 dealDepth,
         bytes32 root
     ) private pure returns (bool) {
         uint256 depth = p.pieceDepth;
-        if (depth > MAX_PIECE_DEPTH || p.piecePath.length != depth) return false;
-        if (p.dealPath.length != dealDepth) return false;
+        if (p.piecePath.length != depth) return false;
         (uint256 piece, uint256 leaf) = StorageProof.challenge(seed, index, pieceCount, depth);
         if (StorageProof.processPath(p.leaf, leaf, p.piecePath) != p.pieceRoot) return false;
         bytes32 dealLeaf = StorageProof.dealLeaf(p.pieceRoot, p.pieceDepth);

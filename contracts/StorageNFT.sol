@@ -23,7 +23,7 @@ import {
 import {IStorageNFT} from "./interfaces/IStorageNFT.sol";
 import {ITokenRenderer} from "./interfaces/ITokenRenderer.sol";
 import {IpnsName} from "./libraries/IpnsName.sol";
-import {Purchases, SyncState, TokenState} from "./libraries/Purchases.sol";
+import {MarketRef, Purchases, SyncState, TokenState} from "./libraries/Purchases.sol";
 import {SyncRequest} from "./libraries/SyncRequest.sol";
 import {SyncStatus} from "./libraries/SyncStatus.sol";
 
@@ -118,7 +118,7 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControlDefaultAdminR
     mapping(uint256 tokenId => bytes32 ipnsKey) private _keys;
     mapping(bytes32 ipnsKey => uint256 tokenId) private _keyTokens;
     mapping(address account => bool) private _freeClaimed;
-    address private _market;
+    MarketRef private _market;
 
     /// @param admin Receives the default admin (transferable in two steps after
     /// `INITIAL_ADMIN_DELAY`) and pauser roles.
@@ -649,7 +649,7 @@ contract StorageNFT is IStorageNFT, IERC4906, ERC721, AccessControlDefaultAdminR
     /// @inheritdoc IStorageNFT
     function setMarket(address market_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (market_ == address(0)) revert ZeroAddress();
-        _market = market_;
+        _market.market = market_;
         emit MarketSet(market_);
     }
 

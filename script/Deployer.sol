@@ -4,11 +4,8 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Vm} from "forge-std/Vm.sol";
 
-import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
-
 import {PXToken} from "../contracts/PXToken.sol";
-import {ProviderRegistry} from "../contracts/ProviderRegistry.sol";
-import {StorageMarket} from "../contracts/StorageMarket.sol";
+import {IProviderRegistry} from "../contracts/interfaces/IProviderRegistry.sol";
 import {IStorageMarket} from "../contracts/interfaces/IStorageMarket.sol";
 import {StorageNFTRenderer} from "../contracts/StorageNFTRenderer.sol";
 import {IStorageNFT} from "../contracts/interfaces/IStorageNFT.sol";
@@ -45,7 +42,9 @@ struct MarketParams {
 /// @dev Chainlink's Operator pins solc 0.8.19 and cannot be imported beside OpenZeppelin v5, so
 /// LinkToken and Operator are deployed from their artifacts (see contracts/vendor). StorageNFT is
 /// deployed from its artifact too: it compiles through the IR pipeline, which every file that
-/// imports it would have to share, and that would make the tests compile for minutes.
+/// imports it would have to share, and that would make the tests compile for minutes. The
+/// registry and the market are deployed from their artifacts as well, so that nothing else
+/// recompiles when they change (the mutation check builds one mutant after another).
 abstract contract Deployer {
     Vm private constant _VM = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
@@ -115,13 +114,16 @@ abstract contract Deployer {
         internal
         returns (address registry, address market)
     {
-        ProviderRegistry r =
-            new ProviderRegistry(admin, IERC20(pxToken), p.minStake, p.unbondingDelay);
-        StorageMarket m =
-            new StorageMarket(admin, IERC721(nft), r, IERC20(pxToken), p.config, p.feeBps);
-        r.setMarket(address(m));
-        IStorageNFT(nft).setMarket(address(m));
-        return (address(r), address(m));
+        registry = _VM.deployCode(
+            "ProviderRegistry.sol:ProviderRegistry",
+            abi.encode(admin, pxToken, p.minStake, p.unbondingDelay)
+        );
+        market = _VM.deployCode(
+            "StorageMarket.sol:StorageMarket",
+            abi.encode(admin, nft, registry, pxToken, p.config, p.feeBps)
+        );
+        IProviderRegistry(registry).setMarket(market);
+        IStorageNFT(nft).setMarket(market);
     }
 
     /// @notice A devnet configuration: everything deployed fresh.

@@ -4,9 +4,13 @@ pragma solidity ^0.8.24;
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 
 import {IProviderRegistry} from "../contracts/interfaces/IProviderRegistry.sol";
-import {MarketFixture} from "./utils/MarketFixture.sol";
+import {
+    IProviderRegistryHarness,
+    IStorageMarketHarness,
+    MarketFixture
+} from "./utils/MarketFixture.sol";
 
-/// @notice ProviderRegistry: registration, listings, stake, certification, exits, the market's
+/// @notice IProviderRegistryHarness: registration, listings, stake, certification, exits, the market's
 /// calls and the paged, filtered views.
 contract ProviderRegistryTest is MarketFixture {
     address internal carol = makeAddr("carol");
@@ -99,6 +103,10 @@ contract ProviderRegistryTest is MarketFixture {
         assertEq(px.balanceOf(provider), before + STAKE);
         assertEq(registry.stakeOf(provider), 0);
         assertFalse(registry.providerOf(provider).active);
+        IProviderRegistry.Filter memory f;
+        (IProviderRegistry.Listing[] memory page,) = registry.listProviders(0, 10, f);
+        assertEq(page.length, 1, "an exited provider is not listed");
+        assertEq(page[0].provider, provider2);
         // It can come back; the list does not grow.
         vm.prank(provider);
         registry.registerProvider("https://p1.example", 1, GIB, 1, 100 ether);

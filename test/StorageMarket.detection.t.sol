@@ -3,12 +3,14 @@ pragma solidity ^0.8.24;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
-import {ProviderRegistry} from "../contracts/ProviderRegistry.sol";
-import {StorageMarket} from "../contracts/StorageMarket.sol";
 import {IStorageMarket} from "../contracts/interfaces/IStorageMarket.sol";
 import {StorageProof} from "../contracts/libraries/StorageProof.sol";
 import {MarketParams} from "../script/Deployer.sol";
-import {MarketFixture} from "./utils/MarketFixture.sol";
+import {
+    IProviderRegistryHarness,
+    IStorageMarketHarness,
+    MarketFixture
+} from "./utils/MarketFixture.sol";
 
 /// @notice The detection claim of DESIGN.md ("Provider network") as a test: a provider that
 /// dropped a fraction f of a deal's leaves is caught in a period with probability
@@ -35,7 +37,7 @@ contract StorageMarketDetectionTest is MarketFixture {
     {
         dropped = bound(dropped, 1, 32);
         c = uint8(bound(c, 1, 4));
-        (, StorageMarket m) = _market(c);
+        (, IStorageMarketHarness m) = _market(c);
         uint256 dealId = _deal(m, seed);
         _drop(seed, dropped);
 
@@ -70,7 +72,10 @@ contract StorageMarketDetectionTest is MarketFixture {
         assertApproxEqAbs(observed, q, tolerance, "detection rate");
     }
 
-    function _market(uint8 c) internal returns (ProviderRegistry r, StorageMarket m) {
+    function _market(uint8 c)
+        internal
+        returns (IProviderRegistryHarness r, IStorageMarketHarness m)
+    {
         MarketParams memory p = devnetMarketParams();
         p.config = IStorageMarket.Config({
             periodBlocks: 4,
@@ -93,7 +98,7 @@ contract StorageMarketDetectionTest is MarketFixture {
         vm.stopPrank();
     }
 
-    function _deal(StorageMarket m, uint256 seed) internal returns (uint256 dealId) {
+    function _deal(IStorageMarketHarness m, uint256 seed) internal returns (uint256 dealId) {
         delete _chunks;
         delete _pieceRoots;
         delete _dealLeaves;

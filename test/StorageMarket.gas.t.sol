@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ProviderRegistry} from "../contracts/ProviderRegistry.sol";
-import {StorageMarket} from "../contracts/StorageMarket.sol";
 import {IStorageMarket} from "../contracts/interfaces/IStorageMarket.sol";
 import {MarketParams} from "../script/Deployer.sol";
-import {MarketFixture} from "./utils/MarketFixture.sol";
+import {
+    IProviderRegistryHarness,
+    IStorageMarketHarness,
+    MarketFixture
+} from "./utils/MarketFixture.sol";
 
 /// @notice Gas of the market's hot paths, written to snapshots/StorageMarketGasTest.json and
 /// checked in CI (`FORGE_SNAPSHOT_CHECK=true`). Budgets: registerProvider <= 150k, openDeal <=
@@ -19,8 +21,8 @@ contract StorageMarketGasTest is MarketFixture {
     uint16 internal constant PIECES = 1024; // deal depth 10
     uint8 internal constant PIECE_DEPTH = 20;
 
-    ProviderRegistry internal r;
-    StorageMarket internal m;
+    IProviderRegistryHarness internal r;
+    IStorageMarketHarness internal m;
     address internal carol = makeAddr("carol");
     uint256 internal dealA;
     uint256 internal dealB;

@@ -4,14 +4,16 @@ pragma solidity ^0.8.24;
 import {Test} from "forge-std/Test.sol";
 
 import {PXToken} from "../contracts/PXToken.sol";
-import {ProviderRegistry} from "../contracts/ProviderRegistry.sol";
-import {StorageMarket} from "../contracts/StorageMarket.sol";
 import {IProviderRegistry} from "../contracts/interfaces/IProviderRegistry.sol";
 import {IStorageMarket} from "../contracts/interfaces/IStorageMarket.sol";
 import {IStorageNFT} from "../contracts/interfaces/IStorageNFT.sol";
 import {IStorageNFTHarness} from "./utils/Deployers.sol";
 import {StorageProof} from "../contracts/libraries/StorageProof.sol";
-import {MarketFixture} from "./utils/MarketFixture.sol";
+import {
+    IProviderRegistryHarness,
+    IStorageMarketHarness,
+    MarketFixture
+} from "./utils/MarketFixture.sol";
 
 /// @notice Drives the market and the registry with random actions and keeps ghost totals of
 /// every PXToken that entered (escrow funding, plan shares, stakes) and left (escrow
@@ -24,8 +26,8 @@ contract MarketHandler is Test {
     bytes32 internal constant CHUNK = keccak256("chunk");
     uint256 internal constant SHARE = 25 ether; // of the share plan's 100 PX
 
-    StorageMarket internal immutable _m;
-    ProviderRegistry internal immutable _r;
+    IStorageMarketHarness internal immutable _m;
+    IProviderRegistryHarness internal immutable _r;
     PXToken internal immutable _px;
     IStorageNFTHarness internal immutable _nft;
     address internal immutable _registrar;
@@ -49,8 +51,8 @@ contract MarketHandler is Test {
     uint256 public ghostSlashed;
 
     constructor(
-        StorageMarket m,
-        ProviderRegistry r,
+        IStorageMarketHarness m,
+        IProviderRegistryHarness r,
         PXToken px,
         IStorageNFTHarness nft,
         address registrar,

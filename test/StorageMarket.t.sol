@@ -2,19 +2,20 @@
 pragma solidity ^0.8.24;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
-import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 
-import {ProviderRegistry} from "../contracts/ProviderRegistry.sol";
-import {StorageMarket} from "../contracts/StorageMarket.sol";
 import {IProviderRegistry} from "../contracts/interfaces/IProviderRegistry.sol";
 import {IStorageMarket} from "../contracts/interfaces/IStorageMarket.sol";
 import {IStorageNFT} from "../contracts/interfaces/IStorageNFT.sol";
 import {StorageProof} from "../contracts/libraries/StorageProof.sol";
 import {MarketParams} from "../script/Deployer.sol";
-import {MarketFixture} from "./utils/MarketFixture.sol";
+import {
+    IProviderRegistryHarness,
+    IStorageMarketHarness,
+    MarketFixture
+} from "./utils/MarketFixture.sol";
 
-/// @notice StorageMarket: escrow, deals, root updates, proofs, misses, earnings, fees, and the
+/// @notice IStorageMarketHarness: escrow, deals, root updates, proofs, misses, earnings, fees, and the
 /// plan share StorageNFT routes into the escrow.
 contract StorageMarketTest is MarketFixture {
     uint256 internal constant L = 100; // devnet period blocks
@@ -310,7 +311,7 @@ contract StorageMarketTest is MarketFixture {
     // Root updates
     // ------------------------------------------------------------------------------------------
 
-    function _update(uint256 dealId, IStorageMarket.RootUpdate memory u) internal {
+    function _update(IStorageMarket.RootUpdate memory u) internal {
         (bytes memory h, bytes memory p) = signUpdate(market, u, providerKey);
         market.updateDealRoot(u, h, p);
     }
@@ -320,7 +321,7 @@ contract StorageMarketTest is MarketFixture {
         vm.roll(block.number + L);
         IStorageMarket.RootUpdate memory u = rootUpdate(dealId, 8, 2, GIB);
         vm.prank(bob); // anyone may submit it
-        _update(dealId, u);
+        _update(u);
         IStorageMarket.Deal memory dl = market.dealOf(dealId);
         assertEq(dl.root, u.root);
         assertEq(dl.prevRoot, uniformDealRoot(4, 2));
@@ -382,7 +383,7 @@ contract StorageMarketTest is MarketFixture {
         market.updateDealRoot(u, h, p);
         vm.chainId(chainId);
         // Another market.
-        (, StorageMarket m2) = deployOtherMarket(_params(devnetMarketParams().config));
+        (, IStorageMarketHarness m2) = deployOtherMarket(_params(devnetMarketParams().config));
         assertTrue(m2.rootUpdateDigest(u) != market.rootUpdateDigest(u));
         market.updateDealRoot(u, h, p);
     }
@@ -421,7 +422,7 @@ contract StorageMarketTest is MarketFixture {
         market.updateDealRoot(u, h, p);
         // Ending the pieces it drops makes it valid.
         u.sizeEnded = GIB / 4;
-        _update(dealId, u);
+        _update(u);
         assertEq(market.dealOf(dealId).size, GIB / 4);
     }
 
@@ -436,7 +437,7 @@ contract StorageMarketTest is MarketFixture {
         (h, p) = signUpdate(market, u, providerKey);
         vm.expectRevert(IStorageMarket.InvalidTerms.selector);
         market.updateDealRoot(u, h, p);
-        _update(dealId, rootUpdate(dealId, 8, 2, GIB)); // exactly maxBytes
+        _update(rootUpdate(dealId, 8, 2, GIB)); // exactly maxBytes
     }
 
     function test_RevertWhen_updateDealRootOfEndedDeal() public {
@@ -595,10 +596,36 @@ contract StorageMarketTest is MarketFixture {
         proofs = uniformProofs(C, 8, 2);
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.InvalidProof.selector, dealId, 0));
         market.proveStorage(dealId, 0, proofs);
-        // A piece depth beyond the maximum.
-        proofs = uniformProofs(C, 4, 2);
-        proofs[0].pieceDepth = 33;
-        proofs[0].piecePath = new bytes32[](33);
+    }
+
+    /// @dev A provider that kept the inner nodes one level up but not the chunks cannot answer
+    /// with an inner node and a shortened path.
+    function test_RevertWhen_proofAnswersWithAnInnerNode() public {
+        (uint256 dealId, bytes32[][] memory chunks, bytes32[] memory roots) = _realDeal("a");
+        uint256 cb = challengeBlock(market, dealId, 0);
+        vm.roll(cb + 1);
+        uint256 piece;
+        uint256 leaf;
+        // Chain data under which challenge 0 picks chunk 0 or 3 of its piece: there a one-step
+        // walk from the inner node over the chunk's pair lands on the piece root.
+        for (uint256 k;; ++k) {
+            vm.setBlockhash(cb, keccak256(abi.encode("search", k)));
+            (piece, leaf) = market.challengeOf(market.challengeSeed(dealId, 0), 0, 4, 2);
+            if (leaf == 0 || leaf == 3) break;
+        }
+        IStorageMarket.Proof[] memory proofs = _realProofs(dealId, 0, chunks, roots);
+        uint256 pair = leaf & 2;
+        bytes32 inner = StorageProof.hashPair(chunks[piece][pair], chunks[piece][pair + 1]);
+        bytes32 other =
+            StorageProof.hashPair(chunks[piece][pair ^ 2], chunks[piece][(pair ^ 2) + 1]);
+        assertEq(
+            leaf == 0 ? StorageProof.hashPair(inner, other) : StorageProof.hashPair(other, inner),
+            roots[piece],
+            "the short walk reaches the piece root"
+        );
+        proofs[0].leaf = inner;
+        proofs[0].piecePath = new bytes32[](1);
+        proofs[0].piecePath[0] = other;
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.InvalidProof.selector, dealId, 0));
         market.proveStorage(dealId, 0, proofs);
     }
@@ -641,7 +668,7 @@ contract StorageMarketTest is MarketFixture {
         vm.roll(challengeBlock(market, dealId, 0) - 1);
         // (one update per period: the opening counts for period 0, so wait for period 1)
         vm.roll(challengeBlock(market, dealId, 0));
-        _update(dealId, rootUpdate(dealId, 8, 2, GIB));
+        _update(rootUpdate(dealId, 8, 2, GIB));
         // That update was committed in period 1's first block: period 1 uses it.
         rollToWindow(market, dealId, 0, keccak256("h0"));
         market.proveStorage(dealId, 0, uniformProofs(C, 4, 2)); // period 0: old root
@@ -668,7 +695,7 @@ contract StorageMarketTest is MarketFixture {
 
         // A root committed in the challenge block (period 1's first block) is not period 0's.
         vm.roll(cb);
-        _update(dealId, rootUpdate(dealId, 8, 2, GIB));
+        _update(rootUpdate(dealId, 8, 2, GIB));
         vm.roll(cb + 1);
         vm.expectPartialRevert(IStorageMarket.InvalidProof.selector);
         market.proveStorage(dealId, 0, uniformProofs(C, 8, 2));
@@ -755,7 +782,7 @@ contract StorageMarketTest is MarketFixture {
 
     function test_markMissed_slashBelowMinimumDelists() public {
         // Leave the provider exactly at the minimum, then miss once.
-        (ProviderRegistry r, StorageMarket m) =
+        (IProviderRegistryHarness r, IStorageMarketHarness m) =
             deployOtherMarket(_params(devnetMarketParams().config));
         px.mint(provider, 1 ether);
         vm.startPrank(provider);
@@ -785,7 +812,7 @@ contract StorageMarketTest is MarketFixture {
     }
 
     function test_markMissed_slashCappedByStake() public {
-        (ProviderRegistry r, StorageMarket m) =
+        (IProviderRegistryHarness r, IStorageMarketHarness m) =
             deployOtherMarket(_params(devnetMarketParams().config));
         r.setMinStake(0);
         px.mint(provider, 1 ether);
@@ -894,7 +921,10 @@ contract StorageMarketTest is MarketFixture {
         internal
     {
         vm.expectRevert(abi.encodeWithSelector(IStorageMarket.OutOfBounds.selector, v, lo, hi));
-        new StorageMarket(address(this), IERC721(d.storageNFT), registry, px, c, 200);
+        vm.deployCode(
+            "StorageMarket.sol:StorageMarket",
+            abi.encode(address(this), d.storageNFT, registry, px, c, uint16(200))
+        );
     }
 
     function _params(IStorageMarket.Config memory c) internal pure returns (MarketParams memory p) {

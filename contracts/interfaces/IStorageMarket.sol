@@ -120,10 +120,11 @@ interface IStorageMarket {
 
     /// @notice One answered challenge.
     /// @param pieceRoot The challenged piece's root.
-    /// @param pieceDepth Its tree's depth (at most 32).
+    /// @param pieceDepth Its tree's depth (as committed in its deal leaf).
     /// @param leaf The challenged 32-byte chunk.
     /// @param piecePath Siblings from the chunk up to the piece root (`pieceDepth` of them).
-    /// @param dealPath Siblings from the piece's deal leaf up to the deal root.
+    /// @param dealPath Siblings from the piece's deal leaf up to the deal root (the deal tree's
+    /// depth of them).
     struct Proof {
         bytes32 pieceRoot;
         uint8 pieceDepth;

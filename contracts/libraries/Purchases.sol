@@ -12,6 +12,11 @@ interface IEscrowFunding {
     function credit(uint256 tokenId, uint256 amount) external;
 }
 
+/// @dev Where plans' escrow shares go (a struct so that it is read only when a share is due).
+struct MarketRef {
+    address market;
+}
+
 /// @dev Storage state of a token that minting writes; times on StorageNFT's service clock. Fits
 /// one slot (64+64+32+16+40+40).
 struct TokenState {
@@ -123,7 +128,7 @@ library Purchases {
         uint256 shift,
         IERC20 pxToken,
         uint256 maxTokenPrice,
-        address market
+        MarketRef storage market
     ) internal {
         TokenState storage t = tokens[tokenId];
         uint256 planId = t.planId;
@@ -206,13 +211,17 @@ library Purchases {
     /// @param tokenId The token.
     /// @param p The plan paid for.
     // slither-disable-next-line msg-value-in-nonpayable
-    function route(IERC20 pxToken, address market, uint256 tokenId, IStorageNFT.Plan memory p)
-        internal
-    {
+    function route(
+        IERC20 pxToken,
+        MarketRef storage market,
+        uint256 tokenId,
+        IStorageNFT.Plan memory p
+    ) internal {
         uint256 share = uint256(p.tokenPrice) * p.escrowShareBps / 10_000;
         if (share == 0 || msg.value != 0) return;
-        pxToken.safeTransfer(market, share);
-        IEscrowFunding(market).credit(tokenId, share);
+        address to = market.market;
+        pxToken.safeTransfer(to, share);
+        IEscrowFunding(to).credit(tokenId, share);
     }
 
     /// @notice Adds sync credits, saturating at the 32-bit maximum.

@@ -34,6 +34,8 @@ macro_rules! bindings {
 bindings! {
     StorageNFT => "abi/StorageNFT.json",
     PXToken => "abi/PXToken.json",
+    ProviderRegistry => "abi/ProviderRegistry.json",
+    StorageMarket => "abi/StorageMarket.json",
     Operator => "abi/Operator.json",
     LinkToken => "abi/LinkToken.json",
 }

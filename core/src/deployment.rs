@@ -32,6 +32,12 @@ pub struct Deployment {
     pub oracle_sender: Address,
     /// Storage node key holding REGISTRAR_ROLE (zero when none was granted).
     pub registrar: Address,
+    /// The provider registry (absent from deployment files written before the storage market).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_registry: Option<Address>,
+    /// The storage market (absent from deployment files written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_market: Option<Address>,
 }
 
 /// Errors reading a deployment file.
@@ -94,5 +100,31 @@ mod tests {
         assert_eq!(d.chain_id, 31337);
         assert_eq!(d.fee, 100_000_000_000_000_000);
         assert_eq!(&d.job_id[..4], b"8f3e");
+        assert_eq!(d.provider_registry, None, "files from before the market still parse");
+        assert_eq!(d.storage_market, None);
+    }
+
+    #[test]
+    fn parses_the_market_addresses() {
+        let json = r#"{
+          "admin": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+          "chainId": 31337,
+          "fee": 100000000000000000,
+          "jobId": "0x3866336532623163346435613465366639613062316332643365346635613662",
+          "link": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+          "operator": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
+          "oracleSender": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+          "providerRegistry": "0x8A791620dd6260079BF849Dc5567aDC3F2FdC318",
+          "pxToken": "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707",
+          "registrar": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+          "startBlock": 0,
+          "storageMarket": "0x610178dA211FEF7D417bC0e6FeD39F05609AD788",
+          "storageNFT": "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"
+        }"#;
+        let d: Deployment = serde_json::from_str(json).unwrap();
+        assert!(d.provider_registry.is_some());
+        assert!(d.storage_market.is_some());
+        let back: Deployment = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
     }
 }

@@ -1,15 +1,26 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {
+    IAccessControlDefaultAdminRules
+} from "@openzeppelin/contracts/access/extensions/IAccessControlDefaultAdminRules.sol";
 
-import {ProviderRegistry} from "../../contracts/ProviderRegistry.sol";
-import {StorageMarket} from "../../contracts/StorageMarket.sol";
+import {IProviderRegistry} from "../../contracts/interfaces/IProviderRegistry.sol";
 import {IStorageMarket} from "../../contracts/interfaces/IStorageMarket.sol";
 import {StorageProof} from "../../contracts/libraries/StorageProof.sol";
 import {MarketParams} from "../../script/Deployer.sol";
 import {Deployers} from "./Deployers.sol";
+
+/// @dev The registry as the tests reach it: its interface, the admin rules and its constants.
+/// The tests deploy the registry and the market from their artifacts and never import them, so
+/// a change to either (a mutant) recompiles only itself.
+interface IProviderRegistryHarness is IProviderRegistry, IAccessControlDefaultAdminRules {
+    function CERTIFIER_ROLE() external view returns (bytes32);
+    function MAX_MIN_STAKE() external view returns (uint256);
+}
+
+/// @dev The market as the tests reach it: its interface and the admin rules.
+interface IStorageMarketHarness is IStorageMarket, IAccessControlDefaultAdminRules {}
 
 /// @notice Shared fixture of the market tests: the devnet deployment (registry and market
 /// included), two registered providers, alice's token with the registrar as home node and a
@@ -23,8 +34,8 @@ abstract contract MarketFixture is Deployers {
     /// @dev The chunk every leaf of a uniform tree holds.
     bytes32 internal constant CHUNK = keccak256("chunk");
 
-    ProviderRegistry internal registry;
-    StorageMarket internal market;
+    IProviderRegistryHarness internal registry;
+    IStorageMarketHarness internal market;
     address internal provider;
     uint256 internal providerKey;
     address internal provider2;
@@ -34,8 +45,8 @@ abstract contract MarketFixture is Deployers {
 
     function setUp() public virtual override {
         super.setUp();
-        registry = ProviderRegistry(d.providerRegistry);
-        market = StorageMarket(d.storageMarket);
+        registry = IProviderRegistryHarness(d.providerRegistry);
+        market = IStorageMarketHarness(d.storageMarket);
         registry.grantRole(registry.CERTIFIER_ROLE(), certifier);
         (provider, providerKey) = makeAddrAndKey("provider");
         (provider2, provider2Key) = makeAddrAndKey("provider2");
@@ -64,11 +75,19 @@ abstract contract MarketFixture is Deployers {
     /// plan shares keep going to the devnet market).
     function deployOtherMarket(MarketParams memory p)
         internal
-        returns (ProviderRegistry r, StorageMarket m)
+        returns (IProviderRegistryHarness r, IStorageMarketHarness m)
     {
-        r = new ProviderRegistry(address(this), IERC20(d.pxToken), p.minStake, p.unbondingDelay);
-        m = new StorageMarket(
-            address(this), IERC721(d.storageNFT), r, IERC20(d.pxToken), p.config, p.feeBps
+        r = IProviderRegistryHarness(
+            vm.deployCode(
+                "ProviderRegistry.sol:ProviderRegistry",
+                abi.encode(address(this), d.pxToken, p.minStake, p.unbondingDelay)
+            )
+        );
+        m = IStorageMarketHarness(
+            vm.deployCode(
+                "StorageMarket.sol:StorageMarket",
+                abi.encode(address(this), d.storageNFT, r, d.pxToken, p.config, p.feeBps)
+            )
         );
         r.setMarket(address(m));
     }
@@ -171,7 +190,7 @@ abstract contract MarketFixture is Deployers {
     }
 
     /// @dev Opens `a` on `m` as the registrar, signed by `key`.
-    function open(StorageMarket m, IStorageMarket.Acceptance memory a, uint256 key)
+    function open(IStorageMarketHarness m, IStorageMarket.Acceptance memory a, uint256 key)
         internal
         returns (uint256 dealId)
     {
@@ -197,7 +216,7 @@ abstract contract MarketFixture is Deployers {
     }
 
     /// @dev Signs `u` on `m` by the registrar and by `key`.
-    function signUpdate(StorageMarket m, IStorageMarket.RootUpdate memory u, uint256 key)
+    function signUpdate(IStorageMarketHarness m, IStorageMarket.RootUpdate memory u, uint256 key)
         internal
         view
         returns (bytes memory homeSig, bytes memory providerSig)
@@ -207,7 +226,7 @@ abstract contract MarketFixture is Deployers {
     }
 
     /// @dev The challenge block of `period` of a deal on `m`.
-    function challengeBlock(StorageMarket m, uint256 dealId, uint256 period)
+    function challengeBlock(IStorageMarketHarness m, uint256 dealId, uint256 period)
         internal
         view
         returns (uint256)
@@ -217,19 +236,21 @@ abstract contract MarketFixture is Deployers {
 
     /// @dev Rolls to the first block of `period`'s proof window, its challenge block's hash set
     /// to `hash`.
-    function rollToWindow(StorageMarket m, uint256 dealId, uint256 period, bytes32 hash) internal {
+    function rollToWindow(IStorageMarketHarness m, uint256 dealId, uint256 period, bytes32 hash)
+        internal
+    {
         uint256 cb = challengeBlock(m, dealId, period);
         vm.roll(cb + 1);
         vm.setBlockhash(cb, hash);
     }
 
     /// @dev Rolls past `period`'s proof window.
-    function rollPastWindow(StorageMarket m, uint256 dealId, uint256 period) internal {
+    function rollPastWindow(IStorageMarketHarness m, uint256 dealId, uint256 period) internal {
         vm.roll(challengeBlock(m, dealId, period) + m.config().proofWindow + 1);
     }
 
     /// @dev Proves `period` of a uniform deal on `m` (4 pieces of depth 2 unless told).
-    function proveUniform(StorageMarket m, uint256 dealId, uint256 period) internal {
+    function proveUniform(IStorageMarketHarness m, uint256 dealId, uint256 period) internal {
         IStorageMarket.Deal memory dl = m.dealOf(dealId);
         rollToWindow(m, dealId, period, keccak256(abi.encode("block", dealId, period)));
         m.proveStorage(dealId, period, uniformProofs(m.config().challengeCount, dl.pieceCount, 2));

@@ -138,7 +138,9 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
 
     /// @inheritdoc IStorageMarket
     function fund(uint256 tokenId, uint256 amount) external {
-        _nft.ownerOf(tokenId); // reverts for a token that does not exist
+        // ownerOf reverts for a token that does not exist.
+        // slither-disable-next-line unused-return
+        _nft.ownerOf(tokenId);
         if (amount == 0) revert ZeroAmount();
         uint256 balance = _escrow[tokenId] + amount;
         _escrow[tokenId] = balance;
@@ -221,6 +223,7 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
             maxBytes: a.maxBytes
         });
         _emitOpened(dealId, a, generation, price);
+        _reserve(a);
     }
 
     /// @inheritdoc IStorageMarket
@@ -236,7 +239,7 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
 
         uint256 start = d.startBlock;
         uint256 period = (block.number - start) / _periodBlocks;
-        if (period == (uint256(d.rootSince) - start) / _periodBlocks) {
+        if (period <= (uint256(d.rootSince) - start) / _periodBlocks) {
             revert RootUpdateTooSoon(dealId, start + (period + 1) * _periodBlocks);
         }
         if (u.pieceCount == 0 || u.size > d.maxBytes) revert InvalidTerms();
@@ -320,6 +323,8 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         } else if (period + 1 == d.periods) {
             _end(dealId, d, DealStatus.Completed, 0);
         }
+        // The registry slashes what was computed above (at most the stake read there).
+        // slither-disable-next-line unused-return
         if (slashed != 0) _registry.slash(provider, slashed);
         if (bounty != 0) _pxToken.safeTransfer(msg.sender, bounty);
     }
@@ -416,6 +421,7 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
     /// @inheritdoc IStorageMarket
     function challengeSeed(uint256 dealId, uint256 period) external view returns (bytes32) {
         uint256 challengeBlock = _deals[dealId].startBlock + (period + 1) * _periodBlocks;
+        // slither-disable-next-line incorrect-equality
         if (blockhash(challengeBlock) == bytes32(0)) return bytes32(0);
         return _seed(challengeBlock, dealId, period);
     }
@@ -480,17 +486,26 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         _registry.release(d.provider, d.maxBytes);
     }
 
-    /// @dev Reserves the provider's capacity, prices the deal from its listing and commits the
-    /// term from the token's escrow; returns the price per period.
+    /// @dev Prices the deal at the accepted listing price (`_reserve` checks it is the current
+    /// one) and commits the term from the token's escrow; returns the price per period.
     function _commit(Acceptance calldata a) private returns (uint256 price) {
-        uint256 listed = _registry.reserve(a.provider, a.maxBytes);
-        if (listed != a.pricePerGiBMonth) revert PriceChanged(listed, a.pricePerGiBMonth);
-        price = listed * a.maxBytes * (_periodBlocks * _blockTime) / (_GIB * _MONTH);
+        price = uint256(a.pricePerGiBMonth) * a.maxBytes * (_periodBlocks * _blockTime)
+            / (_GIB * _MONTH);
         _checkBounds(price, 0, type(uint128).max);
+        // The term is a whole number of periods at the rounded-down price, so the commitment is
+        // exactly what its periods pay out or refund.
+        // slither-disable-next-line divide-before-multiply
         uint256 total = price * a.periods;
         uint256 balance = _escrow[a.tokenId];
         if (total > balance) revert InsufficientEscrow(a.tokenId, balance, total);
         _escrow[a.tokenId] = balance - total;
+    }
+
+    /// @dev Reserves the provider's capacity (it must be active with enough free capacity) and
+    /// checks that its listing price is the one it accepted.
+    function _reserve(Acceptance calldata a) private {
+        uint256 listed = _registry.reserve(a.provider, a.maxBytes);
+        if (listed != a.pricePerGiBMonth) revert PriceChanged(listed, a.pricePerGiBMonth);
     }
 
     function _emitOpened(uint256 dealId, Acceptance calldata a, uint256 generation, uint256 price)
@@ -531,6 +546,7 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         (uint256 piece, uint256 leaf) = StorageProof.challenge(seed, index, pieceCount, depth);
         if (StorageProof.processPath(p.leaf, leaf, p.piecePath) != p.pieceRoot) return false;
         bytes32 dealLeaf = StorageProof.dealLeaf(p.pieceRoot, p.pieceDepth);
+        // slither-disable-next-line incorrect-equality
         return StorageProof.processPath(dealLeaf, piece, p.dealPath) == root;
     }
 

@@ -216,6 +216,26 @@ contract ProviderRegistryTest is MarketFixture {
         registry.setMarket(provider);
     }
 
+    /// @dev The registry caps a slash by the stake on its own (the market also asks no more).
+    function test_slash_cappedByStake() public {
+        IProviderRegistryHarness r = IProviderRegistryHarness(
+            vm.deployCode(
+                "ProviderRegistry.sol:ProviderRegistry",
+                abi.encode(address(this), d.pxToken, uint96(100 ether), uint40(1 days))
+            )
+        );
+        r.setMarket(address(this)); // this test plays the market
+        vm.startPrank(carol);
+        px.approve(address(r), type(uint256).max);
+        r.registerProvider("https://c.example", 1, GIB, 1, 100 ether);
+        vm.stopPrank();
+        assertEq(r.slash(carol, 30 ether), 30 ether);
+        assertEq(r.slash(carol, 100 ether), 70 ether, "capped by what is left");
+        assertEq(r.stakeOf(carol), 0);
+        assertEq(px.balanceOf(address(this)), 100 ether);
+        assertEq(px.balanceOf(address(r)), 0);
+    }
+
     function test_adminSettings_bounded() public {
         uint256 maxMin = registry.MAX_MIN_STAKE();
         vm.expectRevert(

@@ -114,11 +114,11 @@ mod tests {
           "link": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
           "operator": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
           "oracleSender": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-          "providerRegistry": "0x8A791620dd6260079BF849Dc5567aDC3F2FdC318",
+          "providerRegistry": "0x9A676e781A523b5d0C0e43731313A708CB607508",
           "pxToken": "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707",
           "registrar": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
           "startBlock": 0,
-          "storageMarket": "0x610178dA211FEF7D417bC0e6FeD39F05609AD788",
+          "storageMarket": "0x0B306BF915C4d645ff596e518fAf3F9669b97016",
           "storageNFT": "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853"
         }"#;
         let d: Deployment = serde_json::from_str(json).unwrap();

@@ -249,6 +249,11 @@ impl Node {
             .map_err(|e| Error::Internal(format!("request task: {e}")))?
     }
 
+    /// Detached request tasks still running (uploads and updates whose work goes on).
+    pub fn tasks_in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
     /// Sign-in nonces outstanding.
     pub fn nonce_count(&self) -> usize {
         self.nonces.len()
@@ -636,7 +641,8 @@ impl Node {
                 std::task::Poll::Ready(None)
             }));
         let (added, journaled) = if self.settings.exclusive_backend {
-            self.add_exclusive(token_id, counted, len).await?
+            self.add_exclusive(token_id, counted, len, &received)
+                .await?
         } else {
             let journaled = Mutex::new(None);
             let added = self
@@ -737,13 +743,14 @@ impl Node {
     /// The `add` of an upload to a backend the node owns: an `uploads` row without a CID
     /// first (a crash from here on makes recovery sweep unreferenced pins), then the add,
     /// pinned. Answers the add's outcome and, when it has a CID, the row and CID, counted as
-    /// pinning. A failed add leaves its row to recovery (the backend might have pinned before
-    /// the answer was lost).
+    /// pinning. A failed add of a whole body leaves its row to recovery (the backend might
+    /// have pinned before the answer was lost); a body cut short removes it at once.
     async fn add_exclusive<S, E>(
         &self,
         token_id: u64,
         body: S,
         len: u64,
+        received: &std::sync::atomic::AtomicU64,
     ) -> Result<(Result<String>, Option<(u64, String)>)>
     where
         S: Stream<Item = std::result::Result<Chunk, E>> + Send + 'static,
@@ -764,6 +771,15 @@ impl Node {
             Ok(cid) => cid.clone(),
             Err(_) => {
                 self.unpin_watch.lock().expect("lock").remove(&id);
+                // A body that did not arrive whole (the client went away or timed out) never
+                // got its closing boundary sent, so the backend cannot have pinned it: the
+                // row goes now (not at the next restart). Otherwise the answer may have been
+                // lost after the pin, and recovery sweeps.
+                if received.load(std::sync::atomic::Ordering::Relaxed) != len
+                    && let Err(e) = self.write(move |db| db.remove_upload(id)).await
+                {
+                    tracing::warn!(target: "node::update", token_id, error = %e, "upload row left to recovery");
+                }
                 return Ok((added, None));
             }
         };

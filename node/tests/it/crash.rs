@@ -3,88 +3,12 @@
 //! node restarts on the same data directory. The published record must match what is stored
 //! and pinned, with no orphan counted and no orphan pin left.
 
-use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use px_cli::devnet::REGISTRAR;
-
-use crate::fixture::{Net, User, assert_consistent, data, pins};
-
-/// Starts the `px-node` binary on `data_dir` (embedded store inside the process, or the test's
-/// IPFS daemon).
-fn start_process(
-    net: &Net,
-    data_dir: &std::path::Path,
-    failpoint: Option<&str>,
-    exclusive: bool,
-) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_px-node"));
-    cmd.env("PX_NODE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("PX_NODE_RPC_URL", net.devnet.rpc_url())
-        .env("PX_NODE_DEPLOYMENT", &net.deployment)
-        .env("PX_NODE_DATA_DIR", data_dir)
-        .env(
-            "PX_NODE_REGISTRAR_KEY",
-            alloy::hex::encode(net.devnet.signer(REGISTRAR).to_bytes()),
-        )
-        .env("PX_NODE_OWNER_CACHE_SECS", "1")
-        .env("PX_NODE_EXCLUSIVE_BACKEND", exclusive.to_string())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(f) = failpoint {
-        cmd.env("PX_NODE_FAILPOINT", f);
-    }
-    if let Some(url) = net.daemon_url() {
-        cmd.env("PX_NODE_IPFS_URL", url);
-    }
-    (
-        cmd.spawn().expect("px-node binary starts"),
-        format!("http://127.0.0.1:{port}"),
-    )
-}
-
-async fn wait_healthy(url: &str) {
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("{url}/health")).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("node at {url} did not become healthy");
-}
-
-/// Every object the token's committed state references: files, index pages, the record.
-async fn referenced(user: &User, ipfs_url: &str, token: u64) -> HashSet<String> {
-    let usage = user.usage(token).await.unwrap();
-    let ipfs = px_node::ipfs::Ipfs::new(ipfs_url).unwrap();
-    let mut out: HashSet<String> = user
-        .list_all(token, 1000)
-        .await
-        .into_iter()
-        .map(|f| f.cid)
-        .collect();
-    out.insert(usage.index.clone());
-    let root: px_node::index::BranchPage =
-        serde_json::from_slice(&ipfs.cat_all(&usage.index, 1 << 20).await.unwrap()).unwrap();
-    for inner in root.children {
-        let page: px_node::index::BranchPage =
-            serde_json::from_slice(&ipfs.cat_all(&inner.cid, 1 << 20).await.unwrap()).unwrap();
-        out.insert(inner.cid);
-        out.extend(page.children.into_iter().map(|c| c.cid));
-    }
-    let path = ipfs.resolve(&usage.ipns_id).await.unwrap();
-    out.insert(path.trim_start_matches("/ipfs/").to_string());
-    out
-}
+use crate::fixture::{
+    Net, User, assert_consistent, data, pins, referenced, start_process, wait_healthy,
+};
 
 /// Uploads a file to a node process that dies while handling it.
 async fn upload_and_die(user: &User, token: u64, child: &mut Child, len: usize, kill_midway: bool) {
@@ -169,7 +93,7 @@ async fn killed_node_recovers(exclusive: bool) {
         (Some("after_add"), false),
         (Some("after_pin"), false),
     ] {
-        let (mut child, url) = start_process(&net, &data_dir, failpoint, exclusive);
+        let (mut child, url) = start_process(&net, &data_dir, failpoint, exclusive, &[]);
         wait_healthy(&url).await;
         let user = User {
             session: session.clone(),
@@ -195,7 +119,7 @@ async fn killed_node_recovers(exclusive: bool) {
     }
 
     // 3. Abort after committing, before publishing: the restart publishes the new record.
-    let (mut child, url) = start_process(&net, &data_dir, Some("after_commit"), exclusive);
+    let (mut child, url) = start_process(&net, &data_dir, Some("after_commit"), exclusive, &[]);
     wait_healthy(&url).await;
     let user = User {
         session: session.clone(),

@@ -4,7 +4,10 @@
 //! unchanged), reports the backend down in `/health`, and once the backend is back on the same
 //! address it works again without a restart.
 //!
-//! The backend is a remote one: the run's Kubo or js-ipfs daemon, or on `store` a `px-store
+//! Also: 100 concurrent uploads racing for the last of a token's quota, and clients that
+//! disconnect mid-upload.
+//!
+//! The backend of the first test is a remote one: the run's Kubo or js-ipfs daemon, or on `store` a `px-store
 //! daemon` process (the embedded store cannot fail apart from the node).
 
 use std::path::PathBuf;
@@ -14,7 +17,7 @@ use std::time::Duration;
 use px_core::api::{ErrorCode, Health};
 use reqwest::StatusCode;
 
-use crate::fixture::{Net, User, assert_consistent, data, pins};
+use crate::fixture::{Net, User, assert_consistent, data, metric, pins, referenced, upload_head};
 
 /// A backend this test can kill and bring back on the same address.
 enum Backend {
@@ -230,5 +233,202 @@ async fn a_backend_that_dies_mid_upload_and_mid_sync_costs_a_503_and_nothing_els
         alice.download(token, &after.file.cid).await.unwrap(),
         data(3, 500_000)
     );
+    node.shutdown().await;
+}
+
+/// Waits until the node has no detached request work left.
+async fn quiescent(node: &px_node::NodeHandle) {
+    for _ in 0..600 {
+        if node.node().tasks_in_flight() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("request tasks still running after 30 s");
+}
+
+/// 100 concurrent uploads to one token whose remaining quota fits only some of them: usage
+/// never exceeds the quota, equals the committed bytes, and every accepted upload got its own
+/// sequence number with usage growing by exactly its size. No upload is refused at commit:
+/// the reservation counts the committed usage read under its lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_never_exceed_the_quota() {
+    let net = Net::start().await;
+    let node = net.node("quota-race").await;
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+    let ipfs = net.ipfs_url(&node);
+    let quota: u64 = 100 << 20;
+    // Fill the quota to 2 MiB below the top: a small file, then the same content imported
+    // with a large size (an operator's import trusts the size).
+    let seed = alice.upload(token, "seed", data(0, 10)).await.unwrap();
+    let filler = quota - (2 << 20) - 10;
+    node.node()
+        .import_files(
+            token,
+            vec![px_node::node::ImportFile {
+                name: "filler".into(),
+                cid: seed.file.cid.clone(),
+                size: filler,
+                sha256: None,
+            }],
+        )
+        .await
+        .unwrap();
+    let base = alice.usage(token).await.unwrap();
+    assert_eq!(base.used, quota - (2 << 20));
+
+    let alice = std::sync::Arc::new(alice);
+    let mut tasks = Vec::new();
+    for i in 0..100u64 {
+        let alice = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            let size = 20_000 + i as usize * 700;
+            (
+                size as u64,
+                alice
+                    .upload(token, &format!("f{i}"), data(i + 1, size))
+                    .await,
+            )
+        }));
+    }
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (size, Ok(r)) => {
+                assert_eq!(r.file.size, size);
+                assert!(r.usage.used <= quota, "usage {} over quota", r.usage.used);
+                accepted.push((r.usage.seq, r.usage.used, size));
+            }
+            (_, Err(e)) => {
+                assert_eq!(e.code(), ErrorCode::OverQuota, "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    accepted.sort_unstable();
+    let mut used = base.used;
+    for (i, (seq, u, size)) in accepted.iter().enumerate() {
+        assert_eq!(
+            *seq,
+            base.seq + 1 + i as u64,
+            "sequence strictly increasing"
+        );
+        used += size;
+        assert_eq!(*u, used, "usage grows by exactly the accepted size");
+    }
+    let usage = alice.usage(token).await.unwrap();
+    println!(
+        "quota race: {} accepted, {refused} refused, usage {} of {quota} ({} free)",
+        accepted.len(),
+        usage.used,
+        quota - usage.used
+    );
+    assert!(
+        !accepted.is_empty() && refused > 0,
+        "the quota fits only some"
+    );
+    assert_eq!(usage.used, used, "usage equals the sum of accepted sizes");
+    assert!(usage.used <= quota);
+    assert_eq!(
+        metric(&node.url(), "px_node_uploads_refused_at_commit_total").await,
+        0,
+        "no upload admitted past the quota (refused only at commit)"
+    );
+    quiescent(&node).await;
+    assert_consistent(&alice, &ipfs, token).await;
+    node.shutdown().await;
+}
+
+/// A client that disconnects mid-upload at random points, 100 times: before the body, in
+/// the middle of it, or right after the last byte (before the answer). The node gives back
+/// every pin it took for an upload that did not complete, keeps no `uploads` row, and
+/// commits and publishes the uploads whose body arrived whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_disconnecting_mid_upload_leak_nothing() {
+    use tokio::io::AsyncWriteExt;
+
+    let net = Net::start().await;
+    let node = net.node("disconnects").await;
+    let mut alice = net.user(0, &node);
+    alice.login().await;
+    let token = alice.mint(&net).await;
+    let ipfs = net.ipfs_url(&node);
+    alice.upload(token, "first", data(1, 1000)).await.unwrap();
+    let before = alice.usage(token).await.unwrap();
+    let baseline = pins(&ipfs).await;
+    let session = alice.session.clone().unwrap();
+
+    let seed: u64 = std::env::var("PX_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
+    let mut rng = seed;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let len: u64 = 300_000;
+    let mut whole = 0;
+    for i in 0..100u64 {
+        let mut tcp = tokio::net::TcpStream::connect(node.addr()).await.unwrap();
+        let head = upload_head(&node.url(), token, &session, &format!("d{i}"), len);
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        // Where to stop: 1 in 5 after the whole body, else anywhere before its end.
+        let stop = if next() % 5 == 0 {
+            whole += 1;
+            len
+        } else {
+            next() % len
+        };
+        let body = data(1000 + i, len as usize);
+        let mut sent = 0;
+        while sent < stop {
+            let n = (stop - sent).min(1 + next() % 65_536);
+            tcp.write_all(&body[sent as usize..(sent + n) as usize])
+                .await
+                .unwrap();
+            sent += n;
+            if next() % 4 == 0 {
+                tokio::time::sleep(Duration::from_millis(next() % 5)).await;
+            }
+        }
+        tcp.flush().await.unwrap();
+        if next() % 2 == 0 {
+            tokio::time::sleep(Duration::from_millis(next() % 20)).await;
+        }
+        drop(tcp);
+    }
+    quiescent(&node).await;
+    let after = alice.usage(token).await.unwrap();
+    println!(
+        "disconnects (seed {seed:#x}): 100 cut, {whole} after the whole body; committed {}",
+        after.file_count - before.file_count
+    );
+    // A body cut short never commits; a whole one may (the node got every byte).
+    assert!(after.file_count - before.file_count <= whole);
+    assert_eq!(
+        after.used - before.used,
+        (after.file_count - before.file_count) * len
+    );
+    assert!(
+        node.node().db().uploads().unwrap().is_empty(),
+        "no upload row left"
+    );
+    // Every pin is a committed object's: the baseline plus what committed, nothing leaked.
+    let now = pins(&ipfs).await;
+    assert_eq!(now, referenced(&alice, &ipfs, token).await, "no leaked pin");
+    if after.file_count == before.file_count {
+        assert_eq!(now, baseline, "pins back to the baseline");
+    }
+    // The last commit was published, and the next upload is too.
+    assert_consistent(&alice, &ipfs, token).await;
+    let r = alice.upload(token, "next", data(7, 5000)).await.unwrap();
+    assert_eq!(r.usage.seq, after.seq + 1);
+    assert_consistent(&alice, &ipfs, token).await;
     node.shutdown().await;
 }

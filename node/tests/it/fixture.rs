@@ -21,6 +21,8 @@ use px_core::record::{MAX_RECORD_BYTES, UsageRecord};
 use px_node::siwe::SiweMessage;
 use px_node::{NodeConfig, NodeHandle};
 use reqwest::StatusCode;
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
 
 /// A devnet plus a scratch directory holding its deployment file and node data, and the IPFS
 /// daemon of the run's backend.
@@ -430,4 +432,117 @@ pub fn data(seed: u64, len: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Starts the `px-node` binary on `data_dir` (embedded store inside the process, or the test's
+/// IPFS daemon), with `env` added (`PX_NODE_*` settings).
+pub fn start_process(
+    net: &Net,
+    data_dir: &std::path::Path,
+    failpoint: Option<&str>,
+    exclusive: bool,
+    env: &[(&str, &str)],
+) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_px-node"));
+    cmd.env("PX_NODE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PX_NODE_RPC_URL", net.devnet.rpc_url())
+        .env("PX_NODE_DEPLOYMENT", &net.deployment)
+        .env("PX_NODE_DATA_DIR", data_dir)
+        .env(
+            "PX_NODE_REGISTRAR_KEY",
+            alloy::hex::encode(net.devnet.signer(REGISTRAR).to_bytes()),
+        )
+        .env("PX_NODE_OWNER_CACHE_SECS", "1")
+        .env("PX_NODE_EXCLUSIVE_BACKEND", exclusive.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(f) = failpoint {
+        cmd.env("PX_NODE_FAILPOINT", f);
+    }
+    if let Some(url) = net.daemon_url() {
+        cmd.env("PX_NODE_IPFS_URL", url);
+    }
+    (
+        cmd.spawn().expect("px-node binary starts"),
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+pub async fn wait_healthy(url: &str) {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{url}/health")).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node at {url} did not become healthy");
+}
+
+/// Every object the token's committed state references: files, index pages, the record.
+pub async fn referenced(user: &User, ipfs_url: &str, token: u64) -> HashSet<String> {
+    let usage = user.usage(token).await.unwrap();
+    let ipfs = px_node::ipfs::Ipfs::new(ipfs_url).unwrap();
+    let mut out: HashSet<String> = user
+        .list_all(token, 1000)
+        .await
+        .into_iter()
+        .map(|f| f.cid)
+        .collect();
+    out.insert(usage.index.clone());
+    let root: px_node::index::BranchPage =
+        serde_json::from_slice(&ipfs.cat_all(&usage.index, 1 << 20).await.unwrap()).unwrap();
+    for inner in root.children {
+        let page: px_node::index::BranchPage =
+            serde_json::from_slice(&ipfs.cat_all(&inner.cid, 1 << 20).await.unwrap()).unwrap();
+        out.insert(inner.cid);
+        out.extend(page.children.into_iter().map(|c| c.cid));
+    }
+    let path = ipfs.resolve(&usage.ipns_id).await.unwrap();
+    out.insert(path.trim_start_matches("/ipfs/").to_string());
+    out
+}
+
+/// A counter of the node's `/metrics` (summed over its labels).
+pub async fn metric(base: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The head of a raw `POST /v1/tokens/{token}/files` with `Content-Length: len`.
+pub fn upload_head(base: &str, token: u64, session: &str, name: &str, len: u64) -> String {
+    let host = base.trim_start_matches("http://");
+    format!(
+        "POST /v1/tokens/{token}/files?name={name} HTTP/1.1\r\nHost: {host}\r\n\
+         Authorization: Bearer {session}\r\nContent-Length: {len}\r\n\r\n"
+    )
+}
+
+/// The `p`-quantile (0..=1) of `v` (sorted here).
+pub fn quantile(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort_unstable();
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    v[i]
 }

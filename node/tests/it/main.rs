@@ -4,6 +4,7 @@
 
 mod fixture;
 
+mod abuse;
 mod api;
 mod auth;
 mod crash;

@@ -10,7 +10,9 @@
 //! 3. Minting: `GET /v1/key-assignment` answers a [`KeyAssignment`] for the session's address
 //!    to pass to `StorageNFT.mintWithKey`; or, for a token minted without a key,
 //!    `POST /v1/tokens/{id}/key` binds one through `registerKey` ([`RegisteredKey`]).
-//! 4. Files: `POST /v1/tokens/{id}/files?name=..&sha256=..` with the raw bytes as the body
+//! 4. Files: `POST /v1/tokens/{id}/files?name=..` with the raw bytes as the body (the optional
+//!    `sha256` parameter is no longer sent by px-sdk: the plaintext hash stays inside the
+//!    encrypted header, see [`crate::crypto`])
 //!    (a `Content-Length` is required) answers an [`UploadResult`];
 //!    `GET /v1/tokens/{id}/files?after=..&limit=..` a [`FileListPage`];
 //!    `DELETE /v1/tokens/{id}/files/{fileId}` a [`DeleteResult`];
@@ -143,7 +145,9 @@ pub struct FileEntry {
     pub cid: String,
     /// Size in bytes (what counts against the quota).
     pub size: u64,
-    /// Hex SHA-256 of the plaintext, when the client sent one.
+    /// Hex SHA-256 the client sent with the upload, if any. Clients writing encryption format
+    /// version 2 send none (the node would learn which known files a user holds); only files of
+    /// version 1 clients have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// Unix time (seconds) of the upload.

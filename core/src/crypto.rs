@@ -13,21 +13,22 @@
 //!   file keys, `"px-storage name v1"` encrypts file names.
 //! - Every file gets a fresh random 32-byte **file key** and a random 16-byte file id.
 //!
-//! # File format (version 1)
+//! # File format (version 2, written since issue 15)
 //! ```text
-//! header (100 bytes)
-//!   0..8    magic            89 50 58 45 0d 0a 1a 0a  ("\x89PXE\r\n\x1a\n")
-//!   8       version          1
-//!   9       algorithm        1 = AES-256-GCM
-//!   10..12  reserved         0
-//!   12..16  segment size     u32 little endian, plaintext bytes per segment (1 KiB ..= 16 MiB)
-//!   16..32  file id          random
-//!   32..40  owner key id
-//!   40..52  wrap nonce       random
-//!   52..84  wrapped file key AES-256-GCM(wrap key, wrap nonce, aad = header[0..52])
-//!   84..100 wrap tag
+//! header (132 bytes)
+//!   0..8     magic            89 50 58 45 0d 0a 1a 0a  ("\x89PXE\r\n\x1a\n")
+//!   8        version          2
+//!   9        algorithm        1 = AES-256-GCM
+//!   10..12   reserved         0
+//!   12..16   segment size     u32 little endian, plaintext bytes per segment (1 KiB ..= 16 MiB)
+//!   16..32   file id          random
+//!   32..40   owner key id
+//!   40..52   wrap nonce       random
+//!   52..116  sealed secrets   AES-256-GCM(wrap key, wrap nonce, aad = header[0..52],
+//!                                         file key (32) || SHA-256 of the whole plaintext (32))
+//!   116..132 wrap tag
 //! segments, i = 0, 1, ..., n-1 (n >= 1)
-//!   AES-256-GCM(file key, nonce_i, aad = header[0..100], plaintext_i) || tag (16 bytes)
+//!   AES-256-GCM(file key, nonce_i, aad = header[0..132], plaintext_i) || tag (16 bytes)
 //!   nonce_i = 0x00 * 7 || i as u32 big endian || final flag (1 for i = n-1, else 0)
 //! ```
 //! Every segment but the last holds exactly `segment size` plaintext bytes; the last holds
@@ -39,13 +40,88 @@
 //!   header (with its random file id) is the AAD of every segment;
 //! - **appending** is detected: nothing may follow the final segment.
 //!
+//! **The plaintext hash is secret and authenticated.** The SHA-256 of the plaintext is sealed
+//! with the file key under the owner's wrap key, so the storage node (which sees only the
+//! ciphertext, its length and its CID) cannot tell whether a user holds a known file by its
+//! hash. The decryptor checks the plaintext it released against this hash when the stream
+//! ends ([`Decryptor::finish`]): the download check compares with the uploader's own
+//! authenticated hash, never with a value the node supplies. The encryptor checks the hash it
+//! was given against the plaintext it sealed, so a file that changed between hashing and
+//! sending fails instead of being stored with a wrong hash.
+//!
 //! The decryptor never releases a segment's plaintext before its tag verified. The ciphertext
 //! length is a function of the plaintext length ([`encrypted_len`]), so an upload's
 //! `Content-Length` is known before it starts.
 //!
-//! # File names
-//! An encrypted name is `pxe1.<key id hex>.<base64url(nonce || AES-256-GCM(name key, nonce,
-//! aad = "px-storage name v1" || key id, name) || tag)>` ([`encrypt_name`], [`decrypt_name`]).
+//! # File names (version 2)
+//! ```text
+//! pxe2.<key id: 16 hex digits>.<file id: 32 hex digits>.<base64url, no padding:
+//!     nonce (12, random) || AES-256-GCM(name key, nonce,
+//!                                       aad = "px-storage name v2" || key id (8) || file id (16),
+//!                                       UTF-8 name) || tag (16)>
+//! ```
+//! ([`encrypt_name`], [`open_name`]). The file id is that of the file the name belongs to
+//! (header bytes 16..32): the name is **bound to its file**. A client that downloads the
+//! content of an entry checks, before releasing any plaintext, that the content's header has
+//! the file id its name names ([`Decryptor::bound_to`]), so a node that swaps names between
+//! entries is caught. A client that expects encryption refuses content that is not encrypted
+//! and content whose name is plain or of another version than the content.
+//!
+//! # Version 1 (read only)
+//! Version 1 files were written before issue 15 and may exist on nodes; the decryptor still
+//! reads them. The header is 100 bytes: bytes 0..52 as above with version 1, then
+//! `52..84` the wrapped file key alone (`AES-256-GCM(wrap key, wrap nonce, aad = header[0..52],
+//! file key)`) and `84..100` its tag; segments as above with `aad = header[0..100]`. It carries
+//! no plaintext hash (version 1 clients sent it to the node in the clear), so the decryptor
+//! only authenticates the segments. Version 1 names are
+//! `pxe1.<key id hex>.<base64url(nonce || AES-256-GCM(name key, nonce, aad = "px-storage name v1"
+//! || key id, name) || tag)>` and are bound to no file: a version 1 name may only go with
+//! version 1 content.
+//!
+//! # Test vectors
+//! The owner key `07 * 32`, segment size 1024, file key `11 * 32`, file id `22 * 16`, wrap
+//! nonce `33 * 12` and name nonce `44 * 12` give (checked by this doc test; an implementation
+//! in another language must produce the same bytes):
+//! ```
+//! use px_core::crypto::{self, OwnerKey, Encryptor, Decryptor};
+//! // Plaintext "hello" (SHA-256 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824).
+//! const KEY_ID: &str = "2bdfa48d92632a33";
+//! const FILE_V2: &str = concat!(
+//!     "895058450d0a1a0a0201000000040000222222222222222222222222222222222bdfa48d92632a33",
+//!     "3333333333333333333333334b4744af39a200b093b92e6c16aaf70772bf883af5a117f619e4293a",
+//!     "86b695c99981e3b410bcce4bff85584766713cc848c6922c06a1ca25f8475fccee9c6cf37df42542",
+//!     "6aa620533cd48afc677568c4a1ee64a467c823a453ee94f61907389254ad2a6009",
+//! );
+//! const NAME_V2: &str =
+//!     "pxe2.2bdfa48d92632a33.22222222222222222222222222222222.REREREREREREREREmVtzChEieCsLk8W3JzJ4i6-KgAmpPYS9SG0";
+//! // Version 1, same inputs (no longer written; decoders must still read it).
+//! const FILE_V1: &str = concat!(
+//!     "895058450d0a1a0a0101000000040000222222222222222222222222222222222bdfa48d92632a33",
+//!     "3333333333333333333333334b4744af39a200b093b92e6c16aaf70772bf883af5a117f619e4293a",
+//!     "86b695c95f53ec694660e7a0e0b69a054ee2a0aca1ee64a467dd2300dc5ce452d693709b09cd2c38",
+//!     "2b",
+//! );
+//! const NAME_V1: &str = "pxe1.2bdfa48d92632a33.REREREREREREREREmVtzChEieCsLk_BlH3cCRiMPmI01YsnlKu8";
+//!
+//! let owner = OwnerKey::from_bytes([7; 32]);
+//! assert_eq!(owner.id_hex(), KEY_ID);
+//! let plain = b"hello";
+//! let sha = crypto::sha256(plain);
+//! let mut enc = Encryptor::deterministic(&owner, 1024, sha, [0x11; 32], [0x22; 16], [0x33; 12]);
+//! let sealed = crypto::encrypt_with(&mut enc, plain).unwrap();
+//! assert_eq!(alloy::hex::encode(&sealed), FILE_V2);
+//! let name = crypto::encrypt_name_with_nonce(&owner, &[0x22; 16], "report.pdf", [0x44; 12]);
+//! assert_eq!(name, NAME_V2);
+//! // Decoding, version 2 and version 1 (written by earlier clients):
+//! let mut dec = Decryptor::bound_to(&owner, Some([0x22; 16]));
+//! let mut out = Vec::new();
+//! dec.push(&sealed, |p| Ok(out.extend_from_slice(p))).unwrap();
+//! let info = dec.finish(|p| Ok(out.extend_from_slice(p))).unwrap();
+//! assert_eq!((out.as_slice(), info.version, info.sha256), (&plain[..], 2, sha));
+//! let v1 = alloy::hex::decode(FILE_V1).unwrap();
+//! assert_eq!(crypto::decrypt(&owner, &v1).unwrap(), plain);
+//! assert_eq!(crypto::decrypt_name(&owner, NAME_V1).unwrap(), "report.pdf");
+//! ```
 //!
 //! # Example
 //! ```
@@ -106,27 +182,39 @@ pub type Result<T, E = CryptoError> = std::result::Result<T, E>;
 
 /// Magic bytes that start every encrypted file.
 pub const MAGIC: [u8; 8] = *b"\x89PXE\r\n\x1a\n";
-/// Format version written and read.
-pub const VERSION: u8 = 1;
+/// Format version written (see the module docs); [`VERSION_1`] is still read.
+pub const VERSION: u8 = 2;
+/// The first format version (no plaintext hash in the header), read but no longer written.
+pub const VERSION_1: u8 = 1;
 /// Algorithm id of AES-256-GCM.
 pub const ALG_AES_256_GCM: u8 = 1;
-/// Length of the header.
-pub const HEADER_LEN: usize = 100;
+/// Length of the header of the version written ([`VERSION`]).
+pub const HEADER_LEN: usize = 132;
+/// Length of a version 1 header.
+pub const HEADER_LEN_V1: usize = 100;
 /// Length of a GCM tag.
 pub const TAG_LEN: usize = 16;
+/// Length of a file id.
+pub const FILE_ID_LEN: usize = 16;
 /// Default plaintext bytes per segment (256 KiB, Kubo's chunk size).
 pub const DEFAULT_SEGMENT_SIZE: usize = 256 * 1024;
 /// Smallest segment size accepted.
 pub const MIN_SEGMENT_SIZE: usize = 1024;
 /// Largest segment size accepted (bounds the decryptor's memory).
 pub const MAX_SEGMENT_SIZE: usize = 16 * 1024 * 1024;
-/// Prefix of an encrypted file name.
-pub const NAME_PREFIX: &str = "pxe1.";
+/// Prefix of an encrypted file name (version 2, bound to its file).
+pub const NAME_PREFIX: &str = "pxe2.";
+/// Prefix of a version 1 encrypted file name (read only).
+pub const NAME_PREFIX_V1: &str = "pxe1.";
+
+/// A file's random id (header bytes 16..32), to which its encrypted name is bound.
+pub type FileId = [u8; FILE_ID_LEN];
 
 const WRAP_AAD_LEN: usize = 52;
 const KEY_ID_INFO: &[u8] = b"px-storage key id v1";
 const WRAP_INFO: &[u8] = b"px-storage wrap v1";
 const NAME_INFO: &[u8] = b"px-storage name v1";
+const NAME_AAD_V2: &[u8] = b"px-storage name v2";
 const WALLET_SALT: &[u8] = b"px-storage owner key v1";
 const KEY_FILE_PREFIX: &str = "px-owner-key-v1:";
 
@@ -284,16 +372,22 @@ pub fn owner_key_signing_hash(owner: Address) -> B256 {
     message.eip712_signing_hash(&domain)
 }
 
-/// Ciphertext length of a `plain_len`-byte file with `segment_size`-byte segments.
+/// Ciphertext length of a `plain_len`-byte file with `segment_size`-byte segments (the
+/// version written, [`VERSION`]).
 pub fn encrypted_len(plain_len: u64, segment_size: usize) -> u64 {
     let seg = segment_size as u64;
     let segments = plain_len.div_ceil(seg).max(1);
     HEADER_LEN as u64 + plain_len + segments * TAG_LEN as u64
 }
 
-/// Whether `bytes` start like an encrypted file.
+/// Whether `bytes` start like an encrypted file (any version).
 pub fn is_encrypted(bytes: &[u8]) -> bool {
     bytes.len() >= MAGIC.len() && bytes[..MAGIC.len()] == MAGIC
+}
+
+/// The SHA-256 of `data` (what [`Encryptor::new`] seals into the header).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
 }
 
 fn segment_nonce(index: u32, last: bool) -> [u8; 12] {
@@ -303,14 +397,28 @@ fn segment_nonce(index: u32, last: bool) -> [u8; 12] {
     n
 }
 
+fn check_segment_size(segment_size: usize) -> Result<()> {
+    if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
+        return Err(Error::Invalid(format!(
+            "segment size must be between {MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE}"
+        )));
+    }
+    Ok(())
+}
+
 /// Encrypts one file, segment by segment (see the module docs for the format).
 ///
-/// Feed it plaintext segments of exactly [`Encryptor::segment_size`] bytes, then one last
-/// segment of at most that size (possibly empty) with `last = true`.
+/// The plaintext's SHA-256 goes into the sealed header, so it must be known before the first
+/// byte is written (hash the input first). Feed plaintext segments of exactly
+/// [`Encryptor::segment_size`] bytes, then one last segment of at most that size (possibly
+/// empty) with `last = true`; sealing the last one fails if the plaintext sealed does not hash
+/// to the SHA-256 given.
 pub struct Encryptor {
     cipher: Aes256Gcm,
     header: [u8; HEADER_LEN],
     segment_size: usize,
+    sha256: [u8; 32],
+    hasher: Sha256,
     index: u32,
     done: bool,
 }
@@ -325,47 +433,98 @@ impl std::fmt::Debug for Encryptor {
 }
 
 impl Encryptor {
-    /// A new file with a random file key and id, [`DEFAULT_SEGMENT_SIZE`] segments.
-    pub fn new(owner: &OwnerKey) -> Result<Self> {
-        Self::with_segment_size(owner, DEFAULT_SEGMENT_SIZE)
+    /// A new file with a random file key and id, [`DEFAULT_SEGMENT_SIZE`] segments, for a
+    /// plaintext whose SHA-256 is `sha256`.
+    pub fn new(owner: &OwnerKey, sha256: [u8; 32]) -> Result<Self> {
+        Self::with_segment_size(owner, DEFAULT_SEGMENT_SIZE, sha256)
     }
 
     /// A new file with `segment_size`-byte segments.
-    pub fn with_segment_size(owner: &OwnerKey, segment_size: usize) -> Result<Self> {
-        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
-            return Err(Error::Invalid(format!(
-                "segment size must be between {MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE}"
-            )));
-        }
+    pub fn with_segment_size(
+        owner: &OwnerKey,
+        segment_size: usize,
+        sha256: [u8; 32],
+    ) -> Result<Self> {
+        check_segment_size(segment_size)?;
         let file_key: Zeroizing<[u8; 32]> = Zeroizing::new(random()?);
+        Ok(Self::build(
+            owner,
+            segment_size,
+            sha256,
+            &file_key,
+            random()?,
+            random()?,
+        ))
+    }
+
+    /// A file with the given file key, file id and wrap nonce: **for test vectors only**.
+    /// Reusing a file key with another plaintext breaks AES-GCM's confidentiality.
+    ///
+    /// # Panics
+    /// When `segment_size` is out of range.
+    pub fn deterministic(
+        owner: &OwnerKey,
+        segment_size: usize,
+        sha256: [u8; 32],
+        file_key: [u8; 32],
+        file_id: FileId,
+        wrap_nonce: [u8; 12],
+    ) -> Self {
+        check_segment_size(segment_size).expect("segment size in range");
+        Self::build(
+            owner,
+            segment_size,
+            sha256,
+            &Zeroizing::new(file_key),
+            file_id,
+            wrap_nonce,
+        )
+    }
+
+    fn build(
+        owner: &OwnerKey,
+        segment_size: usize,
+        sha256: [u8; 32],
+        file_key: &Zeroizing<[u8; 32]>,
+        file_id: FileId,
+        wrap_nonce: [u8; 12],
+    ) -> Self {
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(&MAGIC);
         header[8] = VERSION;
         header[9] = ALG_AES_256_GCM;
         header[12..16].copy_from_slice(&(segment_size as u32).to_le_bytes());
-        header[16..32].copy_from_slice(&random::<16>()?);
+        header[16..32].copy_from_slice(&file_id);
         header[32..40].copy_from_slice(&owner.id);
-        header[40..52].copy_from_slice(&random::<12>()?);
+        header[40..52].copy_from_slice(&wrap_nonce);
         let (aad, rest) = header.split_at_mut(WRAP_AAD_LEN);
-        let (wrapped, tag_out) = rest.split_at_mut(32);
-        wrapped.copy_from_slice(file_key.as_ref());
+        let (sealed, tag_out) = rest.split_at_mut(64);
+        sealed[..32].copy_from_slice(file_key.as_ref());
+        sealed[32..].copy_from_slice(&sha256);
         let wrap = cipher(&owner.subkey(WRAP_INFO));
         let tag = wrap
-            .encrypt_in_place_detached(Nonce::from_slice(&aad[40..52]), aad, wrapped)
-            .map_err(|_| Error::Corrupt("key wrap failed".into()))?;
+            .encrypt_in_place_detached(Nonce::from_slice(&aad[40..52]), aad, sealed)
+            .expect("AES-GCM seals 64 bytes");
         tag_out.copy_from_slice(&tag);
-        Ok(Self {
-            cipher: cipher(&file_key),
+        Self {
+            cipher: cipher(file_key),
             header,
             segment_size,
+            sha256,
+            hasher: Sha256::new(),
             index: 0,
             done: false,
-        })
+        }
     }
 
     /// The header, to be written before the first segment.
     pub fn header(&self) -> &[u8; HEADER_LEN] {
         &self.header
+    }
+
+    /// The file id (header bytes 16..32), to bind the file's name to ([`encrypt_name`]).
+    pub fn file_id(&self) -> FileId {
+        self.header[16..32].try_into().expect("16 bytes")
     }
 
     /// Plaintext bytes per segment.
@@ -376,8 +535,7 @@ impl Encryptor {
     /// Encrypts the plaintext segment in `buf` in place and appends its tag.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when a non-final segment is not full, a segment is too long, more
-    /// than 2^32 segments are written or a segment follows the final one.
+    /// As [`Encryptor::seal_detached`].
     pub fn seal_segment(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<()> {
         let tag = self.seal_detached(buf, last)?;
         buf.extend_from_slice(&tag);
@@ -385,6 +543,12 @@ impl Encryptor {
     }
 
     /// Encrypts the plaintext segment in `buf` in place and returns its tag.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when a non-final segment is not full, a segment is too long, more
+    /// than 2^32 segments are written or a segment follows the final one;
+    /// [`Error::Invalid`] when, at the final segment, the plaintext does not hash to the
+    /// SHA-256 given at the start (the input changed while it was read).
     pub fn seal_detached(&mut self, buf: &mut [u8], last: bool) -> Result<[u8; TAG_LEN]> {
         if self.done {
             return Err(Error::Corrupt("segment after the final segment".into()));
@@ -395,6 +559,15 @@ impl Encryptor {
                 buf.len(),
                 self.segment_size
             )));
+        }
+        self.hasher.update(&*buf);
+        if last && <[u8; 32]>::from(self.hasher.clone().finalize()) != self.sha256 {
+            self.done = true;
+            return Err(Error::Invalid(
+                "the input changed while it was encrypted: it no longer hashes to the SHA-256 \
+                 sealed in the header"
+                    .into(),
+            ));
         }
         let nonce = segment_nonce(self.index, last);
         let tag = self
@@ -413,12 +586,47 @@ impl Encryptor {
     }
 }
 
-/// Decrypts a stream produced by [`Encryptor`], releasing only authenticated plaintext.
+/// What [`Decryptor::finish`] learned about a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// Format version of the content ([`VERSION`] or [`VERSION_1`]).
+    pub version: u8,
+    /// The file id from the header.
+    pub file_id: FileId,
+    /// SHA-256 of the plaintext released. For version 2 it equals the hash sealed in the
+    /// header (checked), for version 1 it is only computed.
+    pub sha256: [u8; 32],
+}
+
+/// An opened header: the file's cipher and what the header says.
+struct OpenHeader {
+    cipher: Aes256Gcm,
+    header: Vec<u8>,
+    segment_size: usize,
+    version: u8,
+    file_id: FileId,
+    sha256: Option<[u8; 32]>,
+}
+
+/// Decrypts a stream produced by [`Encryptor`] (or a version 1 encryptor), releasing only
+/// authenticated plaintext.
 pub struct Decryptor {
     owner: OwnerKey,
-    cipher: Option<(Aes256Gcm, [u8; HEADER_LEN], usize)>,
+    binding: Binding,
+    open: Option<OpenHeader>,
     buf: Vec<u8>,
     index: u32,
+    hasher: Sha256,
+}
+
+/// Which file a decryptor expects.
+#[derive(Debug, Clone, Copy)]
+enum Binding {
+    Any,
+    /// Version 2 content with this file id (its name is a version 2 name).
+    File(FileId),
+    /// Version 1 content (its name is a version 1 name, bound to no file).
+    Legacy,
 }
 
 impl std::fmt::Debug for Decryptor {
@@ -431,27 +639,60 @@ impl std::fmt::Debug for Decryptor {
 }
 
 impl Decryptor {
-    /// A decryptor for content encrypted under `owner`.
+    /// A decryptor for content encrypted under `owner`, of any version and file id.
     pub fn new(owner: &OwnerKey) -> Self {
+        Self::with_binding(owner, Binding::Any)
+    }
+
+    /// A decryptor for the content of a file entry whose name opened to `file_id`
+    /// ([`open_name`]): `Some(id)` for a version 2 name requires version 2 content with that
+    /// file id; `None` (a version 1 name) requires version 1 content. Checked on the header,
+    /// before any plaintext is released.
+    pub fn bound_to(owner: &OwnerKey, file_id: Option<FileId>) -> Self {
+        Self::with_binding(
+            owner,
+            match file_id {
+                Some(id) => Binding::File(id),
+                None => Binding::Legacy,
+            },
+        )
+    }
+
+    fn with_binding(owner: &OwnerKey, binding: Binding) -> Self {
         Self {
             owner: owner.clone(),
-            cipher: None,
+            binding,
+            open: None,
             buf: Vec::new(),
             index: 0,
+            hasher: Sha256::new(),
         }
     }
 
-    fn open_header(&mut self) -> Result<()> {
-        let header: [u8; HEADER_LEN] = self.buf[..HEADER_LEN].try_into().expect("length checked");
-        if header[..8] != MAGIC {
+    /// The header's length, once enough bytes arrived to tell the version.
+    fn header_len(&self) -> Result<Option<usize>> {
+        if self.buf.len() < 9 {
+            return Ok(None);
+        }
+        if self.buf[..8] != MAGIC {
             return Err(Error::Corrupt(
                 "not PX-encrypted content (bad magic)".into(),
             ));
         }
-        if header[8] != VERSION || header[9] != ALG_AES_256_GCM || header[10..12] != [0, 0] {
+        match self.buf[8] {
+            VERSION => Ok(Some(HEADER_LEN)),
+            VERSION_1 => Ok(Some(HEADER_LEN_V1)),
+            v => Err(Error::Corrupt(format!("unsupported format version {v}"))),
+        }
+    }
+
+    fn open_header(&mut self, len: usize) -> Result<()> {
+        let header = self.buf[..len].to_vec();
+        let version = header[8];
+        if header[9] != ALG_AES_256_GCM || header[10..12] != [0, 0] {
             return Err(Error::Corrupt(format!(
-                "unsupported format version {} / algorithm {}",
-                header[8], header[9]
+                "unsupported algorithm {} (format version {version})",
+                header[9]
             )));
         }
         let segment_size = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as usize;
@@ -466,19 +707,74 @@ impl Decryptor {
                 actual: self.owner.id_hex(),
             });
         }
-        let mut file_key = Zeroizing::new([0u8; 32]);
-        file_key.copy_from_slice(&header[52..84]);
+        let file_id: FileId = header[16..32].try_into().expect("16 bytes");
+        match (self.binding, version) {
+            (Binding::Any, _) | (Binding::Legacy, VERSION_1) => {}
+            (Binding::File(id), VERSION) if id == file_id => {}
+            (Binding::File(_), VERSION) => {
+                return Err(Error::Corrupt(
+                    "the file entry's name belongs to another file (the node swapped names \
+                     between entries)"
+                        .into(),
+                ));
+            }
+            (Binding::File(_), _) => {
+                return Err(Error::Corrupt(format!(
+                    "the file entry's name is bound to a version {VERSION} file, but the \
+                     content is version {version}"
+                )));
+            }
+            (Binding::Legacy, _) => {
+                return Err(Error::Corrupt(format!(
+                    "version {version} content under a version 1 name (version {version} files \
+                     always have version {version} names)"
+                )));
+            }
+        }
+        // The sealed secrets: the file key, then (version 2) the plaintext's SHA-256.
+        let secrets_len = if version == VERSION { 64 } else { 32 };
+        let mut secrets = Zeroizing::new(header[WRAP_AAD_LEN..WRAP_AAD_LEN + secrets_len].to_vec());
         let wrap = cipher(&self.owner.subkey(WRAP_INFO));
         wrap.decrypt_in_place_detached(
             Nonce::from_slice(&header[40..52]),
             &header[..WRAP_AAD_LEN],
-            file_key.as_mut(),
-            Tag::from_slice(&header[84..100]),
+            secrets.as_mut_slice(),
+            Tag::from_slice(&header[WRAP_AAD_LEN + secrets_len..len]),
         )
         .map_err(|_| Error::Corrupt("the file key does not unwrap (header modified)".into()))?;
-        self.cipher = Some((cipher(&file_key), header, segment_size));
-        self.buf.drain(..HEADER_LEN);
+        let file_key: [u8; 32] = secrets[..32].try_into().expect("32 bytes");
+        let file_key = Zeroizing::new(file_key);
+        let sha256 = (version == VERSION).then(|| secrets[32..].try_into().expect("32 bytes"));
+        self.open = Some(OpenHeader {
+            cipher: cipher(&file_key),
+            header,
+            segment_size,
+            version,
+            file_id,
+            sha256,
+        });
+        self.buf.drain(..len);
         Ok(())
+    }
+
+    /// Opens the header once enough bytes are buffered; answers whether it is open.
+    fn try_open_header(&mut self) -> Result<bool> {
+        if self.open.is_some() {
+            return Ok(true);
+        }
+        match self.header_len()? {
+            Some(len) if self.buf.len() >= len => {
+                self.open_header(len)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The format version, file id and (version 2) the sealed plaintext SHA-256, once the
+    /// header has been read.
+    pub fn header_info(&self) -> Option<(u8, FileId, Option<[u8; 32]>)> {
+        self.open.as_ref().map(|o| (o.version, o.file_id, o.sha256))
     }
 
     fn open_segment(
@@ -487,7 +783,8 @@ impl Decryptor {
         last: bool,
         out: &mut impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
-        let (cipher, header, _) = self.cipher.as_ref().expect("header opened");
+        let open = self.open.as_ref().expect("header opened");
+        let (cipher, header) = (&open.cipher, open.header.as_slice());
         let (body, tag) = self.buf[..len].split_at_mut(len - TAG_LEN);
         let tag = *Tag::from_slice(tag);
         let index = self.index;
@@ -521,7 +818,9 @@ impl Decryptor {
                 )
             }));
         }
-        out(&self.buf[..len - TAG_LEN])?;
+        let plain = &self.buf[..len - TAG_LEN];
+        self.hasher.update(plain);
+        out(plain)?;
         self.buf.drain(..len);
         self.index = self
             .index
@@ -533,13 +832,10 @@ impl Decryptor {
     /// Feeds ciphertext; authenticated plaintext is passed to `out` segment by segment.
     pub fn push(&mut self, data: &[u8], mut out: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         self.buf.extend_from_slice(data);
-        if self.cipher.is_none() {
-            if self.buf.len() < HEADER_LEN {
-                return Ok(());
-            }
-            self.open_header()?;
+        if !self.try_open_header()? {
+            return Ok(());
         }
-        let seg = self.cipher.as_ref().expect("header opened").2 + TAG_LEN;
+        let seg = self.open.as_ref().expect("header opened").segment_size + TAG_LEN;
         // A full segment is known not to be the last one once a byte follows it.
         while self.buf.len() > seg {
             self.open_segment(seg, false, &mut out)?;
@@ -547,16 +843,18 @@ impl Decryptor {
         Ok(())
     }
 
-    /// Ends the stream: opens the final segment.
-    pub fn finish(mut self, mut out: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        if self.cipher.is_none() {
-            if self.buf.len() < HEADER_LEN {
-                return Err(Error::Corrupt(format!(
-                    "truncated: {} bytes, shorter than the {HEADER_LEN}-byte header",
-                    self.buf.len()
-                )));
-            }
-            self.open_header()?;
+    /// Ends the stream: opens the final segment and, for version 2, checks the plaintext
+    /// released against the SHA-256 sealed in the header.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a truncated or modified stream or a plaintext hash mismatch.
+    pub fn finish(mut self, mut out: impl FnMut(&[u8]) -> Result<()>) -> Result<Opened> {
+        if !self.try_open_header()? {
+            let want = self.header_len()?.unwrap_or(HEADER_LEN_V1);
+            return Err(Error::Corrupt(format!(
+                "truncated: {} bytes, shorter than the {want}-byte header",
+                self.buf.len()
+            )));
         }
         let len = self.buf.len();
         if len < TAG_LEN {
@@ -565,13 +863,29 @@ impl Decryptor {
                 self.index
             )));
         }
-        self.open_segment(len, true, &mut out)
+        self.open_segment(len, true, &mut out)?;
+        let open = self.open.as_ref().expect("header opened");
+        let sha256: [u8; 32] = self.hasher.finalize().into();
+        if let Some(sealed) = open.sha256
+            && sealed != sha256
+        {
+            return Err(Error::Corrupt(format!(
+                "the plaintext's SHA-256 {} differs from the {} sealed in the header",
+                alloy::hex::encode(sha256),
+                alloy::hex::encode(sealed)
+            )));
+        }
+        Ok(Opened {
+            version: open.version,
+            file_id: open.file_id,
+            sha256,
+        })
     }
 }
 
 /// Encrypts a whole buffer (see [`Encryptor`] for streaming).
 pub fn encrypt(owner: &OwnerKey, plain: &[u8]) -> Result<Vec<u8>> {
-    let mut enc = Encryptor::new(owner)?;
+    let mut enc = Encryptor::new(owner, sha256(plain))?;
     encrypt_with(&mut enc, plain)
 }
 
@@ -595,7 +909,7 @@ pub fn encrypt_with(enc: &mut Encryptor, plain: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decrypts a whole buffer.
+/// Decrypts a whole buffer (any version, any file id).
 pub fn decrypt(owner: &OwnerKey, sealed: &[u8]) -> Result<Vec<u8>> {
     let mut plain = Vec::with_capacity(sealed.len());
     let mut dec = Decryptor::new(owner);
@@ -610,49 +924,90 @@ pub fn decrypt(owner: &OwnerKey, sealed: &[u8]) -> Result<Vec<u8>> {
     Ok(plain)
 }
 
-fn name_aad(id: &[u8; 8]) -> Vec<u8> {
+fn name_aad_v1(id: &[u8; 8]) -> Vec<u8> {
     [NAME_INFO, id.as_slice()].concat()
 }
 
-/// Encrypts a file name for the file entry (see the module docs).
-pub fn encrypt_name(owner: &OwnerKey, name: &str) -> Result<String> {
-    let nonce: [u8; 12] = random()?;
+fn name_aad_v2(id: &[u8; 8], file_id: &FileId) -> Vec<u8> {
+    [NAME_AAD_V2, id.as_slice(), file_id.as_slice()].concat()
+}
+
+/// Encrypts a file name for the file entry, bound to the file `file_id`
+/// ([`Encryptor::file_id`]); see the module docs.
+pub fn encrypt_name(owner: &OwnerKey, file_id: &FileId, name: &str) -> Result<String> {
+    Ok(encrypt_name_with_nonce(owner, file_id, name, random()?))
+}
+
+/// [`encrypt_name`] with a given nonce: **for test vectors only** (a nonce must never repeat
+/// under one key).
+pub fn encrypt_name_with_nonce(
+    owner: &OwnerKey,
+    file_id: &FileId,
+    name: &str,
+    nonce: [u8; 12],
+) -> String {
     let mut buf = name.as_bytes().to_vec();
     let tag = cipher(&owner.subkey(NAME_INFO))
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &name_aad(&owner.id), &mut buf)
-        .map_err(|_| Error::Corrupt("name encryption failed".into()))?;
+        .encrypt_in_place_detached(
+            Nonce::from_slice(&nonce),
+            &name_aad_v2(&owner.id, file_id),
+            &mut buf,
+        )
+        .expect("AES-GCM seals a name");
     let mut blob = nonce.to_vec();
     blob.extend_from_slice(&buf);
     blob.extend_from_slice(&tag);
-    Ok(format!(
-        "{NAME_PREFIX}{}.{}",
+    format!(
+        "{NAME_PREFIX}{}.{}.{}",
         owner.id_hex(),
+        alloy::hex::encode(file_id),
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(blob)
-    ))
+    )
 }
 
-/// Whether a file entry's name is encrypted.
+/// Whether a file entry's name is encrypted (any version).
 pub fn is_encrypted_name(name: &str) -> bool {
-    name.starts_with(NAME_PREFIX)
+    name.starts_with(NAME_PREFIX) || name.starts_with(NAME_PREFIX_V1)
 }
 
-/// Decrypts a name made by [`encrypt_name`]; a plain name is returned as it is.
+/// An encrypted name, opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedName {
+    /// The plain name.
+    pub name: String,
+    /// The file the name is bound to (version 2); `None` for a version 1 name.
+    pub file_id: Option<FileId>,
+}
+
+/// Opens an encrypted name (version 2 or 1); answers `None` for a plain name.
 ///
 /// # Errors
 /// [`Error::WrongKey`] for a name encrypted under another owner key, [`Error::Corrupt`] for a
-/// modified one.
-pub fn decrypt_name(owner: &OwnerKey, name: &str) -> Result<String> {
-    let Some(rest) = name.strip_prefix(NAME_PREFIX) else {
-        return Ok(name.to_owned());
-    };
+/// modified or malformed one (including a version 2 name whose file id was changed).
+pub fn open_name(owner: &OwnerKey, name: &str) -> Result<Option<OpenedName>> {
     let bad = || Error::Corrupt(format!("malformed encrypted name {name:?}"));
-    let (id_hex, b64) = rest.split_once('.').ok_or_else(bad)?;
+    let (rest, v2) = if let Some(rest) = name.strip_prefix(NAME_PREFIX) {
+        (rest, true)
+    } else if let Some(rest) = name.strip_prefix(NAME_PREFIX_V1) {
+        (rest, false)
+    } else {
+        return Ok(None);
+    };
+    let (id_hex, rest) = rest.split_once('.').ok_or_else(bad)?;
     if id_hex != owner.id_hex() {
         return Err(Error::WrongKey {
             expected: id_hex.to_owned(),
             actual: owner.id_hex(),
         });
     }
+    let (file_id, b64) = if v2 {
+        let (fid_hex, b64) = rest.split_once('.').ok_or_else(bad)?;
+        let mut fid = [0u8; FILE_ID_LEN];
+        alloy::hex::decode_to_slice(fid_hex, &mut fid).map_err(|_| bad())?;
+        (Some(fid), b64)
+    } else {
+        (None, rest)
+    };
     let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(b64)
         .map_err(|_| bad())?;
@@ -662,15 +1017,29 @@ pub fn decrypt_name(owner: &OwnerKey, name: &str) -> Result<String> {
     let (nonce, rest) = blob.split_at(12);
     let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
     let mut buf = ct.to_vec();
+    let aad = match &file_id {
+        Some(fid) => name_aad_v2(&owner.id, fid),
+        None => name_aad_v1(&owner.id),
+    };
     cipher(&owner.subkey(NAME_INFO))
         .decrypt_in_place_detached(
             Nonce::from_slice(nonce),
-            &name_aad(&owner.id),
+            &aad,
             &mut buf,
             Tag::from_slice(tag),
         )
         .map_err(|_| Error::Corrupt(format!("encrypted name {name:?} failed authentication")))?;
-    String::from_utf8(buf).map_err(|_| bad())
+    let name = String::from_utf8(buf).map_err(|_| bad())?;
+    Ok(Some(OpenedName { name, file_id }))
+}
+
+/// Decrypts a name made by [`encrypt_name`] (or a version 1 name); a plain name is returned as
+/// it is. Use [`open_name`] to learn the file the name is bound to.
+///
+/// # Errors
+/// As [`open_name`].
+pub fn decrypt_name(owner: &OwnerKey, name: &str) -> Result<String> {
+    Ok(open_name(owner, name)?.map_or_else(|| name.to_owned(), |n| n.name))
 }
 
 #[cfg(test)]
@@ -690,8 +1059,189 @@ mod tests {
     }
 
     fn seal(owner: &OwnerKey, plain: &[u8]) -> Vec<u8> {
-        let mut enc = Encryptor::with_segment_size(owner, SEG).unwrap();
+        let mut enc = Encryptor::with_segment_size(owner, SEG, sha256(plain)).unwrap();
         encrypt_with(&mut enc, plain).unwrap()
+    }
+
+    /// A version 1 file, written as version 1 clients wrote it (the encoder writes version 2
+    /// only; this keeps the decoder honest about the old format).
+    fn seal_v1(owner: &OwnerKey, plain: &[u8], seg: usize, file_key: [u8; 32]) -> Vec<u8> {
+        let mut header = [0u8; HEADER_LEN_V1];
+        header[..8].copy_from_slice(&MAGIC);
+        header[8] = VERSION_1;
+        header[9] = ALG_AES_256_GCM;
+        header[12..16].copy_from_slice(&(seg as u32).to_le_bytes());
+        header[16..32].copy_from_slice(&[0x22; 16]);
+        header[32..40].copy_from_slice(&owner.id);
+        header[40..52].copy_from_slice(&[0x33; 12]);
+        let (aad, rest) = header.split_at_mut(WRAP_AAD_LEN);
+        let (wrapped, tag_out) = rest.split_at_mut(32);
+        wrapped.copy_from_slice(&file_key);
+        let tag = cipher(&owner.subkey(WRAP_INFO))
+            .encrypt_in_place_detached(Nonce::from_slice(&aad[40..52]), aad, wrapped)
+            .unwrap();
+        tag_out.copy_from_slice(&tag);
+        let file = cipher(&file_key);
+        let mut out = header.to_vec();
+        let chunks: Vec<&[u8]> = if plain.is_empty() {
+            vec![&[]]
+        } else {
+            plain.chunks(seg).collect()
+        };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let mut buf = chunk.to_vec();
+            let last = i + 1 == chunks.len();
+            let tag = file
+                .encrypt_in_place_detached(
+                    Nonce::from_slice(&segment_nonce(i as u32, last)),
+                    &header,
+                    &mut buf,
+                )
+                .unwrap();
+            out.extend_from_slice(&buf);
+            out.extend_from_slice(&tag);
+        }
+        out
+    }
+
+    /// A version 1 name with a given nonce.
+    fn name_v1(owner: &OwnerKey, name: &str, nonce: [u8; 12]) -> String {
+        let mut buf = name.as_bytes().to_vec();
+        let tag = cipher(&owner.subkey(NAME_INFO))
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &name_aad_v1(&owner.id), &mut buf)
+            .unwrap();
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&buf);
+        blob.extend_from_slice(&tag);
+        format!(
+            "{NAME_PREFIX_V1}{}.{}",
+            owner.id_hex(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(blob)
+        )
+    }
+
+    #[test]
+    #[ignore = "prints the module docs' test vectors"]
+    fn print_vectors() {
+        let owner = OwnerKey::from_bytes([7; 32]);
+        println!("KEY_ID {}", owner.id_hex());
+        let mut enc = Encryptor::deterministic(
+            &owner,
+            1024,
+            sha256(b"hello"),
+            [0x11; 32],
+            [0x22; 16],
+            [0x33; 12],
+        );
+        let v2 = encrypt_with(&mut enc, b"hello").unwrap();
+        println!("FILE_V2 {}", alloy::hex::encode(v2));
+        println!(
+            "NAME_V2 {}",
+            encrypt_name_with_nonce(&owner, &[0x22; 16], "report.pdf", [0x44; 12])
+        );
+        println!(
+            "FILE_V1 {}",
+            alloy::hex::encode(seal_v1(&owner, b"hello", 1024, [0x11; 32]))
+        );
+        println!("NAME_V1 {}", name_v1(&owner, "report.pdf", [0x44; 12]));
+    }
+
+    #[test]
+    fn version_1_files_and_names_still_open() {
+        let owner = owner();
+        for n in [0, 1, SEG, 2 * SEG + 3] {
+            let plain = data(n);
+            let sealed = seal_v1(&owner, &plain, SEG, [9; 32]);
+            assert_eq!(open_stepwise(&owner, &sealed, 7).unwrap(), plain, "n {n}");
+            let mut dec = Decryptor::bound_to(&owner, None);
+            dec.push(&sealed, |_| Ok(())).unwrap();
+            let info = dec.finish(|_| Ok(())).unwrap();
+            assert_eq!((info.version, info.sha256), (VERSION_1, sha256(&plain)));
+        }
+        let name = name_v1(&owner, "old.txt", [1; 12]);
+        let opened = open_name(&owner, &name).unwrap().unwrap();
+        assert_eq!(opened.name, "old.txt");
+        assert_eq!(opened.file_id, None);
+        // A version 1 name may not go with version 2 content, nor a version 2 name with
+        // version 1 content: the node cannot downgrade a file's binding.
+        let v2 = seal(&owner, b"new");
+        let mut dec = Decryptor::bound_to(&owner, None);
+        let msg = assert_corrupt(
+            dec.push(&v2, |_| panic!("released")).map(|()| Vec::new()),
+            "v1 name, v2 content",
+        );
+        assert!(msg.contains("version 1 name"), "{msg}");
+        let v1 = seal_v1(&owner, b"old", SEG, [9; 32]);
+        let mut dec = Decryptor::bound_to(&owner, Some([0x22; 16]));
+        let msg = assert_corrupt(
+            dec.push(&v1, |_| panic!("released")).map(|()| Vec::new()),
+            "v2 name, v1 content",
+        );
+        assert!(msg.contains("content is version 1"), "{msg}");
+    }
+
+    #[test]
+    fn plaintext_hash_is_sealed_not_visible_and_checked() {
+        let owner = owner();
+        let plain = data(2 * SEG + 5);
+        let sha = sha256(&plain);
+        let sealed = seal(&owner, &plain);
+        // The node sees the ciphertext only: the hash appears nowhere in it.
+        assert!(
+            !sealed.windows(32).any(|w| w == sha),
+            "plaintext hash visible"
+        );
+        let mut dec = Decryptor::new(&owner);
+        dec.push(&sealed[..HEADER_LEN], |_| Ok(())).unwrap();
+        assert_eq!(dec.header_info().unwrap().2, Some(sha));
+
+        // A header sealing another hash than the content's (a buggy or lying uploader) fails
+        // at the end, even though every segment authenticates.
+        let mut enc = Encryptor::deterministic(&owner, SEG, [0; 32], [1; 32], [2; 16], [3; 12]);
+        enc.sha256 = sha; // bypass the encryptor's own check
+        let lying = encrypt_with(&mut enc, &plain).unwrap();
+        let msg = assert_corrupt(decrypt(&owner, &lying), "hash");
+        assert!(msg.contains("SHA-256"), "{msg}");
+
+        // The encryptor refuses plaintext that does not hash to what it was told.
+        let mut enc = Encryptor::with_segment_size(&owner, SEG, sha256(b"other")).unwrap();
+        match encrypt_with(&mut enc, &plain) {
+            Err(Error::Invalid(msg)) => assert!(msg.contains("input changed"), "{msg}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_are_bound_to_their_file() {
+        let owner = owner();
+        let mut enc_a = Encryptor::with_segment_size(&owner, SEG, sha256(b"a")).unwrap();
+        let a = encrypt_with(&mut enc_a, b"a").unwrap();
+        let name_a = encrypt_name(&owner, &enc_a.file_id(), "a.txt").unwrap();
+        let mut enc_b = Encryptor::with_segment_size(&owner, SEG, sha256(b"b")).unwrap();
+        let b = encrypt_with(&mut enc_b, b"b").unwrap();
+        let name_b = encrypt_name(&owner, &enc_b.file_id(), "b.txt").unwrap();
+        let opened_a = open_name(&owner, &name_a).unwrap().unwrap();
+        assert_eq!(opened_a.file_id, Some(enc_a.file_id()));
+        // Its own content opens under the name.
+        let mut dec = Decryptor::bound_to(&owner, opened_a.file_id);
+        dec.push(&a, |_| Ok(())).unwrap();
+        dec.finish(|_| Ok(())).unwrap();
+        // The node swaps names: b's content under a's name is refused before any plaintext.
+        let mut dec = Decryptor::bound_to(&owner, opened_a.file_id);
+        let msg = assert_corrupt(
+            dec.push(&b, |_| panic!("released")).map(|()| Vec::new()),
+            "swap",
+        );
+        assert!(msg.contains("another file"), "{msg}");
+        // Rewriting the file id in a name breaks the name's authentication.
+        let (head, tail) = name_b.split_at(NAME_PREFIX.len() + 17);
+        let forged = format!(
+            "{head}{}{}",
+            alloy::hex::encode(enc_a.file_id()),
+            &tail[32..]
+        );
+        assert!(matches!(open_name(&owner, &forged), Err(Error::Corrupt(_))));
+        assert_eq!(open_name(&owner, "plain.txt").unwrap(), None);
     }
 
     /// Decrypts feeding the ciphertext in `step`-byte pieces.
@@ -861,7 +1411,7 @@ mod tests {
             }
             other => panic!("expected WrongKey, got {other:?}"),
         }
-        let name = encrypt_name(&owner(), "report.pdf").unwrap();
+        let name = encrypt_name(&owner(), &[1; 16], "report.pdf").unwrap();
         assert!(matches!(
             decrypt_name(&other, &name),
             Err(Error::WrongKey { .. })
@@ -873,7 +1423,7 @@ mod tests {
     #[test]
     fn names_round_trip_and_resist_tampering() {
         let owner = owner();
-        let name = encrypt_name(&owner, "ünïcode report.pdf").unwrap();
+        let name = encrypt_name(&owner, &[1; 16], "ünïcode report.pdf").unwrap();
         assert!(is_encrypted_name(&name));
         assert!(!name.contains("report"));
         assert_eq!(decrypt_name(&owner, &name).unwrap(), "ünïcode report.pdf");

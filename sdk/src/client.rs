@@ -17,7 +17,7 @@ use alloy::{
     network::EthereumWallet,
     primitives::{Address, B256, Bytes, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
-    rpc::types::{Filter, Log, TransactionReceipt},
+    rpc::types::{BlockId, Filter, Log, TransactionReceipt},
     signers::{Signer, local::PrivateKeySigner},
     sol,
     sol_types::{SolEvent, SolStruct},
@@ -903,13 +903,11 @@ where
         }
         // Ask the contract first (a simulation): a pending request, an expired token, no sync
         // credits left or a rate-limited free token each get the next step, before the node is
-        // asked for a fresh record.
-        if let Err(e) = nft
-            .requestSync(U256::from(id))
-            .from(self.address())
-            .call()
-            .await
-        {
+        // asked for a fresh record. The simulation runs on the pending block, whose timestamp
+        // is the chain's "now": the latest block's timestamp is stale on a quiet chain (an idle
+        // anvil, a slow L2), and judging the minimum interval by it refused syncs that the
+        // next block accepts.
+        if let Err(e) = self.simulate_request_sync(id).await {
             let e = Error::from(e);
             let detail = match e.storage_nft_error() {
                 Some(StorageNFTErrors::SyncPending(_)) => format!(
@@ -926,7 +924,10 @@ where
                 ),
                 Some(StorageNFTErrors::SyncTooSoon(t)) => format!(
                     "syncs of this token are rate-limited; try again in {}",
-                    human_duration(u64_of(t.nextAllowedAt).saturating_sub(state.now))
+                    human_duration(
+                        u64_of(t.nextAllowedAt)
+                            .saturating_sub(state.now.max(crate::node::unix_now()))
+                    )
                 ),
                 _ => return Err(e),
             };
@@ -959,6 +960,22 @@ where
             request_id: ev.requestId,
             block: receipt.block_number.unwrap_or_default(),
         })
+    }
+
+    /// `requestSync(id)` simulated from the signer on the pending block (on the latest block
+    /// when the RPC serves no pending state).
+    async fn simulate_request_sync(&self, id: u64) -> Result<(), alloy::contract::Error> {
+        let nft = self.nft();
+        let call = nft.requestSync(U256::from(id)).from(self.address());
+        match call.clone().block(BlockId::pending()).call().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_revert_data().is_some() => Err(e),
+            // An RPC that refuses the `pending` tag answers an error response: ask at latest.
+            Err(alloy::contract::Error::TransportError(e)) if e.as_error_resp().is_some() => {
+                call.call().await.map(drop)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn logs(&self, filter: &Filter) -> Result<Vec<Log>> {

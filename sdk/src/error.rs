@@ -169,7 +169,27 @@ pub enum Error {
     #[error(transparent)]
     Crypto(#[from] CryptoError),
 
-    /// Decrypted content does not match the plaintext hash recorded at upload.
+    /// Encryption is expected, but the content is not encrypted or its file entry's name is
+    /// plain while the content is encrypted (a node cannot slip in files of its own).
+    #[error("refusing file {cid} of token {token_id}: {detail}")]
+    Unencrypted {
+        /// The token.
+        token_id: u64,
+        /// The CID asked for.
+        cid: String,
+        /// What was found.
+        detail: String,
+    },
+
+    /// The connection broke while an upload's body was being sent, and the node gave no
+    /// reason when asked again.
+    #[error(
+        "the upload was interrupted: the storage node closed the connection while the file was          being sent ({0})"
+    )]
+    UploadInterrupted(#[source] reqwest::Error),
+
+    /// Decrypted content does not match the plaintext hash recorded at upload (version 1
+    /// content; version 2 checks the hash sealed in its header, a [`CryptoError::Corrupt`]).
     #[error("content hash mismatch: expected sha256 {expected}, got {actual}")]
     HashMismatch {
         /// Hash recorded in the file entry.

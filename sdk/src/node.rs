@@ -8,9 +8,14 @@
 //!
 //! Uploads stream: the body is produced by the [`crate::prepare`] pipeline while it is sent,
 //! so memory stays bounded, and the CID the node answers is checked against the one computed
-//! locally. Downloads stream too: the content's CID is recomputed, encrypted content is
-//! decrypted segment by segment (nothing unauthenticated is written) and the plaintext's
-//! SHA-256 is compared with the file entry's.
+//! locally. The node learns the ciphertext, its length and CID, and an encrypted name: the
+//! plaintext's SHA-256 is sealed inside the encrypted header (format version 2, see
+//! [`crate::crypto`]) and never sent. Downloads stream too: the content's CID is recomputed,
+//! encrypted content is decrypted segment by segment (nothing unauthenticated is written), the
+//! entry's name must be bound to the content's file id, and the plaintext's SHA-256 is compared
+//! with the one sealed in the header by the uploader (not with anything the node says).
+//! Where encryption is expected (the default), content that is not encrypted, or whose name is
+//! plain while the content is encrypted, is refused ([`Error::Unencrypted`]).
 
 use std::{
     collections::VecDeque,
@@ -57,7 +62,8 @@ pub struct UploadOptions {
     pub encrypt: bool,
     /// Plaintext length, when known (else the input is spooled to a temporary file first).
     pub size: Option<u64>,
-    /// Hex SHA-256 of the plaintext, when known (else computed).
+    /// Hex SHA-256 of the plaintext, when known (else computed). It is sealed inside the
+    /// encrypted header; the node never sees it.
     pub sha256: Option<String>,
     /// Check the on-chain gate before sending (default true).
     pub check_gate: bool,
@@ -114,12 +120,29 @@ pub struct UploadResult {
 }
 
 /// How to download.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DownloadOptions {
-    /// Decrypt encrypted content (default true); false writes the stored bytes as they are.
+    /// Decrypt encrypted content (default true); false writes the stored bytes as they are,
+    /// with only the CID checked.
     pub decrypt: bool,
-    /// Look up the file entry and check the plaintext's SHA-256 against it (default true).
+    /// Look up the file entry and check that its name is bound to the content (default true).
     pub verify: bool,
+    /// Accept content stored unencrypted (`encrypt: false` uploads) under a plain name
+    /// (default false: where encryption is expected, plain content is refused).
+    pub allow_plain: bool,
+    /// Progress callback: (bytes received, bytes the node announced).
+    pub progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for DownloadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadOptions")
+            .field("decrypt", &self.decrypt)
+            .field("verify", &self.verify)
+            .field("allow_plain", &self.allow_plain)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl Default for DownloadOptions {
@@ -127,6 +150,8 @@ impl Default for DownloadOptions {
         Self {
             decrypt: true,
             verify: true,
+            allow_plain: false,
+            progress: None,
         }
     }
 }
@@ -149,15 +174,20 @@ pub struct DownloadResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListedFile {
-    /// The plain name.
+    /// The plain name, as the owner wrote it (a plain name is the node's word; print it with
+    /// its control characters escaped).
     pub name: String,
     /// Whether the name (and content) is encrypted.
     pub encrypted: bool,
+    /// The file id the encrypted name is bound to (hex; format version 2), checked against
+    /// the content's header at download.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
     /// The node's entry.
     pub entry: FileEntry,
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -172,7 +202,7 @@ fn hex_sha256(h: Sha256) -> String {
 struct Source<R> {
     reader: R,
     size: u64,
-    sha256: String,
+    sha256: [u8; 32],
     _spool: Option<tempfile::TempPath>,
 }
 
@@ -450,16 +480,24 @@ where
     }
 
     async fn listed(&self, entry: FileEntry) -> Result<ListedFile> {
-        let encrypted = crypto::is_encrypted_name(&entry.name);
-        let name = if encrypted {
-            crypto::decrypt_name(self.owner_key().await?, &entry.name)?
+        let opened = if crypto::is_encrypted_name(&entry.name) {
+            crypto::open_name(self.owner_key().await?, &entry.name)?
         } else {
-            entry.name.clone()
+            None
         };
-        Ok(ListedFile {
-            name,
-            encrypted,
-            entry,
+        Ok(match opened {
+            Some(o) => ListedFile {
+                name: o.name,
+                encrypted: true,
+                file_id: o.file_id.map(alloy::hex::encode),
+                entry,
+            },
+            None => ListedFile {
+                name: entry.name.clone(),
+                encrypted: false,
+                file_id: None,
+                entry,
+            },
         })
     }
 
@@ -521,8 +559,8 @@ where
     /// Uploads what `reader` yields as file `name` of token `token_id`.
     ///
     /// Unless `opts.size` and `opts.sha256` are both given, the input is first copied to a
-    /// temporary file (hashing it on the way), since the node needs the length and the
-    /// plaintext hash before the body.
+    /// temporary file (hashing it on the way), since the node needs the length before the body
+    /// and the encrypted header carries the plaintext hash.
     ///
     /// # Errors
     /// [`Error::GateClosed`] with the next step when the gate is closed;
@@ -537,8 +575,9 @@ where
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
-        match (opts.size, opts.sha256.clone()) {
+        match (opts.size, opts.sha256.as_deref().map(parse_sha256)) {
             (Some(size), Some(sha256)) => {
+                let sha256 = sha256?;
                 self.upload_source(
                     token_id,
                     Source {
@@ -580,11 +619,12 @@ where
         } else {
             None
         };
-        let wire_name = match &owner {
-            Some(k) => crypto::encrypt_name(k, name)?,
-            None => name.to_owned(),
+        let preparer = Preparer::new(owner.as_ref().map(|k| (k, source.sha256)), opts.prepare)?;
+        // The encrypted name is bound to the file's id, so the node cannot swap names.
+        let wire_name = match (&owner, preparer.file_id()) {
+            (Some(k), Some(file_id)) => crypto::encrypt_name(k, &file_id, name)?,
+            _ => name.to_owned(),
         };
-        let preparer = Preparer::new(owner.as_ref(), opts.prepare)?;
         let result: Arc<Mutex<Option<Result<Prepared>>>> = Arc::default();
         let body = body_stream(
             source.reader,
@@ -594,13 +634,11 @@ where
             result.clone(),
         );
         let path = format!("/v1/tokens/{token_id}/files");
+        // No `sha256` parameter: the plaintext's hash stays inside the encrypted header.
         let resp = self
             .authed(Method::POST, &path)
             .await?
-            .query(&[
-                ("name", wire_name.as_str()),
-                ("sha256", source.sha256.as_str()),
-            ])
+            .query(&[("name", wire_name.as_str())])
             .header(reqwest::header::CONTENT_LENGTH, body_len)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(reqwest::Body::wrap_stream(body))
@@ -611,7 +649,18 @@ where
         if let Some(Err(e)) = prepared {
             return Err(e);
         }
-        let uploaded: api::UploadResult = match read_json(resp?).await {
+        let resp = match resp {
+            Ok(r) => r,
+            // The node refuses an upload (gate, quota, ...) before it reads the body, and then
+            // closes the connection: a client still sending may see only the broken connection.
+            // Ask again with the body held back to hear the node's reason.
+            Err(e) if e.is_connect() => return Err(Error::Http(e)),
+            Err(e) => match self.refusal_probe(&path, &wire_name, body_len).await {
+                Some(r) => r,
+                None => return Err(Error::UploadInterrupted(e)),
+            },
+        };
+        let uploaded: api::UploadResult = match read_json(resp).await {
             Ok(u) => u,
             Err(e) => return Err(self.node_error(Some(token_id), body_len, e).await),
         };
@@ -638,6 +687,28 @@ where
         })
     }
 
+    /// After an upload's connection broke while the body was being sent: sends the same
+    /// request head with a body that never comes, and answers the node's refusal if it refuses
+    /// at once (it gates uploads before reading the body). `None` when the node would accept
+    /// (it then waits for the body; dropping the request ends its reservation) or does not
+    /// answer within [`PROBE_WAIT`].
+    async fn refusal_probe(&self, path: &str, wire_name: &str, body_len: u64) -> Option<Response> {
+        let req = self
+            .authed(Method::POST, path)
+            .await
+            .ok()?
+            .query(&[("name", wire_name)])
+            .header(reqwest::header::CONTENT_LENGTH, body_len)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(reqwest::Body::wrap_stream(futures::stream::pending::<
+                std::io::Result<Bytes>,
+            >()));
+        match tokio::time::timeout(PROBE_WAIT, req.send()).await {
+            Ok(Ok(resp)) if !resp.status().is_success() => Some(resp),
+            _ => None,
+        }
+    }
+
     /// Downloads `cid` of token `token_id` into `writer` with the default options.
     pub async fn download<W>(
         &self,
@@ -654,12 +725,20 @@ where
 
     /// Downloads `cid` of token `token_id` into `writer`.
     ///
+    /// With `verify`, the file entry is looked up first: an encrypted name must be bound to
+    /// the content's file id (checked on the header, before any plaintext is written). With
+    /// `decrypt`, content that is not encrypted is refused unless `allow_plain` (and then only
+    /// under a plain name), and version 2 content's plaintext is checked against the SHA-256
+    /// its uploader sealed in the header.
+    ///
     /// On error, `writer` may hold a prefix of authenticated plaintext; write to a temporary
     /// file and rename it on success (as `px download` does).
     ///
     /// # Errors
-    /// [`Error::WrongKey`], [`Error::Corrupt`], [`Error::HashMismatch`],
-    /// [`Error::NodeMismatch`] (content does not hash to `cid`).
+    /// [`Error::WrongKey`](crate::crypto::CryptoError::WrongKey),
+    /// [`Error::Crypto`] (corrupt, swapped name), [`Error::Unencrypted`],
+    /// [`Error::HashMismatch`] (version 1 content), [`Error::NodeMismatch`] (content does not
+    /// hash to `cid`).
     #[tracing::instrument(target = "sdk::node", skip(self, writer, opts))]
     pub async fn download_with<W>(
         &self,
@@ -686,6 +765,7 @@ where
         let path = format!("/v1/tokens/{token_id}/content/{cid}");
         let resp = self.call(Method::GET, &path, |r| r).await?;
         let resp = check(resp).await?;
+        let total = resp.content_length();
         let parsed: Option<cid::Cid> = cid.parse().ok();
         let mut importer = match parsed.map(|c| c.version()) {
             Some(cid::Version::V0) => Some(ImportOptions::default()),
@@ -696,23 +776,31 @@ where
         .transpose()
         .map_err(|e| Error::Config(format!("UnixFS import: {e}")))?;
 
-        let mut stream = resp.bytes_stream();
-        let mut hasher = Sha256::new();
-        let mut written = 0u64;
-        let mut decryptor: Option<Decryptor> = None;
-        let mut head: Vec<u8> = Vec::new();
-        let mut decided = false;
-        let mut was_encrypted = false;
         let owner = if opts.decrypt {
             Some(self.owner_key().await?.clone())
         } else {
             None
         };
+        let unencrypted = |detail: &str| Error::Unencrypted {
+            token_id,
+            cid: cid.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let mut stream = resp.bytes_stream();
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let mut received = 0u64;
+        let mut decryptor: Option<Decryptor> = None;
+        let mut head: Vec<u8> = Vec::new();
+        let mut decided = false;
+        let mut was_encrypted = false;
+        let mut opened = None;
         let mut plain_out: Vec<u8> = Vec::new();
         loop {
             let chunk = stream.next().await.transpose()?;
             let at_end = chunk.is_none();
             let chunk = chunk.unwrap_or_default();
+            received += chunk.len() as u64;
             if let Some(imp) = importer.as_mut() {
                 imp.push(&chunk, |_| Ok::<_, ImportError>(()))
                     .map_err(|e| Error::Config(format!("UnixFS import: {e}")))?;
@@ -726,8 +814,32 @@ where
                 }
                 decided = true;
                 was_encrypted = crypto::is_encrypted(&head);
-                if let (true, Some(owner)) = (was_encrypted, owner.as_ref()) {
-                    decryptor = Some(Decryptor::new(owner));
+                if let Some(owner) = owner.as_ref() {
+                    let name_encrypted = file.as_ref().map(|f| f.encrypted);
+                    match (was_encrypted, name_encrypted) {
+                        (true, Some(false)) => {
+                            return Err(unencrypted(
+                                "the content is encrypted but the node lists it under a plain                                  name, which an encrypting client never writes",
+                            ));
+                        }
+                        (false, Some(true)) => {
+                            return Err(unencrypted(
+                                "the file entry's name is encrypted but the content is not",
+                            ));
+                        }
+                        (false, _) if !opts.allow_plain => {
+                            return Err(unencrypted(
+                                "the content is not encrypted; if you uploaded it unencrypted                                  (--no-encrypt), download it with --plain",
+                            ));
+                        }
+                        (false, _) => {}
+                        (true, _) => {
+                            decryptor = Some(match &file {
+                                Some(f) => Decryptor::bound_to(owner, parse_file_id(f)?),
+                                None => Decryptor::new(owner),
+                            });
+                        }
+                    }
                 }
                 std::mem::take(&mut head)
             };
@@ -740,14 +852,17 @@ where
                 None => plain_out.extend_from_slice(&data),
             }
             if at_end && let Some(dec) = decryptor.take() {
-                dec.finish(|p| {
+                opened = Some(dec.finish(|p| {
                     plain_out.extend_from_slice(p);
                     Ok(())
-                })?;
+                })?);
             }
             hasher.update(&plain_out);
             writer.write_all(&plain_out).await?;
             written += plain_out.len() as u64;
+            if let Some(p) = &opts.progress {
+                p(received, total.unwrap_or(received));
+            }
             if at_end {
                 break;
             }
@@ -765,10 +880,11 @@ where
             }
         }
         let sha256 = hex_sha256(hasher);
-        let encrypted = was_encrypted;
-        if let Some(f) = &file
-            && opts.decrypt
-            && let Some(expected) = &f.entry.sha256
+        // Version 2: `finish` checked the plaintext against the uploader's sealed hash. Version
+        // 1 content had its hash in the file entry (the node's copy of what the client sent).
+        if let Some(o) = opened
+            && o.version == crypto::VERSION_1
+            && let Some(expected) = file.as_ref().and_then(|f| f.entry.sha256.as_ref())
             && !expected.eq_ignore_ascii_case(&sha256)
         {
             return Err(Error::HashMismatch {
@@ -778,11 +894,35 @@ where
         }
         Ok(DownloadResult {
             written,
-            encrypted,
+            encrypted: was_encrypted,
             sha256,
             file,
         })
     }
+}
+
+/// How long [`Client::refusal_probe`] waits for the node's refusal.
+const PROBE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The file id a listed entry's encrypted name is bound to (`None` for a version 1 name).
+fn parse_file_id(f: &ListedFile) -> Result<Option<crypto::FileId>> {
+    f.file_id
+        .as_deref()
+        .map(|h| {
+            let mut id = [0u8; crypto::FILE_ID_LEN];
+            alloy::hex::decode_to_slice(h, &mut id)
+                .map(|()| id)
+                .map_err(|_| Error::NodeMismatch(format!("bad file id {h}")))
+        })
+        .transpose()
+}
+
+/// The 32 bytes of a hex SHA-256.
+fn parse_sha256(hex: &str) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    alloy::hex::decode_to_slice(hex.trim_start_matches("0x"), &mut out)
+        .map_err(|_| Error::Config(format!("sha256 must be 64 hex digits, not {hex:?}")))?;
+    Ok(out)
 }
 
 /// Length and hex SHA-256 of everything `reader` yields.
@@ -826,7 +966,7 @@ async fn spool<R: AsyncRead + Unpin>(mut reader: R) -> Result<Source<tokio::fs::
     Ok(Source {
         reader: file,
         size,
-        sha256: hex_sha256(hasher),
+        sha256: hasher.finalize().into(),
         _spool: Some(path),
     })
 }

@@ -10,12 +10,16 @@
 //! chunks by default), so the client can check that the node stored precisely the bytes it
 //! sent. Memory stays bounded: one segment of plaintext plus the importer's current chunk.
 //!
+//! Encryption seals the plaintext's SHA-256 into the header (see [`crate::crypto`]), so it
+//! must be known before the first byte: hash the input first. The encryptor checks it against
+//! what it sealed and fails the upload if the input changed in between.
+//!
 //! ```
-//! use px_sdk::crypto::OwnerKey;
+//! use px_sdk::crypto::{self, OwnerKey};
 //! use px_sdk::prepare::Preparer;
 //! let owner = OwnerKey::from_bytes([1; 32]);
 //! let mut body = Vec::new();
-//! let mut prep = Preparer::new(Some(&owner), Default::default()).unwrap();
+//! let mut prep = Preparer::new(Some((&owner, crypto::sha256(b"hello"))), Default::default()).unwrap();
 //! prep.push(b"hello", &mut |b: &[u8]| { body.extend_from_slice(b); Ok(()) }).unwrap();
 //! let done = prep.finish(&mut |b: &[u8]| { body.extend_from_slice(b); Ok(()) }).unwrap();
 //! assert_eq!(done.body_len, body.len() as u64);
@@ -25,7 +29,7 @@
 use px_core::importer::{ImportError, ImportOptions, Importer};
 
 use crate::{
-    crypto::{self, Encryptor, OwnerKey},
+    crypto::{self, Encryptor, FileId, OwnerKey},
     error::{Error, Result},
 };
 
@@ -88,10 +92,11 @@ fn import_err(e: ImportError) -> Error {
 }
 
 impl Preparer {
-    /// A pipeline that encrypts under `owner` (when given) and computes the CID.
-    pub fn new(owner: Option<&OwnerKey>, opts: PrepareOptions) -> Result<Self> {
-        let enc = owner
-            .map(|o| Encryptor::with_segment_size(o, opts.segment_size))
+    /// A pipeline that encrypts (when `encrypt` names the owner key and the plaintext's
+    /// SHA-256) and computes the CID.
+    pub fn new(encrypt: Option<(&OwnerKey, [u8; 32])>, opts: PrepareOptions) -> Result<Self> {
+        let enc = encrypt
+            .map(|(o, sha)| Encryptor::with_segment_size(o, opts.segment_size, sha))
             .transpose()?;
         let importer = Importer::new(&opts.import).map_err(import_err)?;
         let mut segment = Vec::new();
@@ -107,6 +112,11 @@ impl Preparer {
             plain_len: 0,
             body_len: 0,
         })
+    }
+
+    /// The encrypted file's id, to bind its name to ([`crypto::encrypt_name`]).
+    pub fn file_id(&self) -> Option<FileId> {
+        self.enc.as_ref().map(Encryptor::file_id)
     }
 
     fn emit(&mut self, bytes: &[u8], out: &mut impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
@@ -184,6 +194,7 @@ mod tests {
     use super::*;
 
     fn run(owner: Option<&OwnerKey>, plain: &[u8], step: usize) -> (Vec<u8>, Prepared) {
+        let sha = crypto::sha256(plain);
         let opts = PrepareOptions {
             segment_size: crypto::MIN_SEGMENT_SIZE,
             ..Default::default()
@@ -193,7 +204,7 @@ mod tests {
             body.extend_from_slice(b);
             Ok(())
         };
-        let mut prep = Preparer::new(owner, opts).unwrap();
+        let mut prep = Preparer::new(owner.map(|o| (o, sha)), opts).unwrap();
         for part in plain.chunks(step.max(1)) {
             prep.push(part, &mut sink).unwrap();
         }

@@ -249,3 +249,39 @@ async fn failed_sync_is_a_typed_error_and_auto_sync_reopens_the_gate() {
     ensured.unwrap();
     assert_eq!(client.token(id).await.unwrap().used, 10);
 }
+
+/// Issue 15: on a quiet chain the latest block's timestamp is stale; the minimum sync interval
+/// is judged by the chain's "now" (the pending block), as the transaction will be. anvil's
+/// clock moves past the interval with no block mined, as wall-clock time does on an idle
+/// anvil or a slow L2: the SDK must not answer "try again in ..." then.
+#[tokio::test]
+async fn sync_interval_is_judged_by_the_chains_now_not_a_stale_latest_block() {
+    let env = spawn_chain().await;
+    let client = env.client(FIRST_USER).await;
+    let assignment = env.assignment(client.address(), 11).await;
+    let id = client
+        .mint_with_key(1, &assignment, Payment::Auto)
+        .await
+        .unwrap();
+    client.request_sync(id).await.unwrap();
+    assert!(env.fulfill(id, 1, 0, 0, 0).await);
+    // Still too soon: refused with the time left.
+    match client.request_sync(id).await.unwrap_err() {
+        Error::SyncNotAllowed { detail, .. } => assert!(detail.contains("try again"), "{detail}"),
+        other => panic!("expected SyncNotAllowed, got {other:?}"),
+    }
+    // The free plan's interval (a quarter of the 30-day window) passes without a block.
+    let admin = env.devnet.provider(px_cli::devnet::ADMIN);
+    let stale = admin.get_block_number().await.unwrap();
+    admin
+        .raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (8 * 24 * 3600u64,))
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.get_block_number().await.unwrap(),
+        stale,
+        "no block mined"
+    );
+    let request = client.request_sync(id).await.unwrap();
+    assert!(request.block > stale);
+}

@@ -95,6 +95,7 @@ async fn encrypted_upload_list_download_delete_and_sync() {
                 DownloadOptions {
                     decrypt: false,
                     verify: false,
+                    ..Default::default()
                 },
             )
             .await
@@ -155,8 +156,28 @@ async fn unencrypted_upload_round_trips_and_is_stored_as_is() {
     // Kubo's CID of the plain bytes: computed client side and confirmed by the node.
     assert_eq!(r.file.cid, "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o");
     assert_eq!(r.file.name, "hello.txt");
+    // Where encryption is expected (the default), plain content is refused ...
     let mut out = Vec::new();
-    let d = client.download(id, &r.file.cid, &mut out).await.unwrap();
+    let err = client
+        .download(id, &r.file.cid, &mut out)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unencrypted { .. }), "{err:?}");
+    assert!(err.to_string().contains("--plain"), "{err}");
+    assert!(out.is_empty());
+    // ... and accepted when asked for.
+    let d = client
+        .download_with(
+            id,
+            &r.file.cid,
+            &mut out,
+            DownloadOptions {
+                allow_plain: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(out, plain);
     assert!(!d.encrypted);
     assert_eq!(
@@ -331,4 +352,129 @@ async fn session_is_kept_and_renewed_before_it_expires() {
         "signed in again near expiry"
     );
     assert_eq!(logins(&node.url, "refused").await, 0);
+}
+
+/// Issue 15: the node sees only ciphertext facts. The plaintext's SHA-256 stays inside the
+/// encrypted header (the node's entry has none), names are bound to their file (a node that
+/// swaps names between entries is caught before any plaintext is written), and files the node
+/// slips in unencrypted or under a plain name are refused.
+#[tokio::test]
+async fn node_sees_no_plaintext_hash_and_cannot_swap_names_or_slip_in_files() {
+    let env = spawn_chain().await;
+    let node = spawn_node(&env).await;
+    let client = env.node_client(FIRST_USER, &node).await;
+    let id = client.mint_via_node(1, Payment::Auto).await.unwrap();
+    let up = |plain: Vec<u8>, name: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .upload(
+                    id,
+                    std::io::Cursor::new(plain),
+                    name,
+                    UploadOptions::default(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let a_plain = data(5000, 1);
+    let a = up(a_plain.clone(), "a.txt").await;
+    let b = up(data(7000, 2), "b.txt").await;
+    let sha_a = alloy::hex::encode(crypto::sha256(&a_plain));
+    for f in client.list(id).await.unwrap() {
+        assert_eq!(f.entry.sha256, None, "the node holds a plaintext hash");
+        assert!(f.file_id.is_some());
+    }
+    assert!(!a.file.name.contains(&sha_a));
+    let raw = |cid: String| {
+        let client = &client;
+        async move {
+            let mut raw = Vec::new();
+            client
+                .download_with(
+                    id,
+                    &cid,
+                    &mut raw,
+                    DownloadOptions {
+                        decrypt: false,
+                        verify: false,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            raw
+        }
+    };
+    let b_raw = raw(b.file.cid.clone()).await;
+    assert!(
+        !b_raw
+            .windows(32)
+            .any(|w| w == crypto::sha256(&data(7000, 2))),
+        "the plaintext hash is visible in the ciphertext"
+    );
+
+    // The node (played here by the owner's own raw uploads, stored as they are) puts b's
+    // content under a's encrypted name.
+    client.delete(id, &b.file.cid).await.unwrap();
+    let plain_opts = || UploadOptions {
+        encrypt: false,
+        ..Default::default()
+    };
+    client
+        .upload(
+            id,
+            std::io::Cursor::new(b_raw.clone()),
+            &a.file.name,
+            plain_opts(),
+        )
+        .await
+        .unwrap();
+    let listed = client.list(id).await.unwrap();
+    assert_eq!(listed.iter().filter(|f| f.name == "a.txt").count(), 2);
+    let mut out = Vec::new();
+    let err = client
+        .download(id, &b.file.cid, &mut out)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Crypto(CryptoError::Corrupt(msg)) => assert!(msg.contains("another file"), "{msg}"),
+        other => panic!("expected a swapped-name refusal, got {other:?}"),
+    }
+    assert!(out.is_empty(), "plaintext released under a swapped name");
+    // a's own entry still opens, and its hash is checked against the sealed one.
+    let d = client.download(id, &a.file.cid, &mut out).await.unwrap();
+    assert_eq!(
+        (out.as_slice(), d.sha256.as_str()),
+        (a_plain.as_slice(), sha_a.as_str())
+    );
+
+    // Encrypted content under a plain name, and plain content under an encrypted name.
+    client.delete(id, &b.file.cid).await.unwrap();
+    client
+        .upload(id, std::io::Cursor::new(b_raw), "evil.txt", plain_opts())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let err = client
+        .download(id, &b.file.cid, &mut out)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unencrypted { .. }), "{err:?}");
+    let c = client
+        .upload(
+            id,
+            std::io::Cursor::new(b"not secret".to_vec()),
+            &a.file.name,
+            plain_opts(),
+        )
+        .await
+        .unwrap();
+    let err = client
+        .download(id, &c.file.cid, &mut out)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unencrypted { .. }), "{err:?}");
+    assert!(out.is_empty());
 }

@@ -220,12 +220,37 @@ where
     }
 
     /// Signs in to the node (SIWE) and answers the new session.
+    ///
+    /// A node rate-limits sign-ins per address and per IP (HTTP 429 with `Retry-After`): the
+    /// client waits as told and signs in again, for up to [`LOGIN_RETRY_BUDGET`] in all (many
+    /// `px` processes of one user start at once), then reports the node's refusal.
     #[tracing::instrument(target = "sdk::node", skip(self), fields(account = %self.address()))]
     pub async fn login(&self) -> Result<api::Session> {
+        let deadline = tokio::time::Instant::now() + LOGIN_RETRY_BUDGET;
+        loop {
+            match self.login_once(deadline).await? {
+                Ok(session) => return Ok(session),
+                Err(wait) => {
+                    tracing::debug!(target: "sdk::node", ?wait, "sign-in rate-limited; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One sign-in; `Ok(Err(wait))` when the node rate-limited it and waiting `wait` still
+    /// ends before `deadline`.
+    async fn login_once(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<std::result::Result<api::Session, std::time::Duration>> {
         let base = self.node_url()?;
         let http = &self.inner.http;
-        let nonce: api::NonceResponse =
-            read_json(http.get(format!("{base}/v1/auth/nonce")).send().await?).await?;
+        let resp = http.get(format!("{base}/v1/auth/nonce")).send().await?;
+        if let Some(wait) = retry_after(&resp, deadline) {
+            return Ok(Err(wait));
+        }
+        let nonce: api::NonceResponse = read_json(resp).await?;
         let d = &self.inner.deployment;
         if nonce.chain_id != d.chain_id {
             return Err(Error::NodeMismatch(format!(
@@ -262,13 +287,15 @@ where
             message,
             signature: signature.as_bytes().to_vec().into(),
         };
-        let session: api::Session = read_json(
-            http.post(format!("{base}/v1/auth/login"))
-                .json(&req)
-                .send()
-                .await?,
-        )
-        .await?;
+        let resp = http
+            .post(format!("{base}/v1/auth/login"))
+            .json(&req)
+            .send()
+            .await?;
+        if let Some(wait) = retry_after(&resp, deadline) {
+            return Ok(Err(wait));
+        }
+        let session: api::Session = read_json(resp).await?;
         if session.address != self.address() {
             return Err(Error::NodeMismatch(format!(
                 "signed in as {}, but the node issued a session for {}",
@@ -277,7 +304,7 @@ where
             )));
         }
         *self.inner.session.lock().await = Some((session.clone(), now));
-        Ok(session)
+        Ok(Ok(session))
     }
 
     /// Revokes the current session on the node and forgets it; the next call signs in again.
@@ -899,6 +926,32 @@ where
             file,
         })
     }
+}
+
+/// How long [`Client::login`] keeps trying when the node rate-limits sign-ins.
+pub const LOGIN_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// For a 429 answer: its `Retry-After` (default 1 s) plus up to 0.5 s of jitter, so that
+/// clients refused together do not all come back at once; `None` for any other answer or when
+/// the wait would end after `deadline`.
+fn retry_after(resp: &Response, deadline: tokio::time::Instant) -> Option<std::time::Duration> {
+    if resp.status() != StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let secs = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .min(60);
+    let jitter = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 500)
+        .unwrap_or_default();
+    let wait =
+        std::time::Duration::from_secs(secs) + std::time::Duration::from_millis(jitter.into());
+    (tokio::time::Instant::now() + wait <= deadline).then_some(wait)
 }
 
 /// How long [`Client::refusal_probe`] waits for the node's refusal.

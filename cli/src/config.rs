@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use eyre::{WrapErr, eyre};
+use eyre::WrapErr;
 use px_sdk::{Client, ClientConfig, Deployment, crypto::OwnerKey};
 use serde::Deserialize;
+
+use crate::output::usage;
 
 /// Options shared by every subcommand.
 #[derive(Debug, Args)]
@@ -92,7 +94,7 @@ impl Settings {
                 let text = std::fs::read_to_string(&p)
                     .wrap_err_with(|| format!("cannot read config file {}", p.display()))?;
                 let mut cfg: FileConfig = toml::from_str(&text)
-                    .wrap_err_with(|| format!("invalid config file {}", p.display()))?;
+                    .map_err(|e| usage(format!("invalid config file {}: {e}", p.display())))?;
                 let dir = p.parent().unwrap_or(Path::new("."));
                 cfg.deployment = relative_to(dir, cfg.deployment);
                 cfg.key_file = relative_to(dir, cfg.key_file);
@@ -116,21 +118,24 @@ impl Settings {
     /// The client these settings describe.
     pub(crate) async fn client(&self) -> eyre::Result<Client> {
         let key = self.private_key.as_deref().ok_or_else(|| {
-            eyre!(
-                "no wallet: set PX_PRIVATE_KEY, `private_key` in the config file, or --private-key"
+            usage(
+                "no wallet: set PX_PRIVATE_KEY, `private_key` in the config file, or --private-key",
             )
         })?;
         let signer = key
             .trim()
             .parse()
-            .map_err(|e| eyre!("the private key is not a valid hex key: {e}"))?;
+            .map_err(|e| usage(format!("the private key is not a valid hex key: {e}")))?;
         let deployment = match &self.deployment {
             Some(p) => Deployment::load(p)?,
             None => {
                 let chain_id = chain_id(&self.rpc_url).await?;
                 let p = PathBuf::from(format!("deployments/{chain_id}.json"));
-                Deployment::load(&p)
-                    .wrap_err("no deployment file: pass --deployment or set PX_DEPLOYMENT")?
+                Deployment::load(&p).map_err(|e| {
+                    usage(format!(
+                        "no deployment file: pass --deployment or set PX_DEPLOYMENT ({e})"
+                    ))
+                })?
             }
         };
         let mut config = ClientConfig::new(self.rpc_url.clone(), signer, deployment);
@@ -146,7 +151,9 @@ impl Settings {
 
 async fn chain_id(rpc_url: &str) -> eyre::Result<u64> {
     use alloy::providers::{Provider, ProviderBuilder};
-    let url = rpc_url.parse().wrap_err("invalid RPC URL")?;
+    let url = rpc_url
+        .parse()
+        .map_err(|e| usage(format!("invalid RPC URL {rpc_url:?}: {e}")))?;
     let provider = ProviderBuilder::new().connect_http(url);
     provider
         .get_chain_id()

@@ -4,7 +4,8 @@
 //! `$XDG_CONFIG_HOME/px/config.toml` or `~/.config/px/config.toml`), then environment variables
 //! (`PX_RPC_URL`, `PX_PRIVATE_KEY`, `PX_DEPLOYMENT`, `PX_NODE`, `PX_KEY_FILE`), then flags.
 //! Output is for people by default and JSON with `--json`. Each subcommand lives in its own
-//! module under `commands/`.
+//! module under `commands/`. The exit code tells the class of a failure
+//! ([`output::EXIT_CODES_HELP`], shown by `px --help`).
 
 mod commands;
 mod config;
@@ -16,7 +17,7 @@ use crate::{commands::Command, config::GlobalArgs};
 
 /// PX storage: mint storage NFTs, upload and download encrypted files, sync usage.
 #[derive(Debug, Parser)]
-#[command(name = "px", version, about, long_about = None)]
+#[command(name = "px", version, about, long_about = None, after_help = output::EXIT_CODES_HELP)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -26,7 +27,9 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    restore_sigpipe();
+    // SIGPIPE stays ignored (Rust's default): a storage node that answers an upload and closes
+    // the connection while the body is still being sent must surface as an error with the
+    // node's reason, never kill `px` silently. Output to a closed pipe is ignored (`outln!`).
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -40,18 +43,7 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             output::error(json, &e);
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(output::exit_code(&e))
         }
-    }
-}
-
-/// Rust ignores SIGPIPE, so `px ls 1 | head` would panic on the closed pipe; a command-line tool
-/// should instead end quietly like any other, so take the default action back.
-fn restore_sigpipe() {
-    #[cfg(unix)]
-    // SAFETY: called first thing in main, before any thread is spawned; SIG_DFL is a valid
-    // disposition for SIGPIPE.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

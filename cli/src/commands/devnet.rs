@@ -36,6 +36,8 @@ use px_sdk::{
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::process::{Child, Command};
 
+use crate::output::outln;
+
 /// Demo accounts funded with PXToken.
 const FUNDED_USERS: usize = 3;
 /// PXToken each demo account gets.
@@ -69,10 +71,21 @@ pub(crate) struct Args {
 pub(crate) async fn run(a: Args) -> eyre::Result<()> {
     let started = Instant::now();
     let backend: Ipfs = a.ipfs.parse().map_err(|e: String| eyre!(e))?;
-    let stack = Stack::start(&a, backend).await?;
+    // Ctrl-C (SIGINT) and SIGTERM (a supervisor, a CI runner, `timeout`) stop it the same way,
+    // at any stage: during start-up and the story, what was started is dropped (every process
+    // is spawned with kill-on-drop); once up, the stack is stopped gracefully.
+    let stop = shutdown_signal()?;
+    tokio::pin!(stop);
+    let stack = tokio::select! {
+        stack = Stack::start(&a, backend) => stack?,
+        _ = &mut stop => bail!("stopped by a signal during start-up"),
+    };
     eprintln!("devnet up in {:.1} s", started.elapsed().as_secs_f64());
     if a.story {
-        let result = story(&stack).await;
+        let result = tokio::select! {
+            r = story(&stack) => r,
+            _ = &mut stop => Err(eyre!("stopped by a signal during the story")),
+        };
         stack.stop().await;
         result?;
         let skipped = if backend.lacks(Capability::RoutingGet).is_some() {
@@ -80,15 +93,13 @@ pub(crate) async fn run(a: Args) -> eyre::Result<()> {
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "\nall story steps passed{skipped} in {:.1} s",
             started.elapsed().as_secs_f64()
         );
         return Ok(());
     }
     stack.print_endpoints();
-    let stop = tokio::signal::ctrl_c();
-    tokio::pin!(stop);
     // Watch the services: if one dies, say so and stop the rest.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let outcome = loop {
@@ -104,6 +115,20 @@ pub(crate) async fn run(a: Args) -> eyre::Result<()> {
     eprintln!("stopping the devnet");
     stack.stop().await;
     outcome
+}
+
+/// Resolves at the first SIGINT or SIGTERM. The handlers are installed before it returns, so
+/// a signal that arrives before the future is first polled is not lost.
+fn shutdown_signal() -> eyre::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).wrap_err("install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).wrap_err("install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 /// A running service process and where its log goes.
@@ -352,40 +377,41 @@ impl Stack {
 
     fn print_endpoints(&self) {
         let d = &self.devnet.deployment;
-        println!("PX devnet is running; Ctrl-C stops everything.\n");
-        println!(
+        outln!("PX devnet is running; Ctrl-C stops everything.\n");
+        outln!(
             "  chain        {} (chain id {})",
             self.devnet.rpc_url(),
             d.chain_id
         );
-        println!(
+        outln!(
             "  ipfs         {} ({}, Kubo RPC API)",
-            self.store_url, self.backend
+            self.store_url,
+            self.backend
         );
-        println!(
+        outln!(
             "  node         {}  (OpenAPI at /openapi.json)",
             self.node_url
         );
-        println!("  oracle EA    {}  (POST /, GET /health)", self.adapter_url);
-        println!("  deployment   {}", self.deployment_file.display());
-        println!("  StorageNFT   {}", d.storage_nft);
-        println!("  PXToken      {}", d.px_token);
-        println!("  LinkToken    {}", d.link);
-        println!("  Operator     {}", d.operator);
-        println!("  logs         {}", self.dir.join("logs").display());
-        println!(
+        outln!("  oracle EA    {}  (POST /, GET /health)", self.adapter_url);
+        outln!("  deployment   {}", self.deployment_file.display());
+        outln!("  StorageNFT   {}", d.storage_nft);
+        outln!("  PXToken      {}", d.px_token);
+        outln!("  LinkToken    {}", d.link);
+        outln!("  Operator     {}", d.operator);
+        outln!("  logs         {}", self.dir.join("logs").display());
+        outln!(
             "\n  demo accounts ({FUNDING_PX} PX each; anvil development keys, never use them elsewhere):"
         );
         for i in FIRST_USER..FIRST_USER + FUNDED_USERS {
-            println!(
+            outln!(
                 "    {}  {}",
                 self.devnet.address(i),
                 key_hex(&self.devnet.signer(i))
             );
         }
-        println!("\n  Drive it with px from another shell:");
-        println!("    source {}", self.dir.join("env").display());
-        println!(
+        outln!("\n  Drive it with px from another shell:");
+        outln!("    source {}", self.dir.join("env").display());
+        outln!(
             "    px plans && px mint --plan 2 && px upload 1 README.md && px ls 1 && px sync 1 --wait"
         );
     }
@@ -405,7 +431,7 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         n: 0,
         backend: stack.backend,
     };
-    println!("\nstory as {} ", client.address());
+    outln!("\nstory as {} ", client.address());
 
     let id = steps
         .run("mint a 10 GiB token, paying PXToken with a permit", async {
@@ -627,7 +653,7 @@ impl Steps {
         let started = Instant::now();
         match f.await {
             Ok((v, detail)) => {
-                println!(
+                outln!(
                     "[{:>2}] ok   {what} ({:.1} s)\n          {detail}",
                     self.n,
                     started.elapsed().as_secs_f64()
@@ -635,7 +661,7 @@ impl Steps {
                 Ok(v)
             }
             Err(e) => {
-                println!("[{:>2}] FAIL {what}\n          {e:#}", self.n);
+                outln!("[{:>2}] FAIL {what}\n          {e:#}", self.n);
                 Err(e.wrap_err(format!("story step {} failed: {what}", self.n)))
             }
         }
@@ -658,7 +684,7 @@ impl Needing<'_> {
             return self.steps.run(what, f).await;
         };
         self.steps.n += 1;
-        println!("[{:>2}] skip {what}\n          {why}", self.steps.n);
+        outln!("[{:>2}] skip {what}\n          {why}", self.steps.n);
         Ok(T::default())
     }
 }

@@ -1,10 +1,14 @@
 //! `px download <token> <cid> -o <file>`
 
-use std::path::PathBuf;
+use std::{io::IsTerminal, path::PathBuf, sync::Arc};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use px_sdk::{DownloadOptions, client::human_bytes};
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -15,9 +19,13 @@ pub(crate) struct Args {
     /// Where to write the file (`-` for standard output).
     #[arg(short, long)]
     output: PathBuf,
-    /// Write the stored bytes as they are, without decrypting.
+    /// Write the stored bytes as they are, without decrypting (only the CID is checked).
     #[arg(long)]
     raw: bool,
+    /// Accept a file stored unencrypted (uploaded with --no-encrypt); without it, content
+    /// that is not encrypted is refused.
+    #[arg(long)]
+    plain: bool,
     /// Overwrite an existing file.
     #[arg(long)]
     force: bool,
@@ -25,21 +33,67 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     let client = s.client().await?;
+    // Progress on a terminal only (never in JSON mode or when stderr is redirected).
+    let bar = (!s.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    });
     let opts = DownloadOptions {
         decrypt: !a.raw,
+        allow_plain: a.plain,
+        progress: bar.clone().map(|bar| -> px_sdk::Progress {
+            Arc::new(move |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+        }),
         ..Default::default()
     };
+    let result = download(&client, &a, opts).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let Some(r) = result? else {
+        return Ok(());
+    };
+    output::emit(s.json, &r, || {
+        outln!(
+            "wrote {} ({}{}) to {}",
+            output::escape_name(r.file.as_ref().map_or(a.cid.as_str(), |f| f.name.as_str())),
+            human_bytes(r.written),
+            if r.encrypted { ", decrypted" } else { "" },
+            a.output.display()
+        );
+    });
+    Ok(())
+}
+
+/// Downloads to standard output (answers `None`) or to a file, through a temporary file
+/// renamed on success, so a failed download leaves nothing.
+async fn download(
+    client: &px_sdk::Client,
+    a: &Args,
+    opts: DownloadOptions,
+) -> eyre::Result<Option<px_sdk::DownloadResult>> {
     if a.output.as_os_str() == "-" {
         let mut out = tokio::io::stdout();
         client
             .download_with(a.token, &a.cid, &mut out, opts)
             .await?;
-        return Ok(());
+        return Ok(None);
     }
     if a.output.exists() && !a.force {
-        eyre::bail!("{} exists; pass --force to overwrite", a.output.display());
+        return Err(output::usage(format!(
+            "{} exists; pass --force to overwrite",
+            a.output.display()
+        )));
     }
-    // Write next to the target and rename on success: a failed download leaves nothing.
     let dir = a
         .output
         .parent()
@@ -53,14 +107,5 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     file.sync_all().await?;
     drop(file);
     tmp.persist(&a.output)?;
-    output::emit(s.json, &r, || {
-        println!(
-            "wrote {} ({}{}) to {}",
-            r.file.as_ref().map_or(a.cid.as_str(), |f| f.name.as_str()),
-            human_bytes(r.written),
-            if r.encrypted { ", decrypted" } else { "" },
-            a.output.display()
-        );
-    });
-    Ok(())
+    Ok(Some(r))
 }

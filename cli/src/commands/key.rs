@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use px_sdk::crypto::OwnerKey;
 use serde_json::json;
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
@@ -27,10 +30,8 @@ pub(crate) async fn run(c: Command, s: &Settings) -> eyre::Result<()> {
                 s.json,
                 &json!({ "keyId": key.id_hex(), "path": path }),
                 || {
-                    println!("wrote owner key {} to {}", key.id_hex(), path.display());
-                    println!(
-                        "back this file up: files encrypted with it cannot be read without it"
-                    );
+                    outln!("wrote owner key {} to {}", key.id_hex(), path.display());
+                    outln!("back this file up: files encrypted with it cannot be read without it");
                 },
             );
         }
@@ -46,7 +47,7 @@ pub(crate) async fn run(c: Command, s: &Settings) -> eyre::Result<()> {
                 s.json,
                 &json!({ "keyId": key.id_hex(), "source": source }),
                 || {
-                    println!("owner key {} ({source})", key.id_hex());
+                    outln!("owner key {} ({source})", key.id_hex());
                 },
             );
         }

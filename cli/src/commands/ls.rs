@@ -2,7 +2,10 @@
 
 use px_sdk::client::human_bytes;
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -14,20 +17,23 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     let files = s.client().await?.list(a.token).await?;
     output::emit(s.json, &files, || {
         if files.is_empty() {
-            println!(
+            outln!(
                 "token {} stores no files; add one with `px upload {} <file>`",
-                a.token, a.token
+                a.token,
+                a.token
             );
             return;
         }
-        println!("{:<48} {:>10}  {:<4} NAME", "CID", "SIZE", "ENC");
+        outln!("{:<48} {:>10}  {:<4} NAME", "CID", "SIZE", "ENC");
         for f in &files {
-            println!(
+            outln!(
                 "{:<48} {:>10}  {:<4} {}",
                 f.entry.cid,
                 human_bytes(f.entry.size),
                 if f.encrypted { "yes" } else { "no" },
-                f.name
+                // Names come from the node (a plain name is only its word): no terminal
+                // escapes may pass.
+                output::escape_name(&f.name)
             );
         }
     });

@@ -3,7 +3,10 @@
 use px_sdk::Payment;
 use serde_json::json;
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -43,9 +46,9 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     };
     let state = client.token(id).await?;
     output::emit(s.json, &json!({ "tokenId": id, "token": state }), || {
-        println!("minted token {id} (plan {})", a.plan);
+        outln!("minted token {id} (plan {})", a.plan);
         if state.ipns_key.is_none() {
-            println!("no storage node key yet: mint through a node (--node) to upload files");
+            outln!("no storage node key yet: mint through a node (--node) to upload files");
         }
     });
     Ok(())

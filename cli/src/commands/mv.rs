@@ -2,7 +2,10 @@
 
 use px_sdk::client::human_bytes;
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -22,7 +25,7 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
         "usage": moved.usage,
     });
     output::emit(s.json, &report, || {
-        println!(
+        outln!(
             "token {} moved to {} (IPNS name {}): {} files, {} taken over; its usage record is now \
              published there (sequence {}). Use `--node {}` from now on and run `px sync {} --wait`.",
             a.token,

@@ -3,7 +3,10 @@
 use px_sdk::client::human_bytes;
 
 use super::units;
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {}
@@ -11,9 +14,12 @@ pub(crate) struct Args {}
 pub(crate) async fn run(_: Args, s: &Settings) -> eyre::Result<()> {
     let plans = s.client().await?.plans().await?;
     output::emit(s.json, &plans, || {
-        println!(
+        outln!(
             "{:<4} {:>10} {:>10}  {:<7} PRICE",
-            "ID", "QUOTA", "VALIDITY", "ACTIVE"
+            "ID",
+            "QUOTA",
+            "VALIDITY",
+            "ACTIVE"
         );
         for p in &plans {
             let validity = if p.validity == 0 {
@@ -31,7 +37,7 @@ pub(crate) async fn run(_: Args, s: &Settings) -> eyre::Result<()> {
             if !p.native_price.is_zero() {
                 prices.push(units(p.native_price, "ETH"));
             }
-            println!(
+            outln!(
                 "{:<4} {:>10} {:>10}  {:<7} {}",
                 p.id,
                 human_bytes(p.quota),

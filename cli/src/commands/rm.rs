@@ -2,7 +2,10 @@
 
 use px_sdk::client::human_bytes;
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -15,7 +18,7 @@ pub(crate) struct Args {
 pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     let r = s.client().await?.delete(a.token, &a.cid).await?;
     output::emit(s.json, &r, || {
-        println!(
+        outln!(
             "deleted {}; token {} now uses {} in {} files (run `px sync {} --wait` to update the chain)",
             a.cid,
             a.token,

@@ -3,7 +3,10 @@
 use px_sdk::client::{human_bytes, human_duration};
 use serde_json::json;
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -24,8 +27,8 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
         s.json,
         &json!({ "token": t, "uploadsOpen": gate.ok, "gate": gate.reason, "detail": locked }),
         || {
-            println!("token {} (plan {}), owner {}", t.id, t.plan, t.owner);
-            println!(
+            outln!("token {} (plan {}), owner {}", t.id, t.plan, t.owner);
+            outln!(
                 "usage    {} of {} in {} files (as of the last sync, seq {})",
                 human_bytes(t.used),
                 human_bytes(t.quota),
@@ -34,12 +37,12 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
             );
             if t.expires_at != 0 {
                 if t.expires_at > t.now {
-                    println!("expires  in {}", human_duration(t.expires_at - t.now));
+                    outln!("expires  in {}", human_duration(t.expires_at - t.now));
                 } else {
-                    println!("expired  {} ago", human_duration(t.now - t.expires_at));
+                    outln!("expired  {} ago", human_duration(t.now - t.expires_at));
                 }
             }
-            println!(
+            outln!(
                 "synced   {} ago{}",
                 human_duration(t.now.saturating_sub(t.last_sync_at)),
                 if t.pending {
@@ -49,12 +52,12 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
                 }
             );
             match t.ipns_key {
-                Some(k) => println!("ipns key {k}"),
-                None => println!("ipns key none"),
+                Some(k) => outln!("ipns key {k}"),
+                None => outln!("ipns key none"),
             }
             match &locked {
-                None => println!("uploads  open"),
-                Some(why) => println!("uploads  locked: {why}"),
+                None => outln!("uploads  open"),
+                Some(why) => outln!("uploads  locked: {why}"),
             }
         },
     );

@@ -5,7 +5,10 @@ use std::time::Duration;
 use px_sdk::client::human_bytes;
 use serde_json::json;
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -31,9 +34,11 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     if !a.wait {
         let r = request.expect("requested when not waiting");
         output::emit(s.json, &r, || {
-            println!(
+            outln!(
                 "sync of token {} requested ({}); run `px sync {} --wait` to wait for it",
-                a.token, r.request_id, a.token
+                a.token,
+                r.request_id,
+                a.token
             );
         });
         return Ok(());
@@ -47,7 +52,7 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
         s.json,
         &json!({ "request": request, "synced": synced }),
         || {
-            println!(
+            outln!(
                 "token {} synced: {} in {} files (record seq {}, {})",
                 a.token,
                 human_bytes(synced.used),

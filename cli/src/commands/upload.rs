@@ -5,7 +5,10 @@ use std::{io::IsTerminal, path::PathBuf, sync::Arc};
 use indicatif::{ProgressBar, ProgressStyle};
 use px_sdk::{UploadOptions, client::human_bytes};
 
-use crate::{config::Settings, output};
+use crate::{
+    config::Settings,
+    output::{self, outln},
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -32,7 +35,12 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
             .file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| eyre::eyre!("{} has no file name; pass --name", a.file.display()))?,
+            .ok_or_else(|| {
+                output::usage(format!(
+                    "{} has no file name; pass --name",
+                    a.file.display()
+                ))
+            })?,
     };
     let mut opts = UploadOptions {
         encrypt: !a.no_encrypt,
@@ -61,14 +69,14 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     }
     let r = result?;
     output::emit(s.json, &r, || {
-        println!(
+        outln!(
             "uploaded {} ({}{}) as {}",
-            r.name,
+            output::escape_name(&r.name),
             human_bytes(r.plain_size),
             if r.encrypted { ", encrypted" } else { "" },
             r.file.cid
         );
-        println!(
+        outln!(
             "token {} now uses {} of {} in {} files",
             a.token,
             human_bytes(r.usage.used),

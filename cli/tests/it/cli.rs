@@ -8,7 +8,20 @@ use serde_json::Value;
 use crate::common::{Env, NodeProc, spawn_chain, spawn_node};
 
 /// Runs `px` with a clean environment (no user config) pointed at `env` (and `node`).
-async fn px(env: &Env, node: Option<&NodeProc>, home: &Path, args: &[&str]) -> Output {
+pub(crate) async fn px(env: &Env, node: Option<&NodeProc>, home: &Path, args: &[&str]) -> Output {
+    px_command(env, node, home, args)
+        .output()
+        .await
+        .expect("run px")
+}
+
+/// The `px` command [`px`] runs, to spawn it yourself.
+pub(crate) fn px_command(
+    env: &Env,
+    node: Option<&NodeProc>,
+    home: &Path,
+    args: &[&str],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_px"));
     cmd.args(args)
         .env_clear()
@@ -20,10 +33,10 @@ async fn px(env: &Env, node: Option<&NodeProc>, home: &Path, args: &[&str]) -> O
     if let Some(n) = node {
         cmd.env("PX_NODE", &n.url);
     }
-    cmd.output().await.expect("run px")
+    cmd
 }
 
-fn ok(out: &Output) -> String {
+pub(crate) fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -33,7 +46,7 @@ fn ok(out: &Output) -> String {
     stdout
 }
 
-fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     serde_json::from_str(&ok(out)).expect("JSON output")
 }
 
@@ -284,6 +297,7 @@ async fn key_file_commands_and_wrong_key_download() {
     .await;
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong key"));
+    assert_eq!(wrong.status.code(), Some(VERIFICATION));
     assert!(!out_path.exists(), "a failed download leaves no file");
     ok(&px(
         &env,
@@ -301,4 +315,99 @@ async fn key_file_commands_and_wrong_key_download() {
     )
     .await);
     assert_eq!(std::fs::read(&out_path).unwrap(), b"only for the key file");
+}
+
+/// Exit codes of `px` (cli/README.md, `px --help`).
+const USAGE: i32 = 2;
+const NOT_FOUND: i32 = 4;
+const VERIFICATION: i32 = 6;
+
+/// Issue 15: exit codes tell the class of a failure, `px --help` documents them, and names the
+/// node supplies cannot drive the terminal.
+#[tokio::test]
+async fn exit_codes_by_class_and_escaped_names() {
+    let env = spawn_chain().await;
+    let node = spawn_node(&env).await;
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let n = Some(&node);
+
+    let help = ok(&px(&env, None, h, &["--help"]).await);
+    assert!(
+        help.contains("Exit codes:") && help.contains("3  refused"),
+        "{help}"
+    );
+    let bad = px(&env, None, h, &["upload"]).await;
+    assert_eq!(bad.status.code(), Some(USAGE), "clap's usage error");
+    let mut no_wallet = px_command(&env, n, h, &["ls", "1"]);
+    no_wallet.env_remove("PX_PRIVATE_KEY");
+    let no_wallet = no_wallet.output().await.unwrap();
+    assert_eq!(no_wallet.status.code(), Some(USAGE));
+    assert!(String::from_utf8_lossy(&no_wallet.stderr).contains("no wallet"));
+
+    let minted = json(&px(&env, n, h, &["mint", "--json"]).await);
+    let t = minted["tokenId"].as_u64().unwrap().to_string();
+    let missing = px(
+        &env,
+        n,
+        h,
+        &[
+            "download",
+            &t,
+            "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o",
+            "-o",
+            h.join("x").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(missing.status.code(), Some(NOT_FOUND));
+
+    // A plain name with terminal escapes (the node stores any name but '/' and NUL).
+    let file = h.join("a.txt");
+    std::fs::write(&file, b"plain").unwrap();
+    let evil = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J.txt";
+    let up = json(
+        &px(
+            &env,
+            n,
+            h,
+            &[
+                "upload",
+                &t,
+                file.to_str().unwrap(),
+                "--no-encrypt",
+                "--name",
+                evil,
+                "--json",
+            ],
+        )
+        .await,
+    );
+    let listed = ok(&px(&env, n, h, &["ls", &t]).await);
+    assert!(
+        !listed.contains('\u{1b}') && !listed.contains('\u{7}'),
+        "{listed:?}"
+    );
+    assert!(listed.contains("evil\\u{1b}]0;pwned"), "{listed}");
+    // Plain content is refused where encryption is expected, unless asked for.
+    let cid = up["file"]["cid"].as_str().unwrap();
+    let out = h.join("plain.txt");
+    let refused = px(
+        &env,
+        n,
+        h,
+        &["download", &t, cid, "-o", out.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(VERIFICATION));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--plain"));
+    let text = ok(&px(
+        &env,
+        n,
+        h,
+        &["download", &t, cid, "--plain", "-o", out.to_str().unwrap()],
+    )
+    .await);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"plain");
 }

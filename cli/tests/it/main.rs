@@ -10,4 +10,6 @@ mod common;
 
 mod cli;
 mod devnet;
+mod signals;
 mod story;
+mod uploads;

@@ -1,5 +1,7 @@
 //! The Chainlink external adapter: `POST /` answers `{"id", "data": {"tokenId"}}` with the
-//! token's verified usage in the standard adapter shape; `GET /health`; `GET /metrics`.
+//! token's verified usage in the standard adapter shape; `GET /health` (the chain and the IPFS
+//! daemon reachable: 200, else 503 saying which is not); `GET /metrics`. In relayer-only mode
+//! [`ops_app`] serves the last two alone.
 //!
 //! A record problem is still a successful adapter answer (HTTP 200) carrying the error status
 //! code, so the Chainlink job fulfills it and the request does not hang. Adapter errors (bad
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
+use alloy::providers::{DynProvider, Provider};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
@@ -29,11 +32,65 @@ const MAX_BODY: usize = 64 * 1024;
 /// Most answers kept in the cache.
 const CACHE_CAPACITY: usize = 10_000;
 
+/// The reachability checks behind `/health`: a block number from the chain RPC and an answer
+/// from the IPFS daemon, each within a timeout.
+#[derive(Debug, Clone)]
+pub struct Health {
+    provider: DynProvider,
+    resolver: Resolver,
+    timeout: Duration,
+}
+
+impl Health {
+    /// Checks through `provider` and `resolver`'s IPFS client, each bounded by `timeout`.
+    pub fn new(provider: DynProvider, resolver: Resolver, timeout: Duration) -> Self {
+        Self {
+            provider,
+            resolver,
+            timeout,
+        }
+    }
+
+    /// Runs both checks; `Ok` only if both pass. The body says which failed.
+    pub async fn check(&self) -> (bool, Value) {
+        let chain = async {
+            match tokio::time::timeout(self.timeout, self.provider.get_block_number()).await {
+                Ok(Ok(n)) => Ok(n),
+                Ok(Err(e)) => Err(format!("chain RPC failed: {e}")),
+                Err(_) => Err(format!("chain RPC timed out after {:?}", self.timeout)),
+            }
+        };
+        let ipfs = async {
+            match tokio::time::timeout(self.timeout, self.resolver.ipfs_reachable()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("IPFS timed out after {:?}", self.timeout)),
+            }
+        };
+        let (chain, ipfs) = tokio::join!(chain, ipfs);
+        let ok = chain.is_ok() && ipfs.is_ok();
+        let short = |e: String| e.chars().take(200).collect::<String>();
+        let body = json!({
+            "status": if ok { "OK" } else { "DOWN" },
+            "chain": match chain {
+                Ok(block) => json!({"ok": true, "block": block}),
+                Err(e) => json!({"ok": false, "error": short(e)}),
+            },
+            "ipfs": match ipfs {
+                Ok(()) => json!({"ok": true}),
+                Err(e) => json!({"ok": false, "error": short(e)}),
+            },
+        });
+        (ok, body)
+    }
+}
+
 /// Shared state of the adapter.
 #[derive(Debug, Clone)]
 pub struct AdapterState {
     resolver: Resolver,
     metrics: Metrics,
+    health: Option<Health>,
     timeout: Duration,
     cache_max_age: Duration,
     cache: Arc<Mutex<HashMap<U256, (Instant, Answer)>>>,
@@ -51,10 +108,18 @@ impl AdapterState {
         Self {
             resolver,
             metrics,
+            health: None,
             timeout,
             cache_max_age,
             cache: Arc::default(),
         }
+    }
+
+    /// `/health` runs `health`'s checks (without it, it answers OK as long as the process
+    /// serves).
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = Some(health);
+        self
     }
 
     fn cached(&self, token: U256) -> Option<Answer> {
@@ -101,8 +166,37 @@ pub fn metrics_app(metrics_state: Metrics) -> Router {
         .with_state(metrics_state)
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "OK" }))
+/// `/health` and `/metrics` alone, for relayer-only mode.
+pub fn ops_app(health: Health, metrics_state: Metrics) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|State((h, _)): State<(Health, Metrics)>| async move { health_response(&h).await }),
+        )
+        .route(
+            "/metrics",
+            get(|State((_, m)): State<(Health, Metrics)>| async move {
+                render_metrics(State(m)).await
+            }),
+        )
+        .with_state((health, metrics_state))
+}
+
+async fn health_response(health: &Health) -> Response {
+    let (ok, body) = health.check().await;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn health(State(state): State<AdapterState>) -> Response {
+    match &state.health {
+        Some(h) => health_response(h).await,
+        None => Json(json!({ "status": "OK" })).into_response(),
+    }
 }
 
 async fn metrics(State(state): State<AdapterState>) -> Response {

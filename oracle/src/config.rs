@@ -105,7 +105,13 @@ pub struct ChainConfig {
     pub rpc_url: Option<String>,
     /// The deployment file (`deployments/<chainId>.json`) naming the contracts.
     pub deployment: Option<PathBuf>,
+    /// Timeout of every chain JSON-RPC call, milliseconds (`RPC_TIMEOUT`, default 10000). A
+    /// call that times out is retried, never taken as an answer.
+    pub rpc_timeout_ms: Option<u64>,
 }
+
+/// Default of [`ChainConfig::rpc_timeout_ms`].
+pub const DEFAULT_RPC_TIMEOUT_MS: u64 = 10_000;
 
 /// The relayer that fulfills `OracleRequest`s itself.
 #[derive(Debug, Clone, Deserialize)]
@@ -117,7 +123,8 @@ pub struct RelayerConfig {
     pub private_key: Option<Secret>,
     /// The database file (default `px-oracle.redb`).
     pub db: PathBuf,
-    /// Confirmations before a request is acted on (1: as soon as it is mined).
+    /// Confirmations before a request is acted on, and on a fulfill's receipt before the
+    /// request counts as done (1: as soon as it is mined; default 3).
     pub confirmations: u64,
     /// How often to poll for new blocks, milliseconds (default 1000).
     pub poll_interval_ms: u64,
@@ -148,7 +155,7 @@ impl Default for RelayerConfig {
             enabled: true,
             private_key: None,
             db: PathBuf::from("px-oracle.redb"),
-            confirmations: 1,
+            confirmations: 3,
             poll_interval_ms: 1000,
             spec_ids: Vec::new(),
             requesters: Vec::new(),
@@ -211,6 +218,9 @@ pub struct Cli {
     /// Chain JSON-RPC URL.
     #[arg(long, env = "RPC_URL")]
     pub rpc_url: Option<String>,
+    /// Timeout of every chain RPC call, milliseconds.
+    #[arg(long, env = "RPC_TIMEOUT")]
+    pub rpc_timeout: Option<u64>,
     /// Deployment file.
     #[arg(long, env = "DEPLOYMENT")]
     pub deployment: Option<PathBuf>,
@@ -284,6 +294,9 @@ impl Config {
         if cli.rpc_url.is_some() {
             self.chain.rpc_url.clone_from(&cli.rpc_url);
         }
+        if cli.rpc_timeout.is_some() {
+            self.chain.rpc_timeout_ms = cli.rpc_timeout;
+        }
         if cli.deployment.is_some() {
             self.chain.deployment.clone_from(&cli.deployment);
         }
@@ -347,6 +360,16 @@ impl Config {
             .rpc_url
             .as_deref()
             .unwrap_or("http://127.0.0.1:8545")
+    }
+
+    /// The timeout of one chain RPC call.
+    pub fn rpc_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.chain
+                .rpc_timeout_ms
+                .unwrap_or(DEFAULT_RPC_TIMEOUT_MS)
+                .max(1),
+        )
     }
 
     /// Whether the relayer runs: enabled and a key is set.

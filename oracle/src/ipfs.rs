@@ -87,6 +87,9 @@ pub trait Ipfs: Send + Sync + fmt::Debug {
 
     /// The content of the UnixFS file `cid`, at most `limit` bytes.
     fn cat<'a>(&'a self, cid: &'a Cid, limit: usize) -> BoxFuture<'a, Result<Vec<u8>, IpfsError>>;
+
+    /// Whether the daemon answers at all (`version`): the reachability check of `/health`.
+    fn ping(&self) -> BoxFuture<'_, Result<(), IpfsError>>;
 }
 
 /// A Kubo RPC client (`POST <url><prefix>/<command>`) with a per-call timeout, written for
@@ -286,6 +289,10 @@ impl Ipfs for KuboRpc {
             }
             Ok(record)
         })
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), IpfsError>> {
+        Box::pin(async move { self.post("version", &[], 4096).await.map(|_| ()) })
     }
 
     fn cat<'a>(&'a self, cid: &'a Cid, limit: usize) -> BoxFuture<'a, Result<Vec<u8>, IpfsError>> {

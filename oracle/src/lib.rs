@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 pub use error::{Error, Result};
 
-use crate::adapter::AdapterState;
+use crate::adapter::{AdapterState, Health};
 use crate::ipfs::KuboRpc;
 use crate::metrics::Metrics;
 use crate::relayer::db::Db;
@@ -66,6 +66,7 @@ pub fn status_label(status: u8) -> String {
 #[derive(Debug)]
 pub struct OracleHandle {
     adapter_addr: Option<SocketAddr>,
+    ops_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     metrics: Metrics,
     relayer: Option<Arc<Relayer>>,
@@ -77,6 +78,12 @@ impl OracleHandle {
     /// Where the external adapter listens, if it runs.
     pub fn adapter_addr(&self) -> Option<SocketAddr> {
         self.adapter_addr
+    }
+
+    /// Where `/health` and `/metrics` are served in relayer-only mode (the adapter's host and
+    /// port; with the adapter on, its own router serves them).
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_addr
     }
 
     /// Where the separate metrics server listens, if configured.
@@ -116,9 +123,16 @@ pub async fn connect(config: &Config) -> Result<(DynProvider, Deployment)> {
         .rpc_url()
         .parse()
         .map_err(|e| Error::Config(format!("invalid RPC URL: {e}")))?;
+    // alloy's default HTTP client has no timeout: a hung backend would hang the relayer.
+    let timeout = config.rpc_timeout();
+    let client = alloy::transports::http::reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
     let provider = ProviderBuilder::new()
         .disable_recommended_fillers()
-        .connect_http(url)
+        .connect_reqwest(client, url)
         .erased();
     let chain_id = provider
         .get_chain_id()
@@ -145,9 +159,33 @@ async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Rec
     }
 }
 
+/// Runs `f` until it succeeds, fails for good, or `STARTUP_ATTEMPTS` transient (chain RPC)
+/// failures in a row: a flaky RPC at start is not a reason to refuse.
+async fn retry_transient<T, F, Fut>(what: &str, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    const STARTUP_ATTEMPTS: u32 = 8;
+    let mut wait = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(Error::Rpc(e)) if attempt < STARTUP_ATTEMPTS => {
+                tracing::warn!(target: "oracle::server", error = %e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Starts the external adapter and/or the relayer as configured.
 pub async fn spawn(config: Config) -> Result<OracleHandle> {
-    let (provider, deployment) = connect(&config).await?;
+    let (provider, deployment) =
+        retry_transient("connecting to the chain", || connect(&config)).await?;
     let ipfs = KuboRpc::new(
         &config.ipfs.url,
         config.ipfs.flavor,
@@ -185,6 +223,11 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
 
+    let health = Health::new(
+        provider.clone(),
+        resolver.clone(),
+        Duration::from_millis(config.adapter.api_timeout_ms.clamp(100, 5_000)),
+    );
     let mut adapter_addr = None;
     let mut metrics_addr = None;
     if config.adapter.enabled {
@@ -197,7 +240,8 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
         let listener =
             TcpListener::bind(SocketAddr::new(config.adapter.host, config.adapter.port)).await?;
         adapter_addr = Some(listener.local_addr()?);
-        let router = adapter::app(state).layer(tower_http::trace::TraceLayer::new_for_http());
+        let router = adapter::app(state.with_health(health.clone()))
+            .layer(tower_http::trace::TraceLayer::new_for_http());
         tasks.push(tokio::spawn(serve(listener, router, stopped.clone())));
         if let Some(port) = config.adapter.metrics_port {
             let listener = TcpListener::bind(SocketAddr::new(config.adapter.host, port)).await?;
@@ -212,6 +256,7 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
     }
 
     let mut relayer = None;
+    let mut ops_addr = None;
     if let Some(db) = db {
         let key = config
             .relayer
@@ -256,12 +301,36 @@ pub async fn spawn(config: Config) -> Result<OracleHandle> {
             metrics.clone(),
             settings,
         ));
+        // Misconfiguration is loud: an unauthorized or unfunded key refuses to start.
+        if let Err(e) = retry_transient("startup checks", || rel.preflight()).await {
+            let _ = stop.send(true);
+            for task in tasks {
+                let _ = task.await;
+            }
+            tracing::error!(target: "oracle::relayer", error = %e, "relayer refuses to start");
+            return Err(e);
+        }
         tasks.push(tokio::spawn(Arc::clone(&rel).run(stopped.clone())));
         relayer = Some(rel);
+        if !config.adapter.enabled {
+            // Relayer only: the adapter's address serves `/health` and `/metrics`.
+            let listener =
+                TcpListener::bind(SocketAddr::new(config.adapter.host, config.adapter.port))
+                    .await?;
+            let addr = listener.local_addr()?;
+            ops_addr = Some(addr);
+            tasks.push(tokio::spawn(serve(
+                listener,
+                adapter::ops_app(health.clone(), metrics.clone()),
+                stopped.clone(),
+            )));
+            tracing::info!(target: "oracle::relayer", %addr, "health and metrics listening");
+        }
     }
 
     Ok(OracleHandle {
         adapter_addr,
+        ops_addr,
         metrics_addr,
         metrics,
         relayer,

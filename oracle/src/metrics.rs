@@ -1,6 +1,7 @@
 //! Prometheus metrics of both faces, served as text at `/metrics`.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +50,7 @@ struct Inner {
     fulfill_latency: Histogram,
     pending: Gauge,
     cursor: Gauge,
+    balance: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -82,13 +84,13 @@ impl Metrics {
         let failures = Family::<Label, Counter>::default();
         registry.register(
             "failures",
-            "Failures by reason (rpc, ipfs_unavailable, token_not_found, send, simulation, ...)",
+            "Failures by reason (rpc, ipfs_unavailable, token_not_found, timeout, scan, reorg, broadcast, internal)",
             failures.clone(),
         );
         let fulfills = Family::<Label, Counter>::default();
         registry.register(
             "fulfills",
-            "Relayer fulfill outcomes (kind=confirmed|skipped_expired|skipped_closed|skipped_reorged|replaced|ignored)",
+            "Relayer fulfill outcomes (kind=confirmed|skipped_expired|skipped_closed|replaced|cancelled|ignored)",
             fulfills.clone(),
         );
         let resolve_latency = HistogramFamily::new_with_constructor(latency_histogram);
@@ -115,6 +117,12 @@ impl Metrics {
             "Relayer: last block scanned for OracleRequest logs",
             cursor.clone(),
         );
+        let balance = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "relayer_balance_ether",
+            "Relayer: native coin held by the sending account, in ether (wei / 1e18)",
+            balance.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -127,6 +135,7 @@ impl Metrics {
                 fulfill_latency,
                 pending,
                 cursor,
+                balance,
             }),
         }
     }
@@ -174,6 +183,11 @@ impl Metrics {
         self.inner
             .cursor
             .set(i64::try_from(block).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the relayer's balance, in ether.
+    pub fn set_balance(&self, ether: f64) {
+        self.inner.balance.set(ether);
     }
 
     /// The text exposition format.

@@ -18,14 +18,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use alloy::eips::BlockId;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::DynProvider;
-use alloy::transports::{RpcError, TransportError};
 use cid::Cid;
 use px_core::contracts::{StorageNFT, sync_status};
 use px_core::importer::{ImportOptions, cid_of};
 use px_core::ipns::{
-    IpnsEntry, IpnsError, IpnsName, MAX_RECORD_SIZE, VerifyOptions, verify_record,
+    IpnsEntry, IpnsError, IpnsName, MAX_RECORD_SIZE, SignatureKind, VerifyOptions, verify_record,
 };
 use px_core::record::{RecordError, UsageRecord};
 use serde::Serialize;
@@ -196,16 +196,10 @@ struct Inner {
     floor: Arc<dyn SequenceFloor>,
 }
 
-/// Maps a contract call error: a revert is the contract's answer, anything else is the RPC's
-/// failure.
+/// Whether a contract call error is the contract's answer (a revert, see
+/// [`crate::error::is_revert`]); anything else is the RPC's failure, retried.
 pub(crate) fn is_revert(e: &alloy::contract::Error) -> bool {
-    matches!(e, alloy::contract::Error::TransportError(t) if is_error_resp(t))
-}
-
-/// Whether a transport error is a JSON-RPC error response (the node answered), as opposed to a
-/// failure to reach the node.
-pub(crate) fn is_error_resp(e: &TransportError) -> bool {
-    matches!(e, RpcError::ErrorResp(_))
+    matches!(e, alloy::contract::Error::TransportError(t) if crate::error::is_revert(t))
 }
 
 impl Resolver {
@@ -230,6 +224,11 @@ impl Resolver {
         }
     }
 
+    /// Whether the IPFS daemon answers (for `/health`).
+    pub async fn ipfs_reachable(&self) -> std::result::Result<(), IpfsError> {
+        self.inner.ipfs.ping().await
+    }
+
     /// The StorageNFT contract address.
     pub fn contract(&self) -> Address {
         self.inner.contract
@@ -239,7 +238,13 @@ impl Resolver {
     /// exist; every record problem is an `Ok` answer with an error status.
     #[instrument(target = "oracle::resolver", skip(self), fields(token_id = %token_id))]
     pub async fn resolve(&self, token_id: U256) -> Result<Answer> {
-        match self.verify(token_id).await {
+        self.resolve_at(token_id, None).await
+    }
+
+    /// [`Resolver::resolve`] reading the contract at block `at` (the latest if `None`), so a
+    /// backend lagging behind the request's block cannot make the token look absent.
+    pub async fn resolve_at(&self, token_id: U256, at: Option<u64>) -> Result<Answer> {
+        match self.verify(token_id, at).await {
             Ok(answer) => Ok(answer),
             Err(Failure::Rejected(r)) => {
                 tracing::info!(target: "oracle::resolver", %token_id, reason = r.reason(), detail = %r, "record rejected");
@@ -249,21 +254,32 @@ impl Resolver {
         }
     }
 
-    async fn verify(&self, token_id: U256) -> std::result::Result<Answer, Failure> {
+    async fn verify(
+        &self,
+        token_id: U256,
+        at: Option<u64>,
+    ) -> std::result::Result<Answer, Failure> {
         let inner = &*self.inner;
+        let block = at.map_or(BlockId::latest(), BlockId::number);
         let Ok(token) = u64::try_from(token_id) else {
             return Err(Rejection::WrongBinding(format!(
                 "token id {token_id} does not fit a usage record"
             ))
             .into());
         };
-        let name_bytes = inner.nft.ipnsName(token_id).call().await.map_err(|e| {
-            if is_revert(&e) {
-                Error::TokenNotFound(token_id)
-            } else {
-                Error::Rpc(e.to_string())
-            }
-        })?;
+        let name_bytes = inner
+            .nft
+            .ipnsName(token_id)
+            .block(block)
+            .call()
+            .await
+            .map_err(|e| {
+                if is_revert(&e) {
+                    Error::TokenNotFound(token_id)
+                } else {
+                    Error::Rpc(e.to_string())
+                }
+            })?;
         if name_bytes.is_empty() {
             return Err(Rejection::NotFound(format!("token {token_id} has no IPNS name")).into());
         }
@@ -280,12 +296,22 @@ impl Resolver {
             now: None,
         };
         let record = verify_record(&name, &raw, &opts).map_err(|e| ipns_rejection(e, &raw))?;
-        if let Some(floor) = inner.floor.check_and_raise(&name, record.sequence)? {
-            return Err(Rejection::SequenceRegressed(format!(
-                "IPNS sequence {} below {floor} already verified for {name}",
-                record.sequence
-            ))
-            .into());
+        // A V1 signature covers the value and validity but not the sequence: anyone serving a
+        // genuine V1-only record can set any sequence, so it neither raises nor is held to the
+        // floor (a V1-only record with sequence 2^64-1 must not lock the name).
+        if record.signature == SignatureKind::V2 {
+            let floor = Arc::clone(&inner.floor);
+            let seq = record.sequence;
+            // The floor may be a durable database: its commit stays off the async workers.
+            let regressed = tokio::task::spawn_blocking(move || floor.check_and_raise(&name, seq))
+                .await
+                .map_err(|e| Error::Db(format!("sequence floor task: {e}")))??;
+            if let Some(floor) = regressed {
+                return Err(Rejection::SequenceRegressed(format!(
+                    "IPNS sequence {seq} below {floor} already verified for {name}"
+                ))
+                .into());
+            }
         }
 
         let cid = record
@@ -318,6 +344,7 @@ impl Resolver {
         let info = inner
             .nft
             .tokenInfo(token_id)
+            .block(block)
             .call()
             .await
             .map_err(|e| Error::Rpc(e.to_string()))?;

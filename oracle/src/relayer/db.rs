@@ -3,6 +3,8 @@
 //! - `meta`: the scan cursor (last block whose logs are recorded) and its hash, and the
 //!   chain/operator the database belongs to.
 //! - `requests`: request id -> [`Entry`] (the request and its [`Stage`]), JSON encoded.
+//! - `active`: the ids of the requests still worked on (`Open` or `Sending`), so a poll reads
+//!   only those and finished entries cost nothing however many accumulate.
 //! - `ipns_seq`: IPNS name -> highest record sequence verified (the resolver's
 //!   [`SequenceFloor`], so a replayed older record is refused after a restart too).
 //!
@@ -14,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Bytes};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::request::Request;
@@ -25,6 +27,7 @@ use px_core::ipns::IpnsName;
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const REQUESTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("requests");
 const IPNS_SEQ: TableDefinition<'_, &[u8], u64> = TableDefinition::new("ipns_seq");
+const ACTIVE: TableDefinition<'_, &[u8], ()> = TableDefinition::new("active");
 
 /// One broadcast (or about to be broadcast) fulfill transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +43,10 @@ pub struct SentTx {
     pub raw: Bytes,
     /// Unix time it was signed.
     pub signed_at: u64,
+    /// A zero-value transfer to self that only fills the nonce (the request expired and was
+    /// closed while its fulfill was stuck), not a fulfill.
+    #[serde(default)]
+    pub cancel: bool,
 }
 
 /// Where a request is in its life.
@@ -69,12 +76,20 @@ pub enum Stage {
         /// Why.
         reason: String,
     },
+    /// Its log's block left the canonical chain before a fulfill was signed. Not worked on;
+    /// reopened if a rescan finds the log again (the request was re-included).
+    Reorged,
 }
 
 impl Stage {
     /// Whether nothing more will happen to the request.
     pub fn is_final(&self) -> bool {
         matches!(self, Self::Done { .. } | Self::Skipped { .. })
+    }
+
+    /// Whether the relayer works on the request (`Open` or `Sending`).
+    pub fn is_active(&self) -> bool {
+        matches!(self, Self::Open | Self::Sending { .. })
     }
 }
 
@@ -135,7 +150,19 @@ impl Db {
                     meta.insert("owner", owner.as_bytes())?;
                 }
             }
-            tx.open_table(REQUESTS)?;
+            let indexed = meta.get("active_index")?.is_some();
+            let requests = tx.open_table(REQUESTS)?;
+            let mut active = tx.open_table(ACTIVE)?;
+            if !indexed {
+                // A database from before the index: build it once.
+                for item in requests.iter()? {
+                    let (k, v) = item?;
+                    if from_json::<Entry>(v.value())?.stage.is_active() {
+                        active.insert(k.value(), ())?;
+                    }
+                }
+                meta.insert("active_index", &[1u8][..])?;
+            }
             tx.open_table(IPNS_SEQ)?;
         }
         tx.commit()?;
@@ -151,8 +178,11 @@ impl Db {
             .transpose()
     }
 
-    /// Records newly seen requests (keeping existing entries untouched) and moves the cursor,
-    /// atomically. Returns the entries that were new.
+    /// Records the requests of a scanned range and moves the cursor, atomically. A request not
+    /// seen before is stored `Open`. A request seen again in another block (its log re-emitted
+    /// after a reorg) gets its new block, and is reopened if it was `Reorged` or still `Open`;
+    /// a `Reorged` request seen again in the same block is reopened too. Returns the entries
+    /// that are new or reopened.
     pub fn record_scan(
         &self,
         requests: Vec<Request>,
@@ -163,18 +193,39 @@ impl Db {
         let mut fresh = Vec::new();
         {
             let mut table = tx.open_table(REQUESTS)?;
+            let mut active = tx.open_table(ACTIVE)?;
             for request in requests {
                 let key = request.request_id;
-                if table.get(key.as_slice())?.is_some() {
-                    continue;
-                }
-                let entry = Entry {
-                    request,
-                    seen_at_ms: now_ms,
-                    stage: Stage::Open,
+                let stored = table
+                    .get(key.as_slice())?
+                    .map(|v| from_json::<Entry>(v.value()))
+                    .transpose()?;
+                let entry = match stored {
+                    None => Entry {
+                        request,
+                        seen_at_ms: now_ms,
+                        stage: Stage::Open,
+                    },
+                    Some(mut e) => {
+                        let moved = e.request.block_hash != request.block_hash;
+                        let reopen = matches!(e.stage, Stage::Reorged);
+                        if !moved && !reopen {
+                            continue;
+                        }
+                        e.request = request;
+                        if reopen {
+                            e.stage = Stage::Open;
+                        }
+                        e
+                    }
                 };
                 table.insert(key.as_slice(), to_json(&entry)?.as_slice())?;
-                fresh.push(entry);
+                if entry.stage.is_active() {
+                    active.insert(key.as_slice(), ())?;
+                }
+                if matches!(entry.stage, Stage::Open) {
+                    fresh.push(entry);
+                }
             }
             let mut meta = tx.open_table(META)?;
             meta.insert("cursor", to_json(&cursor)?.as_slice())?;
@@ -183,27 +234,39 @@ impl Db {
         Ok(fresh)
     }
 
-    /// Moves the cursor back to `cursor` (after a reorg deeper than the confirmations) and
-    /// forgets the open requests above it whose block is not canonical any more (`gone`).
-    pub fn rewind(&self, cursor: Cursor, gone: &[B256]) -> Result<()> {
+    /// Moves the cursor back to `cursor` (after a reorg) and marks every `Open` request above
+    /// it `Reorged`: the rescan from the cursor reopens those whose log is still (or again) on
+    /// the canonical chain. Returns how many were marked.
+    pub fn rewind(&self, cursor: Cursor) -> Result<usize> {
         let tx = self.db.begin_write()?;
+        let mut marked = 0;
         {
             let mut table = tx.open_table(REQUESTS)?;
-            for id in gone {
-                let stage = table
+            let mut active = tx.open_table(ACTIVE)?;
+            let ids: Vec<Vec<u8>> = active
+                .iter()?
+                .map(|item| item.map(|(k, _)| k.value().to_vec()))
+                .collect::<std::result::Result<_, _>>()?;
+            for id in ids {
+                let Some(mut entry) = table
                     .get(id.as_slice())?
                     .map(|v| from_json::<Entry>(v.value()))
                     .transpose()?
-                    .map(|e| e.stage);
-                if matches!(stage, Some(Stage::Open)) {
-                    table.remove(id.as_slice())?;
+                else {
+                    continue;
+                };
+                if entry.request.block_number > cursor.block && matches!(entry.stage, Stage::Open) {
+                    entry.stage = Stage::Reorged;
+                    table.insert(id.as_slice(), to_json(&entry)?.as_slice())?;
+                    active.remove(id.as_slice())?;
+                    marked += 1;
                 }
             }
             let mut meta = tx.open_table(META)?;
             meta.insert("cursor", to_json(&cursor)?.as_slice())?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(marked)
     }
 
     /// One entry.
@@ -216,26 +279,36 @@ impl Db {
             .transpose()
     }
 
-    /// Every entry that is not final.
+    /// Every entry still worked on (`Open` or `Sending`), read through the index: the cost
+    /// does not grow with finished entries.
     pub fn unfinished(&self) -> Result<Vec<Entry>> {
-        self.filter(|s| !s.is_final())
+        let tx = self.db.begin_read()?;
+        let active = tx.open_table(ACTIVE)?;
+        let table = tx.open_table(REQUESTS)?;
+        let mut out = Vec::new();
+        for item in active.iter()? {
+            let (k, _) = item?;
+            if let Some(v) = table.get(k.value())? {
+                out.push(from_json(v.value())?);
+            }
+        }
+        Ok(out)
     }
 
-    /// Every entry.
+    /// How many entries are still worked on.
+    pub fn active_count(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(ACTIVE)?.len()?)
+    }
+
+    /// Every entry (a full scan: for tests and tools, not for the poll loop).
     pub fn all(&self) -> Result<Vec<Entry>> {
-        self.filter(|_| true)
-    }
-
-    fn filter(&self, keep: impl Fn(&Stage) -> bool) -> Result<Vec<Entry>> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(REQUESTS)?;
         let mut out = Vec::new();
         for item in table.iter()? {
             let (_, v) = item?;
-            let entry: Entry = from_json(v.value())?;
-            if keep(&entry.stage) {
-                out.push(entry);
-            }
+            out.push(from_json(v.value())?);
         }
         Ok(out)
     }
@@ -255,6 +328,22 @@ impl Db {
             };
             changed = !entry.stage.is_final();
             if changed {
+                if let Stage::Sending { nonce, .. } = &stage {
+                    let mut meta = tx.open_table(META)?;
+                    let max = meta
+                        .get("max_nonce")?
+                        .map(|v| from_json::<u64>(v.value()))
+                        .transpose()?;
+                    if max.is_none_or(|m| *nonce > m) {
+                        meta.insert("max_nonce", to_json(nonce)?.as_slice())?;
+                    }
+                }
+                let mut active = tx.open_table(ACTIVE)?;
+                if stage.is_active() {
+                    active.insert(id.as_slice(), ())?;
+                } else {
+                    active.remove(id.as_slice())?;
+                }
                 entry.stage = stage;
                 table.insert(id.as_slice(), to_json(&entry)?.as_slice())?;
             }
@@ -263,19 +352,16 @@ impl Db {
         Ok(changed)
     }
 
-    /// Deletes a request (its log was reorged out).
-    pub fn remove(&self, id: &B256) -> Result<()> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(REQUESTS)?;
-            table.remove(id.as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The highest nonce of any signed fulfill, if any.
+    /// The highest nonce of any signed fulfill, if any (kept in `meta`, no scan).
     pub fn max_nonce(&self) -> Result<Option<u64>> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        if let Some(v) = meta.get("max_nonce")? {
+            return Ok(Some(from_json(v.value())?));
+        }
+        drop(meta);
+        drop(tx);
+        // A database from before `max_nonce` was kept.
         Ok(self
             .all()?
             .into_iter()
@@ -336,6 +422,49 @@ mod tests {
             block_hash: B256::ZERO,
             tx_hash: B256::ZERO,
         }
+    }
+
+    #[test]
+    fn rewind_marks_open_requests_reorged_and_a_rescan_reopens_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("r.redb"), 1, Address::ZERO).unwrap();
+        let c = |block| Cursor {
+            block,
+            hash: B256::ZERO,
+        };
+        db.record_scan(vec![request(3), request(7), request(8)], c(10), 0)
+            .unwrap();
+        let sending = Stage::Sending {
+            status: 0,
+            nonce: 4,
+            txs: Vec::new(),
+        };
+        db.set_stage(&B256::repeat_byte(8), sending.clone())
+            .unwrap();
+        assert_eq!(db.max_nonce().unwrap(), Some(4));
+        // A reorg below block 7: the open request above it is unconfirmed, the signed one
+        // stays, the one below is untouched.
+        assert_eq!(db.rewind(c(5)).unwrap(), 1);
+        let stage = |n| db.get(&B256::repeat_byte(n)).unwrap().unwrap().stage;
+        assert_eq!(stage(7), Stage::Reorged);
+        assert_eq!(stage(8), sending);
+        assert_eq!(stage(3), Stage::Open);
+        assert_eq!(db.unfinished().unwrap().len(), 2);
+        assert_eq!(db.active_count().unwrap(), 2);
+        // The rescan finds request 7 again, in another block: reopened there.
+        let mut moved = request(7);
+        moved.block_number = 9;
+        moved.block_hash = B256::repeat_byte(0x99);
+        let fresh = db.record_scan(vec![moved.clone()], c(10), 0).unwrap();
+        assert_eq!(fresh.len(), 1);
+        let e = db.get(&B256::repeat_byte(7)).unwrap().unwrap();
+        assert_eq!((e.stage, e.request), (Stage::Open, moved));
+        // A finished request stays finished and leaves the index.
+        db.set_stage(&B256::repeat_byte(3), Stage::Skipped { reason: "x".into() })
+            .unwrap();
+        assert_eq!(db.active_count().unwrap(), 2);
+        assert_eq!(db.all().unwrap().len(), 3);
+        assert_eq!(db.record_scan(vec![request(3)], c(10), 0).unwrap().len(), 0);
     }
 
     #[test]

@@ -156,7 +156,10 @@ async fn adapter_answers_in_the_chainlink_shapes() -> TestResult {
     // Health.
     let res = client.get(format!("{base}/health")).send().await?;
     assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(res.json::<Value>().await?, json!({"status": "OK"}));
+    let health = res.json::<Value>().await?;
+    assert_eq!(health["status"], "OK", "{health}");
+    assert_eq!(health["chain"]["ok"], true, "{health}");
+    assert_eq!(health["ipfs"]["ok"], true, "{health}");
 
     // Metrics, on the adapter port and on the metrics port.
     let text = client

@@ -206,6 +206,8 @@ impl Env {
         c.relayer.private_key = Some(Secret::new(alloy::hex::encode_prefixed(key)));
         c.relayer.db = self.dir.path().join("relayer.redb");
         c.relayer.poll_interval_ms = 100;
+        // Automine: a block only when a transaction comes; wait for none on top.
+        c.relayer.confirmations = 1;
         c
     }
 

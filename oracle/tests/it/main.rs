@@ -6,5 +6,7 @@
 mod adapter;
 mod backends;
 mod common;
+mod fault_proxy;
+mod faults;
 mod records;
 mod relayer;

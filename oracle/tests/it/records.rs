@@ -256,3 +256,58 @@ async fn every_bad_record_is_answered_with_its_status_and_no_usage() -> TestResu
     oracle.shutdown().await;
     Ok(())
 }
+
+/// BTFS mode: a V1-only record's signature does not cover its sequence, so a genuine V1-only
+/// record served with sequence 2^64-1 must not raise the floor and lock the name: the owner's
+/// next (V2) record is still accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_only_record_does_not_raise_the_sequence_floor() -> TestResult {
+    use std::sync::Arc;
+
+    use px_oracle::ipfs::{IpfsFlavor, KuboRpc};
+    use px_oracle::resolver::{MemoryFloor, Resolver, ResolverOptions};
+
+    let env = Env::spawn(None).await?;
+    if !env.can_forge("v1-only record with sequence 2^64-1") {
+        return Ok(());
+    }
+    let d = &env.devnet.deployment;
+    // px-store serves `/api/v0` only, so the client uses that prefix; V1-only acceptance is the
+    // resolver option BTFS mode sets.
+    let ipfs = KuboRpc::new(
+        &env.ipfs.url(),
+        IpfsFlavor::Embedded,
+        Duration::from_secs(2),
+    )?;
+    let resolver = Resolver::new(
+        env.devnet.provider(0),
+        d.chain_id,
+        d.storage_nft,
+        Arc::new(ipfs),
+        ResolverOptions {
+            allow_v1_only: true,
+            max_record_bytes: px_core::record::MAX_RECORD_BYTES,
+        },
+        Arc::new(MemoryFloor::default()),
+    );
+    let (token, key, name) = token_with_key(&env).await?;
+
+    // A genuine record, stripped to its V1 signature, sequence set to the maximum (V1 does
+    // not sign it).
+    let cid = env.add(env.record(token, 10, 1).to_bytes()).await?;
+    let mut entry = IpnsEntry::decode(&signed_record(&key, &cid, 1))?;
+    entry.signature_v2 = None;
+    entry.data = None;
+    entry.sequence = Some(u64::MAX);
+    env.inject_record(&name, &entry.encode())?;
+    let answer = resolver.resolve(token).await?;
+    assert_eq!(answer.status, sync_status::OK, "{:?}", answer.reason);
+
+    // The owner's next record, V2-signed with sequence 2.
+    let cid = env.add(env.record(token, 20, 2).to_bytes()).await?;
+    env.inject_record(&name, &signed_record(&key, &cid, 2))?;
+    let answer = resolver.resolve(token).await?;
+    assert_eq!(answer.status, sync_status::OK, "{:?}", answer.reason);
+    assert_eq!(answer.used, 20);
+    Ok(())
+}

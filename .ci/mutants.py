@@ -229,7 +229,7 @@ MUTANTS = [
      "if (signer != d.provider) revert NotProvider(signer, d.provider);", None,
      "a root update without the provider's signature"),
     # StorageMarket: comparisons.
-    ("mk-fund-zero", MARKET, "fund", "delete", "if (amount == 0) revert ZeroAmount();", None,
+    ("mk-fund-zero", MARKET, "fund", "delete", "if (amount == 0) revert ZeroAmount(tokenId);", None,
      "zero funding"),
     ("mk-withdraw-escrow", MARKET, "withdrawEscrow", "replace", "if (amount > balance)",
      "if (false)", "withdrawing more than the uncommitted escrow"),
@@ -326,9 +326,9 @@ MUTANTS = [
     ("mk-breach-refund", MARKET, "_end", "replace", "if (status == DealStatus.Breached)",
      "if (false)", "a breach keeps the rest of the term"),
     ("mk-claim-zero", MARKET, "claimEarnings", "delete",
-     "if (amount == 0) revert NothingToClaim();", None, "claiming nothing succeeds"),
+     "if (amount == 0) revert NothingToClaim(msg.sender);", None, "claiming nothing succeeds"),
     ("mk-fees-zero", MARKET, "withdrawFees", "delete",
-     "if (amount == 0) revert NothingToClaim();", None, "withdrawing no fees succeeds"),
+     "if (amount == 0) revert NothingToClaim(to);", None, "withdrawing no fees succeeds"),
     ("mk-fee-bound", MARKET, "_setFee", "delete", "_checkBounds(feeBps_, 0, MAX_FEE_BPS);",
      None, "the protocol fee is not bounded"),
 ]

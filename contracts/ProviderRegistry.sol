@@ -333,7 +333,9 @@ contract ProviderRegistry is IProviderRegistry, AccessControlDefaultAdminRules {
 
     function _checkListing(string calldata endpoint, uint64 capacity) private pure {
         uint256 len = bytes(endpoint).length;
-        if (len == 0 || len > MAX_ENDPOINT_LENGTH || capacity == 0) revert InvalidListing();
+        if (len == 0 || len > MAX_ENDPOINT_LENGTH || capacity == 0) {
+            revert InvalidListing(len, capacity);
+        }
     }
 
     function _setMinStake(uint96 minStake_) private {

@@ -141,7 +141,7 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         // ownerOf reverts for a token that does not exist.
         // slither-disable-next-line unused-return
         _nft.ownerOf(tokenId);
-        if (amount == 0) revert ZeroAmount();
+        if (amount == 0) revert ZeroAmount(tokenId);
         uint256 balance = _escrow[tokenId] + amount;
         _escrow[tokenId] = balance;
         emit EscrowFunded(tokenId, msg.sender, amount, balance);
@@ -191,7 +191,7 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         if (msg.sender != _homeNodes[tokenId]) revert NotHomeNode(tokenId, msg.sender);
         if (block.timestamp > a.deadline) revert AcceptanceExpired(a.deadline);
         if (a.pieceCount == 0 || a.periods == 0 || a.maxBytes == 0 || a.size > a.maxBytes) {
-            revert InvalidTerms();
+            revert InvalidTerms(a.pieceCount, a.periods, a.size, a.maxBytes);
         }
         dealId = dealIdOf(tokenId, a.provider);
         DealState storage d = _deals[dealId];
@@ -242,7 +242,9 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
         if (period <= (uint256(d.rootSince) - start) / _periodBlocks) {
             revert RootUpdateTooSoon(dealId, start + (period + 1) * _periodBlocks);
         }
-        if (u.pieceCount == 0 || u.size > d.maxBytes) revert InvalidTerms();
+        if (u.pieceCount == 0 || u.size > d.maxBytes) {
+            revert InvalidTerms(u.pieceCount, d.periods, u.size, d.maxBytes);
+        }
         if (uint256(u.size) + u.sizeEnded < d.size) {
             revert SizeDecreased(dealId, d.size, u.size, u.sizeEnded);
         }
@@ -332,7 +334,7 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
     /// @inheritdoc IStorageMarket
     function claimEarnings() external {
         uint256 amount = _earnings[msg.sender];
-        if (amount == 0) revert NothingToClaim();
+        if (amount == 0) revert NothingToClaim(msg.sender);
         _earnings[msg.sender] = 0;
         emit EarningsClaimed(msg.sender, amount);
         _pxToken.safeTransfer(msg.sender, amount);
@@ -357,8 +359,8 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
     /// @inheritdoc IStorageMarket
     function withdrawFees() external {
         uint256 amount = _fees;
-        if (amount == 0) revert NothingToClaim();
         address to = _fee.treasury;
+        if (amount == 0) revert NothingToClaim(to);
         _fees = 0;
         emit FeesWithdrawn(to, amount);
         _pxToken.safeTransfer(to, amount);

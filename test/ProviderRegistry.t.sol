@@ -47,11 +47,11 @@ contract ProviderRegistryTest is MarketFixture {
             abi.encodeWithSelector(IProviderRegistry.StakeTooLow.selector, 100 ether - 1, 100 ether)
         );
         registry.registerProvider("https://c.example", 40, GIB, 1, 100 ether - 1);
-        vm.expectRevert(IProviderRegistry.InvalidListing.selector);
+        vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.InvalidListing.selector, 0, GIB));
         registry.registerProvider("", 40, GIB, 1, 100 ether);
-        vm.expectRevert(IProviderRegistry.InvalidListing.selector);
+        vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.InvalidListing.selector, 17, 0));
         registry.registerProvider("https://c.example", 40, 0, 1, 100 ether);
-        vm.expectRevert(IProviderRegistry.InvalidListing.selector);
+        vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.InvalidListing.selector, 257, GIB));
         registry.registerProvider(string(new bytes(257)), 40, GIB, 1, 100 ether);
         registry.registerProvider(string(new bytes(256)), 40, GIB, 1, 100 ether); // exactly min
         vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.AlreadyRegistered.selector, carol));

@@ -38,7 +38,7 @@ contract StorageMarketTest is MarketFixture {
     }
 
     function test_RevertWhen_fundZeroOrUnknownToken() public {
-        vm.expectRevert(IStorageMarket.ZeroAmount.selector);
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.ZeroAmount.selector, token));
         vm.prank(alice);
         market.fund(token, 0);
         vm.expectRevert(abi.encodeWithSelector(IERC721Errors.ERC721NonexistentToken.selector, 999));
@@ -218,20 +218,30 @@ contract StorageMarketTest is MarketFixture {
     function test_RevertWhen_openDealInvalidTerms() public {
         IStorageMarket.Acceptance memory a = terms(provider, 4, 2, 10);
         a.size = a.maxBytes + 1;
-        _expectOpenRevert(a, abi.encodeWithSelector(IStorageMarket.InvalidTerms.selector));
+        _expectOpenRevert(a, _invalidTerms(4, 10, GIB + 1, GIB));
         a = terms(provider, 4, 2, 0);
-        _expectOpenRevert(a, abi.encodeWithSelector(IStorageMarket.InvalidTerms.selector));
+        _expectOpenRevert(a, _invalidTerms(4, 0, GIB / 2, GIB));
         a = terms(provider, 4, 2, 10);
         a.pieceCount = 0;
-        _expectOpenRevert(a, abi.encodeWithSelector(IStorageMarket.InvalidTerms.selector));
+        _expectOpenRevert(a, _invalidTerms(0, 10, GIB / 2, GIB));
         a = terms(provider, 4, 2, 10);
         a.maxBytes = 0;
         a.size = 0;
-        _expectOpenRevert(a, abi.encodeWithSelector(IStorageMarket.InvalidTerms.selector));
+        _expectOpenRevert(a, _invalidTerms(4, 10, 0, 0));
         // size == maxBytes is fine
         a = terms(provider, 4, 2, 10);
         a.size = a.maxBytes;
         open(market, a, providerKey);
+    }
+
+    function _invalidTerms(uint256 pieces, uint256 periods, uint256 size, uint256 maxBytes)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        return abi.encodeWithSelector(
+            IStorageMarket.InvalidTerms.selector, pieces, periods, size, maxBytes
+        );
     }
 
     function _expectOpenRevert(IStorageMarket.Acceptance memory a, bytes memory err) internal {
@@ -431,11 +441,11 @@ contract StorageMarketTest is MarketFixture {
         vm.roll(block.number + L);
         IStorageMarket.RootUpdate memory u = rootUpdate(dealId, 8, 2, GIB + 1);
         (bytes memory h, bytes memory p) = signUpdate(market, u, providerKey);
-        vm.expectRevert(IStorageMarket.InvalidTerms.selector);
+        vm.expectRevert(_invalidTerms(8, 10, GIB + 1, GIB));
         market.updateDealRoot(u, h, p);
         u = rootUpdate(dealId, 0, 2, GIB);
         (h, p) = signUpdate(market, u, providerKey);
-        vm.expectRevert(IStorageMarket.InvalidTerms.selector);
+        vm.expectRevert(_invalidTerms(0, 10, GIB, GIB));
         market.updateDealRoot(u, h, p);
         _update(rootUpdate(dealId, 8, 2, GIB)); // exactly maxBytes
     }
@@ -862,7 +872,7 @@ contract StorageMarketTest is MarketFixture {
         market.claimEarnings();
         assertEq(px.balanceOf(provider), before + earned);
         assertEq(market.earningsOf(provider), 0);
-        vm.expectRevert(IStorageMarket.NothingToClaim.selector);
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.NothingToClaim.selector, provider));
         vm.prank(provider);
         market.claimEarnings();
     }
@@ -876,7 +886,7 @@ contract StorageMarketTest is MarketFixture {
         vm.prank(bob);
         market.withdrawFees();
         assertEq(px.balanceOf(treasury), fees);
-        vm.expectRevert(IStorageMarket.NothingToClaim.selector);
+        vm.expectRevert(abi.encodeWithSelector(IStorageMarket.NothingToClaim.selector, treasury));
         market.withdrawFees();
     }
 

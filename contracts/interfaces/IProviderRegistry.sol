@@ -68,7 +68,9 @@ interface IProviderRegistry {
     /// @param minStake The minimum.
     error StakeTooLow(uint256 stake, uint256 minStake);
     /// @notice A listing has an empty or over-long endpoint or zero capacity.
-    error InvalidListing();
+    /// @param endpointLength The endpoint's length in bytes.
+    /// @param capacity The capacity given.
+    error InvalidListing(uint256 endpointLength, uint256 capacity);
     /// @notice Only the storage market may call this.
     /// @param caller The caller.
     error NotMarket(address caller);

@@ -180,13 +180,18 @@ interface IStorageMarket {
     /// @param amount The amount asked.
     error InsufficientEscrow(uint256 tokenId, uint256 balance, uint256 amount);
     /// @notice A zero amount.
-    error ZeroAmount();
+    /// @param tokenId The token it was for.
+    error ZeroAmount(uint256 tokenId);
     /// @notice The acceptance's deadline has passed.
     /// @param deadline The deadline.
     error AcceptanceExpired(uint256 deadline);
-    /// @notice A deal's terms are invalid: no pieces, no periods, a size above `maxBytes`, or a
-    /// zero `maxBytes`.
-    error InvalidTerms();
+    /// @notice A deal's terms (or a root update's) are invalid: no pieces, no periods, a size
+    /// above `maxBytes`, or a zero `maxBytes`.
+    /// @param pieceCount The pieces.
+    /// @param periods The periods.
+    /// @param size The size.
+    /// @param maxBytes The reserved size.
+    error InvalidTerms(uint256 pieceCount, uint256 periods, uint256 size, uint256 maxBytes);
     /// @notice The (token, provider) pair already has an active deal.
     /// @param dealId The deal.
     error DealActive(uint256 dealId);
@@ -230,7 +235,8 @@ interface IStorageMarket {
     /// @param index The first challenge it fails.
     error InvalidProof(uint256 dealId, uint256 index);
     /// @notice Nothing to claim.
-    error NothingToClaim();
+    /// @param account Whose earnings (or the treasury, for fees).
+    error NothingToClaim(address account);
     /// @notice A setting is outside its bounds.
     /// @param value The value given.
     /// @param min The smallest value allowed.

@@ -111,8 +111,10 @@ contract StorageMarket is IStorageMarket, AccessControlDefaultAdminRules, EIP712
             address(nft) == address(0) || address(registry) == address(0)
                 || address(pxToken) == address(0)
         ) revert ZeroAddress();
-        _checkBounds(c.periodBlocks, 1, type(uint32).max);
-        _checkBounds(c.proofWindow, 1, c.periodBlocks < 256 ? c.periodBlocks : 256);
+        _checkBounds(c.periodBlocks, 2, type(uint32).max);
+        // The window stays inside the period after the challenged one, so at most one root
+        // update lies between a challenge block and its proof (see proveStorage).
+        _checkBounds(c.proofWindow, 1, c.periodBlocks <= 256 ? c.periodBlocks - 1 : 256);
         _checkBounds(c.challengeCount, 1, MAX_CHALLENGES);
         _checkBounds(c.maxMisses, 1, type(uint8).max);
         _checkBounds(c.blockTime, 1, type(uint16).max);

@@ -913,8 +913,12 @@ contract StorageMarketTest is MarketFixture {
 
     function test_constructor_boundsConfig() public {
         IStorageMarket.Config memory c = devnetMarketParams().config;
-        c.proofWindow = 101; // above the period
-        _expectBadConfig(c, 101, 1, 100);
+        c.proofWindow = 100; // reaching into the period after next
+        _expectBadConfig(c, 100, 1, 99);
+        c = devnetMarketParams().config;
+        c.periodBlocks = 1;
+        c.proofWindow = 1;
+        _expectBadConfig(c, 1, 2, type(uint32).max);
         c = devnetMarketParams().config;
         c.periodBlocks = 1000;
         c.proofWindow = 257; // beyond blockhash's reach

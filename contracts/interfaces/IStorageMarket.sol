@@ -134,9 +134,10 @@ interface IStorageMarket {
     }
 
     /// @notice Fixed parameters of a market.
-    /// @param periodBlocks Blocks per period.
-    /// @param proofWindow Blocks after a challenge block in which the proof is due (at most
-    /// `periodBlocks` and 256, the reach of `blockhash`).
+    /// @param periodBlocks Blocks per period (at least 2).
+    /// @param proofWindow Blocks after a challenge block in which the proof is due (below
+    /// `periodBlocks`, so the window ends inside the next period, and at most 256, the reach of
+    /// `blockhash`).
     /// @param challengeCount Challenges per period (`c`, 1 to 16).
     /// @param maxMisses Missed periods that breach a deal (at least 1).
     /// @param blockTime Seconds per block the period price assumes.

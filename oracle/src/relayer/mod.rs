@@ -172,6 +172,19 @@ pub struct Relayer {
     permits: Arc<Semaphore>,
 }
 
+/// Crash-test hook: if `PX_ORACLE_CRASH_AT` names this point, the process aborts here (like
+/// `kill -9`: no destructor, no flush). The points: `after_record` (requests stored, none
+/// answered), `after_sign` (fulfill signed and stored, not broadcast), `after_broadcast`,
+/// `before_done` (receipt confirmed, `Done` not stored).
+fn failpoint(name: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("PX_ORACLE_CRASH_AT").ok());
+    if at.as_deref() == Some(name) {
+        eprintln!("px-oracle: crash point {name} reached; aborting");
+        std::process::abort();
+    }
+}
+
 fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -384,6 +397,9 @@ impl Relayer {
             .await?;
         for e in &fresh {
             tracing::info!(target: "oracle::relayer", request_id = %e.request.request_id, token_id = %e.request.token_id, block = e.request.block_number, "request recorded");
+        }
+        if !fresh.is_empty() {
+            failpoint("after_record");
         }
         self.metrics.set_cursor(to);
         Ok(to < safe)
@@ -709,7 +725,9 @@ impl Relayer {
             sent
         };
         tracing::info!(target: "oracle::relayer", request_id = %id, token_id = %req.token_id, status = answer.status, tx = %sent.hash, "fulfill signed");
+        failpoint("after_sign");
         self.broadcast(&sent.raw).await;
+        failpoint("after_broadcast");
         Ok(Next::Wait(self.settings.poll_interval / 2))
     }
 
@@ -877,6 +895,7 @@ impl Relayer {
                     let waited = unix_now().saturating_sub(Duration::from_millis(entry.seen_at_ms));
                     self.metrics.fulfill_latency(waited);
                     tracing::info!(target: "oracle::relayer", request_id = %id, tx = %tx.hash, block, status, "fulfilled");
+                    failpoint("before_done");
                     return self
                         .finish(
                             &id,

@@ -172,9 +172,15 @@ async fn a_request_reorged_out_is_never_fulfilled() -> TestResult {
 
 /// The oracle binary with the environment's settings, adapter on `port` (for metrics).
 fn oracle_process(env: &Env, port: u16) -> std::io::Result<Child> {
+    crashing_oracle_process(env, port, "")
+}
+
+/// [`oracle_process`] aborting at the crash point `crash_at` (`PX_ORACLE_CRASH_AT`).
+fn crashing_oracle_process(env: &Env, port: u16, crash_at: &str) -> std::io::Result<Child> {
     let key = alloy::hex::encode_prefixed(env.devnet.signer(ORACLE).to_bytes());
     Command::new(env!("CARGO_BIN_EXE_px-oracle"))
         .env_clear()
+        .env("PX_ORACLE_CRASH_AT", crash_at)
         .env("RPC_URL", env.devnet.rpc_url())
         .env("DEPLOYMENT", &env.deployment_path)
         .env("IPFS_API_URL", env.ipfs.url())
@@ -439,5 +445,49 @@ async fn a_request_answered_elsewhere_is_skipped_without_a_transaction() -> Test
     );
     assert_eq!(env.answers_for(request_id).await?, 1);
     oracle.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_each_failpoint_loses_nothing_and_answers_nothing_twice() -> TestResult {
+    if skip(
+        "a_crash_at_each_failpoint_loses_nothing_and_answers_nothing_twice",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
+    let env = Env::spawn(None).await?;
+    let points = [
+        "after_record",
+        "after_sign",
+        "after_broadcast",
+        "before_done",
+    ];
+    let port = free_port();
+    let mut requests = Vec::new();
+    for (i, point) in points.iter().enumerate() {
+        let token = env
+            .served_token(&format!("crash-{i}"), 2_000 + i as u64, 1)
+            .await?;
+        let mut child = crashing_oracle_process(&env, port, point)?;
+        requests.push((token, env.request_sync(0, token).await?));
+        // The process dies at its crash point (abort: no cleanup, like kill -9).
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .map_err(|_| format!("no crash at {point}"))??;
+        assert!(!status.success(), "{point}: {status}");
+    }
+    let _child = oracle_process(&env, port)?;
+    for (i, &(token, request_id)) in requests.iter().enumerate() {
+        let info = env.wait_answered(token, ANSWER_WITHIN).await?;
+        assert_eq!(info.lastStatus, sync_status::OK);
+        assert_eq!(info.used, 2_000 + i as u64);
+        assert_eq!(
+            env.answers_for(request_id).await?,
+            1,
+            "request {i} answered once"
+        );
+    }
+    assert_eq!(env.oracle_tx_count().await?, requests.len() as u64);
     Ok(())
 }

@@ -284,6 +284,9 @@ async fn concurrent_uploads_never_exceed_the_quota() {
     for i in 0..100u64 {
         let alice = alice.clone();
         tasks.push(tokio::spawn(async move {
+            // Staggered starts, so admissions overlap with commits (the race of a stale
+            // `used`: read before the gate's RPC calls while another upload commits).
+            tokio::time::sleep(Duration::from_millis(i * 8)).await;
             let size = 20_000 + i as usize * 700;
             (
                 size as u64,
@@ -331,6 +334,69 @@ async fn concurrent_uploads_never_exceed_the_quota() {
         "the quota fits only some"
     );
     assert_eq!(usage.used, used, "usage equals the sum of accepted sizes");
+    assert!(usage.used <= quota);
+
+    // Churn: 100 more staggered uploads while files are deleted, so the quota's edge is
+    // crossed again and again while uploads are admitted and others commit.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deleter = {
+        let (alice, stop) = (alice.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut deleted = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let page = alice.list(token, 2, 1).await.unwrap();
+                if let Some(f) = page.files.first() {
+                    let r = alice.delete(token, f.id).await.unwrap();
+                    assert!(r.usage.used <= quota);
+                    deleted.push((r.usage.seq, r.file.size));
+                }
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            deleted
+        })
+    };
+    let mut tasks = Vec::new();
+    for i in 100..200u64 {
+        let alice = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis((i - 100) * 8)).await;
+            let size = 20_000 + (i as usize % 50) * 700;
+            alice
+                .upload(token, &format!("f{i}"), data(i + 1, size))
+                .await
+        }));
+    }
+    let mut used = used;
+    let mut seqs: Vec<u64> = accepted.iter().map(|a| a.0).collect();
+    let mut churn_ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => {
+                assert!(r.usage.used <= quota, "usage {} over quota", r.usage.used);
+                used += r.file.size;
+                seqs.push(r.usage.seq);
+                churn_ok += 1;
+            }
+            Err(e) => assert_eq!(e.code(), ErrorCode::OverQuota, "{e:?}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let deleted = deleter.await.unwrap();
+    for (seq, size) in &deleted {
+        used -= size;
+        seqs.push(*seq);
+    }
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "every update has its own sequence number");
+    let usage = alice.usage(token).await.unwrap();
+    println!(
+        "quota churn: {churn_ok} of 100 accepted while {} files were deleted; usage {} of {quota}",
+        deleted.len(),
+        usage.used
+    );
+    assert_eq!(usage.used, used, "usage equals accepted minus deleted");
     assert!(usage.used <= quota);
     assert_eq!(
         metric(&node.url(), "px_node_uploads_refused_at_commit_total").await,

@@ -184,7 +184,8 @@ pub enum Error {
     /// The connection broke while an upload's body was being sent, and the node gave no
     /// reason when asked again.
     #[error(
-        "the upload was interrupted: the storage node closed the connection while the file was          being sent ({0})"
+        "the upload was interrupted: the storage node closed the connection while the file was \
+         being sent ({0})"
     )]
     UploadInterrupted(#[source] reqwest::Error),
 

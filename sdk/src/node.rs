@@ -846,7 +846,8 @@ where
                     match (was_encrypted, name_encrypted) {
                         (true, Some(false)) => {
                             return Err(unencrypted(
-                                "the content is encrypted but the node lists it under a plain                                  name, which an encrypting client never writes",
+                                "the content is encrypted but the node lists it under a plain \
+                                 name, which an encrypting client never writes",
                             ));
                         }
                         (false, Some(true)) => {
@@ -856,7 +857,8 @@ where
                         }
                         (false, _) if !opts.allow_plain => {
                             return Err(unencrypted(
-                                "the content is not encrypted; if you uploaded it unencrypted                                  (--no-encrypt), download it with --plain",
+                                "the content is not encrypted; if you uploaded it unencrypted \
+                                 (--no-encrypt), download it with --plain",
                             ));
                         }
                         (false, _) => {}

@@ -109,7 +109,6 @@ async fn devnet_stops_every_service_on_sigterm() {
         .await
         .expect("px devnet did not exit within 60 s of SIGTERM")
         .unwrap();
-    assert!(status.success(), "px devnet ended with {status}");
     let left: Vec<_> = services
         .iter()
         .filter(|(pid, _)| alive(**pid))
@@ -120,6 +119,7 @@ async fn devnet_stops_every_service_on_sigterm() {
         let _ = kill_process(Pid::from_raw(*pid as i32).unwrap(), Signal::KILL);
     }
     assert!(left.is_empty(), "orphans after SIGTERM: {left:?}");
+    assert!(status.success(), "px devnet ended with {status}");
     eprintln!(
         "px devnet stopped {} processes ({names:?}) within {:.1} s of SIGTERM",
         services.len(),

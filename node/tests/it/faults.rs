@@ -366,7 +366,6 @@ async fn concurrent_uploads_never_exceed_the_quota() {
                 .await
         }));
     }
-    let mut used = used;
     let mut seqs: Vec<u64> = accepted.iter().map(|a| a.0).collect();
     let mut churn_ok = 0;
     for t in tasks {

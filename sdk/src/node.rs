@@ -792,7 +792,10 @@ where
         let path = format!("/v1/tokens/{token_id}/content/{cid}");
         let resp = self.call(Method::GET, &path, |r| r).await?;
         let resp = check(resp).await?;
-        let total = resp.content_length();
+        // The node streams without a length; the entry says how many bytes are stored.
+        let total = resp
+            .content_length()
+            .or(file.as_ref().map(|f| f.entry.size));
         let parsed: Option<cid::Cid> = cid.parse().ok();
         let mut importer = match parsed.map(|c| c.version()) {
             Some(cid::Version::V0) => Some(ImportOptions::default()),

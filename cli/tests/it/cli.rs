@@ -411,3 +411,81 @@ async fn exit_codes_by_class_and_escaped_names() {
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert_eq!(std::fs::read(&out).unwrap(), b"plain");
 }
+
+/// Issue 15: downloads show a progress bar when stderr is a terminal (here a pseudo-terminal
+/// from util-linux `script`), and none when it is not.
+#[tokio::test]
+async fn download_shows_progress_on_a_terminal_only() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skip: util-linux `script` is not installed");
+        return;
+    }
+    let env = spawn_chain().await;
+    let node = spawn_node(&env).await;
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let n = Some(&node);
+    let minted = json(&px(&env, n, h, &["mint", "--json"]).await);
+    let t = minted["tokenId"].as_u64().unwrap().to_string();
+    let file = h.join("big.bin");
+    std::fs::write(&file, vec![7u8; 3 << 20]).unwrap();
+    let up = json(
+        &px(
+            &env,
+            n,
+            h,
+            &["upload", &t, file.to_str().unwrap(), "--json"],
+        )
+        .await,
+    );
+    let cid = up["file"]["cid"].as_str().unwrap().to_owned();
+
+    // Not a terminal: no bar.
+    let out = h.join("piped.bin");
+    let piped = px(
+        &env,
+        n,
+        h,
+        &["download", &t, &cid, "-o", out.to_str().unwrap()],
+    )
+    .await;
+    ok(&piped);
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("MiB/"));
+
+    // A terminal: the bar draws "<done>/<total>" in bytes.
+    let out = h.join("tty.bin");
+    // A fresh pty has no size; give it one, as a terminal window would.
+    let line = format!(
+        "stty cols 120 rows 40; {} download {t} {cid} -o {}",
+        env!("CARGO_BIN_EXE_px"),
+        out.display()
+    );
+    let mut cmd = px_command(&env, n, h, &[]);
+    let std_cmd = cmd.as_std_mut();
+    let args: Vec<String> = ["-qec", line.as_str(), "/dev/null"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut script = tokio::process::Command::new("script");
+    script.args(&args).env_clear();
+    for (k, v) in std_cmd.get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    script
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm");
+    let tty = script.output().await.unwrap();
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{shown}");
+    assert!(
+        shown.contains("/3.00 MiB"),
+        "no progress bar on a terminal: {shown:?}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap().len(), 3 << 20);
+}

@@ -28,7 +28,9 @@ devnet: bootstrap forge-build
 	./target/$(DEMO_PROFILE)/px devnet
 
 ## test: install, build and run every test (forge unit/fuzz/invariant/gas snapshots, cargo)
-test: bootstrap forge-test mutation abi-check cargo-test
+# MUTATION= skips the mutation check (.ci/run runs it beside lint instead).
+MUTATION ?= mutation
+test: bootstrap forge-test $(MUTATION) abi-check cargo-test
 # ... and the node, oracle and story tests again on a real Kubo and on js-ipfs (cargo-test ran
 # them on the embedded px-store; its Kubo conformance test needs the Kubo binary).
 test: test-kubo test-jsipfs

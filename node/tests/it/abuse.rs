@@ -328,7 +328,6 @@ async fn slow_and_oversized_requests_are_cut_off_and_release_their_reservation()
         .await
         .unwrap();
     let before = alice.usage(token).await.unwrap();
-    let baseline = pins(&ipfs).await;
 
     // 1. A trickled 1 MiB upload (1 KiB every 300 ms, under the idle timeout): it holds a
     // 1 MiB reservation, so another 1 MiB upload is refused meanwhile...
@@ -408,9 +407,14 @@ async fn slow_and_oversized_requests_are_cut_off_and_release_their_reservation()
             format!("/v1/tokens/{token}/content/{}", seed.file.cid),
         ),
     ];
+    // A fresh connection each time: the node closes one whose body it did not read, and a
+    // pooled client would send the next request into the closing connection.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     for (method, path) in &routes {
-        let r = alice
-            .http
+        let r = fresh
             .request(method.clone(), format!("{}{path}", node.url()))
             .bearer_auth(&session)
             .body(big.clone())
@@ -422,11 +426,12 @@ async fn slow_and_oversized_requests_are_cut_off_and_release_their_reservation()
         assert_eq!(body.error, ErrorCode::TooLarge, "{method} {path}");
     }
     // Without a length (chunked), the login's reader stops at the limit.
+    // (Just over the limit: the node answers and closes without reading the rest, which a
+    // longer body would meet as a reset while still sending.)
     let chunks = futures::stream::iter(
-        (0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'{'; 1024]))),
+        (0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'{'; 1024]))),
     );
-    let r = alice
-        .http
+    let r = fresh
         .post(format!("{}/v1/auth/login", node.url()))
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(chunks))
@@ -435,8 +440,7 @@ async fn slow_and_oversized_requests_are_cut_off_and_release_their_reservation()
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Uploads: over the node's limit, refused from the declared length.
-    let r = alice
-        .http
+    let r = fresh
         .post(format!("{}/v1/tokens/{token}/files?name=huge", node.url()))
         .bearer_auth(&session)
         .header("content-length", (11u64 << 30).to_string())
@@ -470,8 +474,6 @@ async fn slow_and_oversized_requests_are_cut_off_and_release_their_reservation()
 
     assert!(metric(&node.url(), "px_node_timeouts_total").await >= 2);
     assert_eq!(alice.usage(token).await.unwrap().used, before.used + mib);
-    let mut expected = baseline.clone();
-    expected.extend(pins(&ipfs).await.difference(&baseline).cloned());
     assert_consistent(&alice, &ipfs, token).await;
     assert_eq!(
         pins(&ipfs).await,

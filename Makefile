@@ -83,7 +83,8 @@ forge-test: bootstrap
 abi: forge-build
 	node .ci/abi.cjs
 
-## mutation: the contract tests must kill every mutant of StorageNFT's checks (.ci/mutants.py)
+## mutation: the contract tests must kill every mutant of the access checks and comparisons of
+## StorageNFT, the storage market and the provider registry (.ci/mutants.py)
 .PHONY: mutation
 mutation: bootstrap
 	@bash .ci/mutate.sh

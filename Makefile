@@ -47,20 +47,10 @@ kubo:
 jsipfs:
 	@bash tools/jsipfs/install.sh >/dev/null
 
-# One IPFS backend (PX_TEST_IPFS) for the node's and the oracle's integration tests and the
-# devnet story; the tests start and stop the daemons themselves on loopback. The first line
-# builds what cargo-test builds (nothing after it; the story needs the service binaries).
-# Test modules that never touch IPFS (sign-in, abuse limits, the OpenAPI document; the oracle's
-# chain-RPC faults, reorgs and start-up checks) run on px-store only: on another backend they
-# would test the same code again. The story runs from the whole workspace's `it` binaries (only
-# px-cli's has a test named so): `-p px-cli` alone resolves other features and rebuilds 150
-# crates.
-NODE_ONLY_STORE := --skip auth:: --skip abuse:: --skip api::
-ORACLE_ONLY_STORE := --skip faults::
-IPFS_TESTS = $(CARGO) test $(CARGO_FLAGS) --workspace --all-targets --no-run && \
-	PX_TEST_IPFS=$(1) $(CARGO) test $(CARGO_FLAGS) -p px-node --test it -- $(NODE_ONLY_STORE) && \
-	PX_TEST_IPFS=$(1) $(CARGO) test $(CARGO_FLAGS) -p px-oracle --test it -- $(ORACLE_ONLY_STORE) && \
-	PX_TEST_IPFS=$(1) $(CARGO) test $(CARGO_FLAGS) --workspace --test it story
+# One IPFS backend for the node's and the oracle's integration tests and the devnet story; the
+# tests start and stop the daemons themselves on loopback (.ci/ipfs-tests.sh says which modules
+# run on px-store only, and why it runs the binaries cargo-test built).
+IPFS_TESTS = CARGO="$(CARGO)" CARGO_FLAGS="$(CARGO_FLAGS)" bash .ci/ipfs-tests.sh $(1)
 
 ## test-kubo / test-jsipfs: those tests on Kubo / on js-ipfs (js-ipfs skips, by name, what it
 ## cannot do: see the backend table in README.md)

@@ -100,7 +100,10 @@ mod tests {
         assert_eq!(d.chain_id, 31337);
         assert_eq!(d.fee, 100_000_000_000_000_000);
         assert_eq!(&d.job_id[..4], b"8f3e");
-        assert_eq!(d.provider_registry, None, "files from before the market still parse");
+        assert_eq!(
+            d.provider_registry, None,
+            "files from before the market still parse"
+        );
         assert_eq!(d.storage_market, None);
     }
 

@@ -18,7 +18,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::B256;
 use alloy::providers::Provider;
 use alloy::sol_types::SolEvent;
 use common::{Env, TestResult, free_port, wait_for};
@@ -43,20 +43,6 @@ async fn main() -> TestResult {
         ea().await?;
     }
     Ok(())
-}
-
-async fn prepare(env: &Env, n: usize, prefix: &str) -> TestResult<Vec<U256>> {
-    let mut tokens = Vec::with_capacity(n);
-    for i in 0..n {
-        let token = env.mint(0).await?;
-        let key = format!("{prefix}-{i}");
-        let name = env.key_gen(&key).await?;
-        env.bind(token, &name).await?;
-        env.publish_record(&key, &env.record(token, 1_000 + i as u64, 1))
-            .await?;
-        tokens.push(token);
-    }
-    Ok(tokens)
 }
 
 async fn set_interval_mining(env: &Env, secs: u64) -> TestResult {
@@ -89,7 +75,7 @@ async fn answer_blocks(env: &Env) -> TestResult<HashMap<B256, Vec<u64>>> {
 async fn latency() -> TestResult {
     const N: usize = 10;
     let env = Env::spawn(None).await?;
-    let tokens = prepare(&env, N, "lat").await?;
+    let tokens = env.served_tokens(N, "lat").await?;
     let mut config = env.config();
     config.adapter.enabled = false;
     config.relayer.poll_interval_ms = 200;
@@ -141,7 +127,7 @@ async fn burst() -> TestResult {
     const N: usize = 200;
     let env = Env::spawn(None).await?;
     let setup = Instant::now();
-    let tokens = prepare(&env, N, "burst").await?;
+    let tokens = env.served_tokens(N, "burst").await?;
     println!("burst: prepared {N} tokens in {:?}", setup.elapsed());
     let mut config = env.config();
     config.adapter.enabled = false;
@@ -198,7 +184,7 @@ async fn ea() -> TestResult {
     const REQUESTS: usize = 5_000;
     const CONCURRENCY: usize = 32;
     let env = Env::spawn(None).await?;
-    let tokens = prepare(&env, 1, "ea").await?;
+    let tokens = env.served_tokens(1, "ea").await?;
     let port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_px-oracle"))
         .env_clear()

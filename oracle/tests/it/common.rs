@@ -229,6 +229,16 @@ impl Env {
         Ok(token)
     }
 
+    /// `n` served tokens (keys `<prefix>-<i>`, records with `used = 1000 + i` at seq 1).
+    pub(crate) async fn served_tokens(&self, n: usize, prefix: &str) -> TestResult<Vec<U256>> {
+        let mut tokens = Vec::with_capacity(n);
+        for i in 0..n {
+            let key = format!("{prefix}-{i}");
+            tokens.push(self.served_token(&key, 1_000 + i as u64, 1).await?);
+        }
+        Ok(tokens)
+    }
+
     /// Mints a plan-2 token to anvil account `FIRST_USER + user`.
     pub(crate) async fn mint(&self, user: usize) -> TestResult<U256> {
         let receipt = self

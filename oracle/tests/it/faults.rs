@@ -28,21 +28,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Mints `n` tokens, each with a daemon key bound and a record with `used = 1000 + i`.
-async fn prepare(env: &Env, n: usize, prefix: &str) -> TestResult<Vec<U256>> {
-    let mut tokens = Vec::with_capacity(n);
-    for i in 0..n {
-        let token = env.mint(0).await?;
-        let key = format!("{prefix}-{i}");
-        let name = env.key_gen(&key).await?;
-        env.bind(token, &name).await?;
-        env.publish_record(&key, &env.record(token, 1_000 + i as u64, 1))
-            .await?;
-        tokens.push(token);
-    }
-    Ok(tokens)
-}
-
 /// Blocks of every answer (Synced / SyncFailed) on the canonical chain, by request id.
 async fn answers(env: &Env) -> TestResult<HashMap<B256, Vec<u64>>> {
     let filter = alloy::rpc::types::Filter::new()
@@ -74,7 +59,7 @@ async fn a_burst_through_a_faulty_rpc_is_fulfilled_exactly_once() -> TestResult 
     let seed: u64 = env_or("PX_FAULT_SEED", 15);
     let env = Env::spawn(None).await?;
     let setup = Instant::now();
-    let tokens = prepare(&env, n, "burst").await?;
+    let tokens = env.served_tokens(n, "burst").await?;
     let prepared = setup.elapsed();
 
     let proxy = FaultProxy::start(

@@ -15,8 +15,8 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fixture::{
-    Net, User, assert_consistent, data, metric, pins, quantile, start_process, upload_head,
-    wait_healthy,
+    Net, User, assert_consistent, data, metric, pins, quantile, sign_in_message, start_process,
+    upload_head, wait_healthy,
 };
 
 /// Resident memory of a process, in KiB.
@@ -102,22 +102,7 @@ fn flood(net: &Net, base: &str, conns: usize, stop: Arc<AtomicBool>) -> Arc<Floo
                         chain_id: 31337,
                     },
                 };
-                let now = px_node::node::unix_now();
-                let msg = px_node::siwe::SiweMessage {
-                    domain: n.domain.clone(),
-                    address: signer.address(),
-                    statement: None,
-                    uri: n.uri.clone(),
-                    version: "1".into(),
-                    chain_id: n.chain_id,
-                    nonce: n.nonce.clone(),
-                    issued_at: now,
-                    expiration_time: Some(now + 300),
-                    not_before: None,
-                    request_id: None,
-                    resources: vec![],
-                }
-                .to_string();
+                let msg = sign_in_message(signer.address(), &n, None).to_string();
                 let sig = signer.sign_message_sync(msg.as_bytes()).unwrap();
                 let req = api::LoginRequest {
                     message: msg,

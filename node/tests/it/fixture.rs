@@ -175,21 +175,7 @@ impl User {
 
     /// The message a well-behaved client signs for `nonce`.
     pub fn message(&self, n: &api::NonceResponse) -> SiweMessage {
-        let now = px_node::node::unix_now();
-        SiweMessage {
-            domain: n.domain.clone(),
-            address: self.address(),
-            statement: Some("Sign in to PX storage.".into()),
-            uri: n.uri.clone(),
-            version: "1".into(),
-            chain_id: n.chain_id,
-            nonce: n.nonce.clone(),
-            issued_at: now,
-            expiration_time: Some(now + 300),
-            not_before: None,
-            request_id: None,
-            resources: vec![],
-        }
+        sign_in_message(self.address(), n, Some("Sign in to PX storage."))
     }
 
     /// Sends a login for `message` signed by `signer`.
@@ -545,4 +531,27 @@ pub fn quantile(v: &mut [Duration], p: f64) -> Duration {
     v.sort_unstable();
     let i = ((v.len() - 1) as f64 * p).round() as usize;
     v[i]
+}
+
+/// The sign-in message `address` signs for nonce `n`, valid for five minutes from now.
+pub fn sign_in_message(
+    address: Address,
+    n: &api::NonceResponse,
+    statement: Option<&str>,
+) -> SiweMessage {
+    let now = px_node::node::unix_now();
+    SiweMessage {
+        domain: n.domain.clone(),
+        address,
+        statement: statement.map(Into::into),
+        uri: n.uri.clone(),
+        version: "1".into(),
+        chain_id: n.chain_id,
+        nonce: n.nonce.clone(),
+        issued_at: now,
+        expiration_time: Some(now + 300),
+        not_before: None,
+        request_id: None,
+        resources: vec![],
+    }
 }

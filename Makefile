@@ -28,9 +28,7 @@ devnet: bootstrap forge-build
 	./target/$(DEMO_PROFILE)/px devnet
 
 ## test: install, build and run every test (forge unit/fuzz/invariant/gas snapshots, cargo)
-# MUTATION= skips the mutation check (.ci/run runs it beside lint instead).
-MUTATION ?= mutation
-test: bootstrap forge-test $(MUTATION) abi-check cargo-test
+test: bootstrap forge-test mutation abi-check cargo-test
 # ... and the node, oracle and story tests again on a real Kubo and on js-ipfs (cargo-test ran
 # them on the embedded px-store; its Kubo conformance test needs the Kubo binary).
 test: test-kubo test-jsipfs
@@ -76,8 +74,19 @@ abi: forge-build
 ## mutation: the contract tests must kill every mutant of the access checks and comparisons of
 ## StorageNFT, the storage market and the provider registry (.ci/mutants.py)
 .PHONY: mutation
+# With PX_MUTATION_RESULT set (.ci/run sets it), the check is already running in the background
+# (PX_MUTATION_PID) and writes its exit code to that file and its output beside it (.log): this
+# target waits for that verdict instead of running the check a second time.
 mutation: bootstrap
-	@bash .ci/mutate.sh
+	@if [ -z "$$PX_MUTATION_RESULT" ]; then exec bash .ci/mutate.sh; fi; \
+	echo "mutation: waiting for the check .ci/run started in the background"; \
+	while [ ! -f "$$PX_MUTATION_RESULT" ]; do \
+	  if ! kill -0 "$$PX_MUTATION_PID" 2>/dev/null && [ ! -f "$$PX_MUTATION_RESULT" ]; then \
+	    echo "mutation: the background check ended without a verdict"; exit 1; fi; \
+	  sleep 5; \
+	done; \
+	log="$${PX_MUTATION_RESULT%.rc}.log"; \
+	if [ "$$(cat "$$PX_MUTATION_RESULT")" = 0 ]; then tail -n 2 "$$log"; else cat "$$log"; exit 1; fi
 
 abi-check: forge-build
 	node .ci/abi.cjs --check

@@ -38,6 +38,8 @@ pub mod crypto;
 pub mod dagpb;
 #[cfg(feature = "eth")]
 pub mod deployment;
+#[cfg(feature = "eth")]
+pub mod erasure;
 pub mod importer;
 pub mod ipns;
 #[cfg(feature = "eth")]

@@ -415,7 +415,7 @@ impl Decoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Deterministic bytes (xorshift), so failures reproduce.

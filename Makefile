@@ -11,6 +11,7 @@ FORGE_PROFILE ?= default
 .PHONY: demo devnet test bootstrap build forge-build forge-test abi abi-check cargo-test \
         fmt fmt-check clippy lint slither snapshot ci clean
 .PHONY: ipfs-daemons kubo jsipfs test-kubo test-jsipfs
+.PHONY: web web-lint test-web
 
 BINS := -p px-cli -p px-store -p px-node -p px-oracle --bins
 # The demo binaries use the `demo` profile (Cargo.toml): no optimization and no debuginfo,
@@ -22,8 +23,9 @@ demo: bootstrap forge-build
 	$(CARGO) build $(CARGO_FLAGS) --profile $(DEMO_PROFILE) $(BINS)
 	./target/$(DEMO_PROFILE)/px devnet --story
 
-## devnet: the same stack, kept running for driving it with `px` by hand (Ctrl-C stops it)
-devnet: bootstrap forge-build
+## devnet: the same stack, kept running for driving it with `px` or the web dApp by hand (it
+## prints the dApp's URL; Ctrl-C stops it)
+devnet: bootstrap forge-build web
 	$(CARGO) build $(CARGO_FLAGS) --profile $(DEMO_PROFILE) $(BINS)
 	./target/$(DEMO_PROFILE)/px devnet
 
@@ -32,6 +34,8 @@ test: bootstrap forge-test mutation abi-check cargo-test
 # ... and the node, oracle and story tests again on a real Kubo and on js-ipfs (cargo-test ran
 # them on the embedded px-store; its Kubo conformance test needs the Kubo binary).
 test: test-kubo test-jsipfs
+# ... and the web dApp: its format code against px-core's vectors, then end to end in Chromium.
+test: test-web
 cargo-test: kubo
 
 ## ipfs-daemons: Kubo 0.43.1 from its pinned Go module into .cache/bin (minutes, once) and
@@ -118,7 +122,22 @@ clippy:
 	  $(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings; \
 	else echo "lint: clippy is not installed in this toolchain: cargo clippy SKIPPED"; fi
 
-lint: fmt-check clippy
+## web: build the web dApp (web/dist, which `px devnet` has px-node serve)
+web: bootstrap
+	cd web && npm run build
+
+## web-lint: strict TypeScript over the dApp and its tests; its ABIs match core/abi
+web-lint: bootstrap
+	cd web && npm run lint
+
+## test-web: the dApp's unit tests (Vitest) and its end-to-end test in headless Chromium against
+## a devnet it starts with the workspace's `px` (built as cargo-test builds it: same features)
+test-web: web
+	cd web && npm test
+	$(CARGO) test $(CARGO_FLAGS) --workspace --all-targets --no-run
+	cd web && npm run e2e
+
+lint: fmt-check clippy web-lint
 
 ## slither: static analysis of the contracts (High/Medium findings fail)
 slither: forge-build

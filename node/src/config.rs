@@ -124,6 +124,12 @@ pub struct NodeConfig {
     /// Origins allowed to call the API from a browser (CORS), e.g. `https://app.example`;
     /// `*` allows any. Default: none (no CORS headers).
     pub cors_origins: Vec<String>,
+    /// Directory of the built web dApp (`web/dist`) to serve at `/` beside the API
+    /// ([`crate::web`]). Default: none (API only).
+    pub web_dir: Option<PathBuf>,
+    /// Chain RPC URL the dApp offers wallets that do not know the chain (in
+    /// `/dapp-config.json`). Default: none.
+    pub web_rpc_url: Option<String>,
 }
 
 impl NodeConfig {
@@ -157,6 +163,8 @@ impl NodeConfig {
             key_gen_per_min: 60,
             max_nonces: 100_000,
             cors_origins: Vec::new(),
+            web_dir: None,
+            web_rpc_url: None,
         }
     }
 
@@ -204,6 +212,8 @@ impl NodeConfig {
         merge!(cors_origins);
         c.exclusive_backend = cli.exclusive_backend.or(file.exclusive_backend);
         c.public_url = cli.public_url.or(file.public_url);
+        c.web_dir = cli.web_dir.or(file.web_dir);
+        c.web_rpc_url = cli.web_rpc_url.or(file.web_rpc_url);
         c.registrar_key = cli.registrar_key.map(Secret).or(file.registrar_key);
         if let Some(url) = cli.ipfs_url.or(file.ipfs_url) {
             c.ipfs = IpfsBackend::Remote(url);
@@ -298,6 +308,8 @@ struct FileConfig {
     key_gen_per_min: Option<u32>,
     max_nonces: Option<usize>,
     cors_origins: Option<Vec<String>>,
+    web_dir: Option<PathBuf>,
+    web_rpc_url: Option<String>,
 }
 
 impl FileConfig {
@@ -396,6 +408,12 @@ pub struct Cli {
     /// CORS origins allowed, comma-separated; `*` for any [default: none].
     #[arg(long, env = "PX_NODE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// Serve the built web dApp from this directory at `/` [default: API only].
+    #[arg(long, env = "PX_NODE_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Chain RPC URL the dApp offers wallets that lack the chain [default: none].
+    #[arg(long, env = "PX_NODE_WEB_RPC_URL")]
+    pub web_rpc_url: Option<String>,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! - [`siwe`]: EIP-4361 parsing and verification.
 //! - [`node`]: the core (sessions, keys, uploads, deletes, publishing, crash recovery).
 //! - [`chain`]: StorageNFT reads, `registerKey`, EIP-712 key assignments.
+//! - [`web`]: the web dApp's assets, when configured (`web_dir`).
 //! - [`index`]: the file index tree; [`ipfs`]: the Kubo RPC client; [`db`]: redb state.
 //!
 //! ```no_run
@@ -40,6 +41,7 @@ pub mod nonces;
 pub mod openapi;
 mod serve;
 pub mod siwe;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -185,6 +187,14 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
 
     let (stop, stopped) = oneshot::channel::<()>();
     let router = http::app_with(node.clone(), &http::Limits::from_config(&config));
+    let router = match &config.web_dir {
+        Some(dir) => router.merge(web::routes(
+            dir,
+            &deployment,
+            config.web_rpc_url.as_deref(),
+        )?),
+        None => router,
+    };
     let background = node.clone();
     let interval = config.republish_interval;
     let idle_timeout = config.idle_timeout;

@@ -149,6 +149,8 @@ struct Stack {
     store_url: String,
     node_url: String,
     adapter_url: String,
+    /// The built web dApp the node serves (`web/dist`), if it was built.
+    web_dir: Option<PathBuf>,
     services: std::sync::Mutex<Vec<Service>>,
 }
 
@@ -201,6 +203,7 @@ impl Stack {
             store_url,
             node_url,
             adapter_url,
+            web_dir: None,
             services: std::sync::Mutex::new(Vec::new()),
         };
         let timeout = Duration::from_secs(a.startup_timeout);
@@ -226,7 +229,20 @@ impl Stack {
         let registrar = key_hex(&stack.devnet.signer(REGISTRAR));
         let deployment = stack.deployment_file.clone();
         let store_url = stack.store_url.clone();
+        // The dApp, when built (`make web`): served by the node on its own origin; the Vite dev
+        // server (`npm run dev` in web/) may call the API too.
+        let web_dir = stack.devnet.root().join("web/dist");
+        stack.web_dir = web_dir.join("index.html").is_file().then_some(web_dir);
+        let web_dir = stack.web_dir.clone();
         stack.spawn("px-node", |c| {
+            if let Some(dir) = &web_dir {
+                c.arg("--web-dir")
+                    .arg(dir)
+                    .arg("--web-rpc-url")
+                    .arg(&rpc)
+                    .arg("--cors-origins")
+                    .arg("http://localhost:5173,http://127.0.0.1:5173");
+            }
             c.arg("--listen")
                 .arg(format!("127.0.0.1:{node_port}"))
                 .arg("--rpc-url")
@@ -393,6 +409,13 @@ impl Stack {
             self.node_url
         );
         outln!("  oracle EA    {}  (POST /, GET /health)", self.adapter_url);
+        match &self.web_dir {
+            Some(_) => outln!(
+                "  dApp         {}/  (web dApp, served by the node)",
+                self.node_url
+            ),
+            None => outln!("  dApp         not built: run `make web`, then restart the devnet"),
+        }
         outln!("  deployment   {}", self.deployment_file.display());
         outln!("  StorageNFT   {}", d.storage_nft);
         outln!("  PXToken      {}", d.px_token);

@@ -43,6 +43,8 @@ pub mod erasure;
 pub mod importer;
 pub mod ipns;
 #[cfg(feature = "eth")]
+pub mod network;
+#[cfg(feature = "eth")]
 pub mod piece;
 #[cfg(feature = "eth")]
 pub mod record;

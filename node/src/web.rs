@@ -11,7 +11,7 @@
 //!
 //! Pages carry a Content-Security-Policy that allows scripts, styles and connections to this
 //! origin only (plus the configured RPC URL), so an injected script cannot send the wallet's
-//! derived key elsewhere.
+//! derived key elsewhere; WebAssembly may be compiled (the dApp hashes with it), `eval` may not.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -65,7 +65,8 @@ pub fn routes(
     .map_err(|e| Error::Internal(e.to_string()))?;
     let connect = rpc_url.map(|u| format!(" {u}")).unwrap_or_default();
     let csp = format!(
-        "default-src 'self'; connect-src 'self'{connect}; img-src 'self' data: blob:; \
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'{connect}; \
+         img-src 'self' data: blob:; \
          style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; \
          frame-ancestors 'none'"
     );

@@ -2,26 +2,29 @@
 // never held in the JavaScript heap whole.
 //
 // Upload: the file is read twice from disk in 4 MiB slices: once to hash (the SHA-256 is sealed
-// in the header before the first segment), once to encrypt. Sealed segments go into Blobs of
-// 16 MiB, which the browser keeps in its blob store (spilling to disk for large totals), and the
-// Blob of Blobs is sent with XMLHttpRequest (a Content-Length, progress, cancel).
+// in the header before the first segment), once to encrypt. The ciphertext is written to a
+// temporary file in the origin's private file system (OPFS, on disk), and that file is sent with
+// XMLHttpRequest (a Content-Length, progress, cancel), then removed. Where OPFS is missing, the
+// sealed segments go into Blobs of 16 MiB instead (the browser's blob store, which Chromium caps
+// at a few hundred MiB here: large files need OPFS).
 //
 // Download: the response streams through the Decryptor; each authenticated plaintext segment is
 // written to a file the user picked (File System Access API: written to a temporary file that
 // becomes the file only when every segment and the sealed SHA-256 checked out) or, where that API
-// is missing, collected into a Blob of 16 MiB Blobs and handed to the browser's download.
+// is missing, to a temporary OPFS file (else Blobs) handed to the browser's download at the end.
 
 import {
   DEFAULT_SEGMENT_SIZE,
   Decryptor,
   Encryptor,
   FormatError,
+  concat,
   OwnerKey,
   encryptName,
   encryptedLen,
   isEncryptedName,
   openName,
-  sha256,
+  createSha256,
 } from './format'
 import type { FileEntry, NodeClient } from './node'
 
@@ -54,6 +57,59 @@ class BlobBuilder {
   }
 }
 
+/** A temporary file in the origin private file system (disk), or `null` where the browser has
+ * none (or no writable streams for it). Removed by `remove`, or at the next start. */
+interface TempFile {
+  write(b: Uint8Array): Promise<void>
+  close(): Promise<File>
+  remove(): Promise<void>
+}
+
+const TMP_DIR = 'px-tmp'
+
+async function tempDir(): Promise<FileSystemDirectoryHandle | null> {
+  try {
+    const root = await navigator.storage.getDirectory()
+    return await root.getDirectoryHandle(TMP_DIR, { create: true })
+  } catch {
+    return null
+  }
+}
+
+let tmpSeq = 0
+
+export async function tempFile(): Promise<TempFile | null> {
+  const dir = await tempDir()
+  if (!dir) return null
+  const name = `${Date.now()}-${tmpSeq++}`
+  try {
+    const fh = await dir.getFileHandle(name, { create: true })
+    const w = await (fh as unknown as { createWritable(): Promise<FileSystemWritableFileStream> }).createWritable()
+    return {
+      write: (b) => w.write(b as Uint8Array<ArrayBuffer>),
+      close: async () => {
+        await w.close()
+        return fh.getFile()
+      },
+      remove: () => dir.removeEntry(name).catch(() => {}),
+    }
+  } catch {
+    await dir.removeEntry(name).catch(() => {})
+    return null
+  }
+}
+
+/** Removes temporary files left by earlier visits (a closed tab, a finished download). */
+export async function cleanTemp(olderThanMs = 0) {
+  const dir = await tempDir()
+  if (!dir) return
+  const names: string[] = []
+  for await (const name of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name)
+  for (const name of names) {
+    if (Date.now() - Number(name.split('-')[0]) >= olderThanMs) await dir.removeEntry(name).catch(() => {})
+  }
+}
+
 async function readSlice(file: Blob, at: number, signal: AbortSignal): Promise<Uint8Array> {
   signal.throwIfAborted()
   return new Uint8Array(await file.slice(at, Math.min(file.size, at + READ_STEP)).arrayBuffer())
@@ -67,29 +123,60 @@ export async function uploadFile(
   file: File,
   progress: (stage: Stage, done: number, total: number) => void,
   signal: AbortSignal,
-): Promise<{ file: FileEntry; ms: number }> {
+): Promise<{ file: FileEntry; ms: number; stages: Record<string, number> }> {
   const started = performance.now()
+  const stages: Record<string, number> = {}
+  const lap = (name: string) => (stages[name] = Math.round(performance.now() - started))
   const size = file.size
-  const hasher = sha256.create()
+  const hasher = await createSha256()
   for (let at = 0; at < size; at += READ_STEP) {
     hasher.update(await readSlice(file, at, signal))
     progress('hashing', Math.min(size, at + READ_STEP), size)
   }
+  lap('hashed')
   const enc = await Encryptor.create(owner, hasher.digest(), DEFAULT_SEGMENT_SIZE)
   const wireName = await encryptName(owner, enc.fileId, file.name)
-  const out = new BlobBuilder()
-  out.push(enc.header)
-  const seg = DEFAULT_SEGMENT_SIZE
-  if (size === 0) out.push(await enc.seal(new Uint8Array(0), true))
-  for (let at = 0; at < size; at += READ_STEP) {
-    const slice = await readSlice(file, at, signal)
-    for (let off = 0; off < slice.length; off += seg) {
-      const end = at + Math.min(slice.length, off + seg)
-      out.push(await enc.seal(slice.subarray(off, Math.min(slice.length, off + seg)), end === size))
+  const tmp = await tempFile()
+  try {
+    const blobs = tmp ? null : new BlobBuilder()
+    const write = async (parts: Uint8Array[]) => {
+      if (tmp) await tmp.write(concat(...parts))
+      else for (const p of parts) blobs?.push(p)
     }
-    progress('encrypting', Math.min(size, at + READ_STEP), size)
+    await write([enc.header])
+    const seg = DEFAULT_SEGMENT_SIZE
+    if (size === 0) await write([await enc.seal(new Uint8Array(0), true)])
+    for (let at = 0; at < size; at += READ_STEP) {
+      const slice = await readSlice(file, at, signal)
+      const sealed: Uint8Array[] = []
+      for (let off = 0; off < slice.length; off += seg) {
+        const end = at + Math.min(slice.length, off + seg)
+        sealed.push(await enc.seal(slice.subarray(off, Math.min(slice.length, off + seg)), end === size))
+      }
+      await write(sealed)
+      progress('encrypting', Math.min(size, at + READ_STEP), size)
+    }
+    const body = tmp ? await tmp.close() : (blobs as BlobBuilder).blob()
+    lap('encrypted')
+    return await send(node, tokenId, wireName, body, size, progress, signal, started, stages, lap)
+  } finally {
+    await tmp?.remove()
   }
-  const body = out.blob()
+}
+
+async function send(
+  node: NodeClient,
+  tokenId: number,
+  wireName: string,
+  body: Blob,
+  size: number,
+  progress: (stage: Stage, done: number, total: number) => void,
+  signal: AbortSignal,
+  started: number,
+  stages: Record<string, number>,
+  lap: (name: string) => number,
+): Promise<{ file: FileEntry; ms: number; stages: Record<string, number> }> {
+  const seg = DEFAULT_SEGMENT_SIZE
   if (body.size !== encryptedLen(size, seg)) {
     throw new FormatError('invalid', 'the file changed size while it was read; upload it again')
   }
@@ -98,8 +185,9 @@ export async function uploadFile(
   if (r.file.size !== body.size) {
     throw new FormatError('corrupt', `sent ${body.size} bytes, the node stored ${r.file.size}; upload again`)
   }
+  lap('sent')
   progress('done', body.size, body.size)
-  return { file: r.file, ms: performance.now() - started }
+  return { file: r.file, ms: performance.now() - started, stages }
 }
 
 /** A file entry with its name opened. */
@@ -158,22 +246,37 @@ export async function pickFileSink(name: string): Promise<Sink | null> {
   }
 }
 
+/** A sink on a temporary OPFS file handed to the browser's download when complete (the file is
+ * removed at the next start of the dApp, once the browser has long copied it); Blobs where the
+ * browser has no OPFS. */
+export async function downloadSink(name: string): Promise<Sink> {
+  const tmp = await tempFile()
+  if (!tmp) return blobSink(name)
+  return {
+    write: (b) => tmp.write(b),
+    close: async () => saveAs(await tmp.close(), name),
+    abort: () => tmp.remove(),
+  }
+}
+
+function saveAs(blob: Blob, name: string) {
+  const url = URL.createObjectURL(blob)
+  const a = document.createElement('a')
+  a.href = url
+  a.download = name
+  a.hidden = true
+  document.body.append(a)
+  a.click()
+  a.remove()
+  setTimeout(() => URL.revokeObjectURL(url), 60_000)
+}
+
 /** A sink that builds a Blob and hands it to the browser's download when complete. */
 export function blobSink(name: string): Sink {
   const b = new BlobBuilder()
   return {
     write: async (chunk) => b.push(chunk),
-    close: async () => {
-      const url = URL.createObjectURL(b.blob())
-      const a = document.createElement('a')
-      a.href = url
-      a.download = name
-      a.hidden = true
-      document.body.append(a)
-      a.click()
-      a.remove()
-      setTimeout(() => URL.revokeObjectURL(url), 60_000)
-    },
+    close: async () => saveAs(b.blob(), name),
     abort: async () => {},
   }
 }

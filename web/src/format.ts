@@ -6,6 +6,7 @@
 // authenticated segment at a time, so no file needs to sit in memory whole.
 
 import { sha256 } from '@noble/hashes/sha2'
+import { createSHA256 } from 'hash-wasm'
 
 export const MAGIC = new Uint8Array([0x89, 0x50, 0x58, 0x45, 0x0d, 0x0a, 0x1a, 0x0a])
 export const VERSION = 2
@@ -44,6 +45,30 @@ export class FormatError extends Error {
 }
 
 const subtle = globalThis.crypto.subtle
+
+/** An incremental SHA-256. */
+export interface Hasher {
+  update(b: Uint8Array): void
+  digest(): Uint8Array
+}
+
+/** SHA-256 in WebAssembly (hash-wasm: several times faster than JavaScript), or in JavaScript
+ * (@noble/hashes) where WebAssembly is not allowed. WebCrypto has no incremental digest. */
+export async function createSha256(): Promise<Hasher> {
+  try {
+    const h = await createSHA256()
+    h.init()
+    return {
+      update: (b) => {
+        h.update(b)
+      },
+      digest: () => h.digest('binary'),
+    }
+  } catch {
+    const h = sha256.create()
+    return { update: (b) => h.update(b), digest: () => h.digest() }
+  }
+}
 
 export function concat(...parts: Uint8Array[]): Uint8Array {
   let n = 0
@@ -216,13 +241,13 @@ export interface Deterministic {
 export class Encryptor {
   private index = 0
   private done = false
-  private readonly hasher = sha256.create()
 
   private constructor(
     private readonly key: CryptoKey,
     readonly header: Uint8Array,
     readonly segmentSize: number,
     private readonly sha: Uint8Array,
+    private readonly hasher: Hasher,
   ) {}
 
   static async create(
@@ -250,7 +275,7 @@ export class Encryptor {
       concat(fileKey, plainSha256),
     )
     header.set(sealed, WRAP_AAD_LEN)
-    return new Encryptor(await aesKey(fileKey), header, segmentSize, plainSha256.slice())
+    return new Encryptor(await aesKey(fileKey), header, segmentSize, plainSha256.slice(), await createSha256())
   }
 
   /** The file id (header bytes 16..32) the encrypted name is bound to. */
@@ -349,7 +374,7 @@ export class Decryptor {
   private queue = new ByteQueue()
   private open: OpenHeader | null = null
   private index = 0
-  private readonly hasher = sha256.create()
+  private hasher: Hasher | null = null
 
   constructor(
     private readonly owner: OwnerKey,
@@ -461,7 +486,7 @@ export class Decryptor {
           : `segment ${this.index} failed authentication (modified, reordered or from another file)`,
       )
     }
-    this.hasher.update(plain)
+    ;(this.hasher ??= await createSha256()).update(plain)
     this.index++
     return plain
   }
@@ -491,7 +516,7 @@ export class Decryptor {
     }
     const plain = await this.openSegment(this.queue.length, true)
     const o = this.open as OpenHeader
-    const digest = this.hasher.digest()
+    const digest = (this.hasher as Hasher).digest()
     if (o.sha256 && !equal(o.sha256, digest)) {
       throw new FormatError(
         'corrupt',
@@ -509,7 +534,9 @@ export async function encrypt(
   segmentSize = DEFAULT_SEGMENT_SIZE,
   fixed?: Deterministic,
 ): Promise<Uint8Array> {
-  const e = await Encryptor.create(owner, sha256(plain), segmentSize, fixed)
+  const h = await createSha256()
+  h.update(plain)
+  const e = await Encryptor.create(owner, h.digest(), segmentSize, fixed)
   const parts = [e.header]
   if (plain.length === 0) parts.push(await e.seal(plain, true))
   for (let at = 0; at < plain.length; at += segmentSize) {

@@ -4,7 +4,7 @@
 import './style.css'
 import { getAddress, recoverTypedDataAddress, type EIP1193Provider } from 'viem'
 import { Chain, UserError, explain, gateText, syncStatusText, type Deployment, type Plan, type TokenState } from './chain'
-import { blobSink, downloadFile, listFiles, pickFileSink, uploadFile, type Listed, type Stage } from './drive'
+import { cleanTemp, downloadFile, downloadSink, listFiles, pickFileSink, uploadFile, type Listed, type Stage } from './drive'
 import { DEFAULT_SEGMENT_SIZE, OwnerKey, encryptedLen, ownerKeyTypedData } from './format'
 import { NodeClient, NodeError, type Usage } from './node'
 import { date, formatAmount, humanBytes, humanDuration } from './units'
@@ -444,7 +444,7 @@ async function download(f: Listed, st: HTMLElement) {
   const sink = (await pickFileSink(f.name).catch((e: Error) => {
     if (e.name === 'AbortError') throw new UserError('download cancelled')
     return null
-  })) ?? blobSink(f.name)
+  })) ?? (await downloadSink(f.name))
   const ctl = new AbortController()
   const { written, ms } = await downloadFile(state.node as NodeClient, owner, id, f, sink, (got, total) => {
     st.textContent = `${Math.floor((100 * got) / Math.max(1, total))}%`
@@ -502,7 +502,7 @@ async function uploadOne(id: number, file: File, bar: HTMLProgressElement, text:
   const owner = await ownerKey()
   // Hashing, encrypting and sending weigh 10%, 30% and 60% of the bar.
   const weight: Record<Stage, [number, number]> = { hashing: [0, 10], encrypting: [10, 30], sending: [40, 60], done: [100, 0] }
-  const { file: entry, ms } = await uploadFile(state.node as NodeClient, owner, id, file, (stage, done, total) => {
+  const { file: entry, ms, stages } = await uploadFile(state.node as NodeClient, owner, id, file, (stage, done, total) => {
     const [base, span] = weight[stage]
     bar.value = Math.min(100, base + (span * done) / Math.max(1, total))
     text.textContent = `${STAGE_TEXT[stage]} ${Math.floor((100 * done) / Math.max(1, total))}%`
@@ -510,6 +510,7 @@ async function uploadOne(id: number, file: File, bar: HTMLProgressElement, text:
   const rate = file.size / 1048576 / Math.max(0.001, ms / 1000)
   text.textContent = `stored as ${entry.cid} in ${(ms / 1000).toFixed(1)} s (${rate.toFixed(1)} MiB/s)`
   text.dataset.ms = String(Math.round(ms))
+  text.dataset.stages = JSON.stringify(stages)
   bar.value = 100
   await renderFiles()
   await reloadToken(id)
@@ -564,3 +565,5 @@ function wire() {
 }
 
 wire()
+// Temporary files of earlier visits (uploads cut off by a closed tab, finished downloads).
+void cleanTemp(10 * 60_000).catch(() => {})

@@ -64,6 +64,7 @@ try {
   })
   const upMs = Number(await page.locator('#uploads li[data-name="bench.bin"] .job-status').getAttribute('data-ms'))
   result.browserUploadMiBs = +(MIB / (upMs / 1000)).toFixed(1)
+  result.browserUploadStagesMs = JSON.parse(await page.locator('#uploads li[data-name="bench.bin"] .job-status').getAttribute('data-stages'))
   result.browserUploadPeakHeapMiB = result.lastPeakHeapMiB
   result.browserUploadWallMs = Date.now() - t0
 
@@ -73,6 +74,8 @@ try {
   const saved = join(net.dir, 'browser-bench.bin')
   await peak(async () => {
     const [dl] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download bench.bin' }).click()])
+    const why = await dl.failure()
+    if (why) throw new Error(`the browser's download failed: ${why}`)
     await dl.saveAs(saved)
   })
   const toSaved = Date.now() - t1

@@ -153,6 +153,11 @@ try {
   )
   assert.deepEqual(unlabelled, [], 'every control is labelled')
   assert.deepEqual(errors, [], 'no uncaught errors in the page')
+  // One sign-in for the whole run (the session is reused), and the owner key derived once (the
+  // key request signed twice and compared) beside the permit's signature.
+  const count = (m) => browser.calls.filter((c) => c === m).length
+  assert.equal(count('personal_sign'), 1, 'the SIWE session is reused')
+  assert.equal(count('eth_signTypedData_v4'), 3, 'permit + the owner-key request twice')
   step('phone layout and labels checked')
 } catch (e) {
   failed = true

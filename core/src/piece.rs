@@ -825,9 +825,9 @@ mod tests {
         let l2: Vec<_> = l1.chunks(2).map(|p| hash_pair(&p[0], &p[1])).collect();
         let root = hash_pair(&l2[0], &l2[1]);
         assert_eq!(deal_root(&pieces).unwrap(), root);
-        for i in 0..5 {
+        for (i, leaf) in leaves.iter().take(5).enumerate() {
             let path = deal_path(&pieces, i).unwrap();
-            assert_eq!(process_path(leaves[i], i as u64, &path), root);
+            assert_eq!(process_path(*leaf, i as u64, &path), root);
         }
         assert_eq!(deal_root(&pieces[..1]).unwrap(), leaves[0]);
         assert!(deal_path(&pieces[..1], 0).unwrap().is_empty());

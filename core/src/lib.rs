@@ -18,9 +18,6 @@
 //! - [`importer`] and [`dagpb`]: the UnixFS importer that reproduces Kubo's CIDs.
 //! - [`crypto`]: the client-side encryption format (segments, key wrapping, names), with test
 //!   vectors, so a second implementation (the web dApp) can be held to it.
-//! - [`erasure`], [`piece`], [`network`]: the provider network: Reed-Solomon segments and
-//!   pieces, the piece Merkle tree the storage market proves, upload orders, receipts and the
-//!   manifest (`core/ERASURE.md`, vectors in `core/vectors/erasure.json`).
 //!
 //! Feature `eth` (default) builds the Ethereum side (every module but [`ipns`], [`importer`] and
 //! [`dagpb`]); `px-store` turns it off and builds only the IPFS side.

@@ -156,7 +156,40 @@ async fn asset(State(site): State<Arc<Site>>, req: Request) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
     use super::*;
+
+    fn deployment() -> px_core::Deployment {
+        serde_json::from_value(serde_json::json!({
+            "admin": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+            "chainId": 31337,
+            "fee": 1,
+            "jobId": "0x3866336532623163346435613465366639613062316332643365346635613662",
+            "link": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "operator": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
+            "oracleSender": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "pxToken": "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707",
+            "registrar": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+            "startBlock": 0,
+            "storageNFT": "0x0165878A594ca255338adfa4d48449f69242Eb8F"
+        }))
+        .unwrap()
+    }
+
+    async fn get(app: &Router, path: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        (parts.status, parts.headers, bytes)
+    }
 
     #[test]
     fn resolves_only_plain_relative_paths() {
@@ -172,5 +205,53 @@ mod tests {
         assert_eq!(resolve(dir, "/../etc/passwd"), None);
         assert_eq!(resolve(dir, "/assets/../../x"), None);
         assert_eq!(resolve(dir, "/.env"), None);
+    }
+
+    #[tokio::test]
+    async fn serves_the_app_its_config_and_nothing_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = deployment();
+        assert!(
+            matches!(routes(dir.path(), &d, None), Err(Error::Config(m)) if m.contains("make web")),
+            "a directory without index.html is refused with the next step"
+        );
+        std::fs::write(dir.path().join("index.html"), "<p>dApp</p>").unwrap();
+        std::fs::create_dir(dir.path().join("assets")).unwrap();
+        std::fs::write(dir.path().join("assets/app-1.js"), "x()").unwrap();
+        std::fs::write(dir.path().join(".secret"), "no").unwrap();
+        assert!(routes(dir.path(), &d, Some("javascript:alert(1)")).is_err());
+        let app = routes(dir.path(), &d, Some("http://127.0.0.1:8545")).unwrap();
+
+        let (status, headers, body) = get(&app, "/").await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (StatusCode::OK, &b"<p>dApp</p>"[..])
+        );
+        assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            csp.contains("connect-src 'self' http://127.0.0.1:8545;"),
+            "{csp}"
+        );
+
+        let (status, headers, _) = get(&app, "/assets/app-1.js").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            headers[header::CACHE_CONTROL]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+
+        let (status, _, body) = get(&app, "/dapp-config.json").await;
+        assert_eq!(status, StatusCode::OK);
+        let config: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(config["deployment"]["chainId"], 31337);
+        assert_eq!(config["rpcUrl"], "http://127.0.0.1:8545");
+
+        for path in ["/.secret", "/missing.js", "/assets/../../etc/passwd"] {
+            assert_eq!(get(&app, path).await.0, StatusCode::NOT_FOUND, "{path}");
+        }
     }
 }

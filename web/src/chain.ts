@@ -183,6 +183,8 @@ function revertText(name: string, args: readonly unknown[]): string {
       return 'the PX allowance is too small; approve the payment in your wallet when asked'
     case 'AssignmentExpired':
       return 'the storage node\'s key assignment expired; mint again'
+    case 'PrepaidTooLong':
+      return 'the token is already paid as far ahead as the contract allows (10 years); renew later'
     case 'InsufficientLink':
       return 'the contract has no LINK left to pay the oracle; tell the deployment\'s admin'
     default:
@@ -352,6 +354,8 @@ export class Chain {
   ) {
     const { request } = await this.pub.simulateContract({
       ...this.nft(),
+      // PXToken's errors too: a payment that fails inside the mint reverts with them.
+      abi: [...storageNftAbi, ...pxTokenAbi.filter((x) => x.type === 'error')],
       functionName,
       args,
       account: this.account,

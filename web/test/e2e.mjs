@@ -140,6 +140,29 @@ try {
   await page.locator('#files tr[data-name="after.bin"]').waitFor()
   step('synced again; the upload is accepted')
 
+  // Delete with confirmation (the dialog is accepted), renew and buy quota with PX.
+  const card = page.locator(`#token-${id}`)
+  await page.locator(`[data-testid="used-live-${id}"]`, { hasText: / in 3 file\(s\)/ }).waitFor()
+  await page.getByRole('button', { name: 'Delete after.bin' }).click()
+  await page.locator('#drive-status', { hasText: /^Deleted after\.bin; the node now holds / }).waitFor()
+  await page.locator('#files tr[data-name="after.bin"]').waitFor({ state: 'detached' })
+  await page.locator(`[data-testid="used-live-${id}"]`, { hasText: / in 2 file\(s\)/ }).waitFor()
+  const expiresBefore = await page.locator(`[data-testid="expires-${id}"]`).textContent()
+  await card.getByRole('button', { name: /^Renew/ }).click()
+  await page.locator(`#sync-status-${id}`, { hasText: `Token ${id} renewed.` }).waitFor()
+  // The plan's validity more: 365 days.
+  const expires = page.locator(`[data-testid="expires-${id}"]`)
+  await expires.filter({ hasNotText: expiresBefore }).waitFor()
+  const unix = (t) => Date.parse(t.replace(' UTC', 'Z').replace(' ', 'T')) / 1000
+  assert.equal(unix(await expires.textContent()) - unix(expiresBefore), 365 * 86400, 'renewed for 365 days')
+  await page.locator(`#units-${id}`).fill('2')
+  await card.getByRole('button', { name: 'Buy quota' }).click()
+  await page.locator(`#sync-status-${id}`, { hasText: 'Bought 2.0 GiB of quota.' }).waitFor()
+  await page.locator(`[data-testid="quota-${id}"]`, { hasText: /^12\.0 GiB$/ }).waitFor()
+  // 100 PX mint + 100 PX renewal + 2 x 10 PX of quota.
+  await page.locator('#account', { hasText: /: 9780 PX/ }).waitFor()
+  step('deleted a file (confirmed), renewed, bought 2 GiB of quota')
+
   // A phone-sized viewport: every control still on screen and reachable.
   await page.setViewportSize({ width: 390, height: 844 })
   await page.screenshot({ path: join(shots, '6-phone.png'), fullPage: true })

@@ -130,6 +130,9 @@ pub struct NodeConfig {
     /// Chain RPC URL the dApp offers wallets that do not know the chain (in
     /// `/dapp-config.json`). Default: none.
     pub web_rpc_url: Option<String>,
+    /// The provider role ([`crate::provider`]), on with a `[provider]` section or
+    /// `--role provider`. Default: off.
+    pub provider: Option<crate::provider::ProviderConfig>,
 }
 
 impl NodeConfig {
@@ -165,6 +168,7 @@ impl NodeConfig {
             cors_origins: Vec::new(),
             web_dir: None,
             web_rpc_url: None,
+            provider: None,
         }
     }
 
@@ -215,6 +219,12 @@ impl NodeConfig {
         c.web_dir = cli.web_dir.or(file.web_dir);
         c.web_rpc_url = cli.web_rpc_url.or(file.web_rpc_url);
         c.registrar_key = cli.registrar_key.map(Secret).or(file.registrar_key);
+        c.provider = crate::provider::ProviderConfig::merge(
+            cli.role.as_deref(),
+            cli.provider_key,
+            cli.provider_poll_ms,
+            file.provider,
+        )?;
         if let Some(url) = cli.ipfs_url.or(file.ipfs_url) {
             c.ipfs = IpfsBackend::Remote(url);
         }
@@ -310,6 +320,7 @@ struct FileConfig {
     cors_origins: Option<Vec<String>>,
     web_dir: Option<PathBuf>,
     web_rpc_url: Option<String>,
+    provider: Option<crate::provider::ProviderConfig>,
 }
 
 impl FileConfig {
@@ -414,6 +425,15 @@ pub struct Cli {
     /// Chain RPC URL the dApp offers wallets that lack the chain [default: none].
     #[arg(long, env = "PX_NODE_WEB_RPC_URL")]
     pub web_rpc_url: Option<String>,
+    /// `provider` runs the provider role too (needs the provider key) [default: home only].
+    #[arg(long, env = "PX_NODE_ROLE")]
+    pub role: Option<String>,
+    /// Provider role: the registered provider account's private key (hex).
+    #[arg(long, env = "PX_NODE_PROVIDER_KEY", hide_env_values = true)]
+    pub provider_key: Option<String>,
+    /// Provider role: prover poll interval in milliseconds [default: 2000].
+    #[arg(long, env = "PX_NODE_PROVIDER_POLL_MS")]
+    pub provider_poll_ms: Option<u64>,
 }
 
 #[cfg(test)]

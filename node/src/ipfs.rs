@@ -438,10 +438,47 @@ impl Ipfs {
         self.add_stream(body, len, Some(before_pin)).await
     }
 
+    /// As [`Ipfs::add_stream_journaled`] with the import settings `options` (CID version, raw
+    /// leaves, chunk size) for the CID computed here and the backend's `add`: a provider's
+    /// pieces are CIDv1 with raw leaves ([`px_core::piece::CID_OPTIONS`]).
+    pub async fn add_stream_journaled_as<S, E, F, Fut>(
+        &self,
+        body: S,
+        len: u64,
+        options: &px_core::importer::ImportOptions,
+        before_pin: F,
+    ) -> Result<String>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        self.add_stream_with(body, len, options, Some(before_pin))
+            .await
+    }
+
     async fn add_stream<S, E, F, Fut>(
         &self,
         body: S,
         len: u64,
+        before_pin: Option<F>,
+    ) -> Result<String>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        self.add_stream_with(body, len, &Self::add_options(), before_pin)
+            .await
+    }
+
+    async fn add_stream_with<S, E, F, Fut>(
+        &self,
+        body: S,
+        len: u64,
+        options: &px_core::importer::ImportOptions,
         before_pin: Option<F>,
     ) -> Result<String>
     where
@@ -459,7 +496,7 @@ impl Ipfs {
         let total = head.len() as u64 + len + tail.len() as u64;
         let importer = match before_pin {
             Some(_) => Some(
-                px_core::importer::Importer::new(&Self::add_options())
+                px_core::importer::Importer::new(options)
                     .map_err(|e| Error::Internal(e.to_string()))?,
             ),
             None => None,
@@ -480,8 +517,10 @@ impl Ipfs {
         let call = Call::new(
             "add",
             format!(
-                "pin=true&cid-version=0&raw-leaves=false&chunker=size-{}&progress=false",
-                px_core::importer::DEFAULT_CHUNK_SIZE
+                "pin=true&cid-version={}&raw-leaves={}&chunker=size-{}&progress=false",
+                options.cid_version,
+                options.raw_leaves.unwrap_or(options.cid_version == 1),
+                options.chunk_size
             ),
         )
         .multipart(
@@ -708,6 +747,25 @@ impl Ipfs {
         self.client
             .cat(&format!("/ipfs/{cid}"))
             .map_err(Error::from)
+    }
+
+    /// Streams `length` bytes of `cid` from byte `offset` (a piece's block, for a proof).
+    pub async fn cat_range(&self, cid: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let offset = usize::try_from(offset).map_err(|_| Error::Internal("offset".into()))?;
+        let length = usize::try_from(length).map_err(|_| Error::Internal("length".into()))?;
+        let mut out = Vec::with_capacity(length);
+        let mut s = self
+            .client
+            .cat_range(&format!("/ipfs/{cid}"), offset, length);
+        while let Some(chunk) = s.try_next().await? {
+            out.extend_from_slice(&chunk);
+            if out.len() > length {
+                return Err(Error::Ipfs(format!(
+                    "cat of {cid} answered over {length} bytes"
+                )));
+            }
+        }
+        Ok(out)
     }
 
     /// Reads a small object whole.

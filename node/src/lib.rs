@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod node;
 pub mod nonces;
 pub mod openapi;
+pub mod provider;
 mod serve;
 pub mod siwe;
 pub mod web;
@@ -65,6 +66,7 @@ pub struct NodeHandle {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     store: Option<px_store::StoreHandle>,
+    provider: Option<provider::Running>,
 }
 
 impl NodeHandle {
@@ -81,6 +83,11 @@ impl NodeHandle {
     /// The node core.
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// The provider role, if on.
+    pub fn provider(&self) -> Option<&Arc<provider::Provider>> {
+        self.provider.as_ref().map(|r| &r.provider)
     }
 
     /// The embedded store's Kubo RPC URL, if the node runs one.
@@ -100,6 +107,8 @@ impl NodeHandle {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        // The prover stops (a proof it stored but did not send goes out after a restart).
+        drop(self.provider.take());
         // Uploads and updates whose clients went away finish before the store stops.
         self.node.tasks.close();
         self.node.tasks.wait().await;
@@ -182,8 +191,22 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
         key_gen_rate: limit::Rate::per_minute(config.key_gen_per_min, config.key_gen_per_min),
         max_nonces: config.max_nonces,
     };
-    let node = Arc::new(Node::new(settings, db, ipfs, chain));
+    let node = Arc::new(Node::new(settings, db, ipfs.clone(), chain));
     node.recover().await?;
+    let provider = match &config.provider {
+        Some(pc) => Some(provider::Running::spawn(
+            provider::Provider::start(
+                node.clone(),
+                ipfs,
+                pc,
+                &config.rpc_url,
+                &deployment,
+                &config.data_dir,
+            )
+            .await?,
+        )),
+        None => None,
+    };
 
     let (stop, stopped) = oneshot::channel::<()>();
     let router = http::app_with(node.clone(), &http::Limits::from_config(&config));
@@ -193,6 +216,10 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
             &deployment,
             config.web_rpc_url.as_deref(),
         )?),
+        None => router,
+    };
+    let router = match &provider {
+        Some(p) => router.merge(provider::routes(p.provider.clone())),
         None => router,
     };
     let background = node.clone();
@@ -225,6 +252,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
         stop: Some(stop),
         task: Some(task),
         store,
+        provider,
     })
 }
 

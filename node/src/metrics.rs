@@ -5,6 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::error::Result;
 
+/// What became of a storage proof ([`Metrics::proof`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ProofOutcome {
+    Submitted,
+    Proven,
+    Unbuildable,
+    Missed,
+}
+
 /// Counters of the node.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -21,6 +30,13 @@ pub struct Metrics {
     rate_limited: AtomicU64,
     timeouts: AtomicU64,
     bodies_too_large: AtomicU64,
+    pieces_accepted: AtomicU64,
+    pieces_refused: AtomicU64,
+    pieces_served: AtomicU64,
+    proofs_submitted: AtomicU64,
+    proofs_proven: AtomicU64,
+    proofs_unbuildable: AtomicU64,
+    proofs_missed: AtomicU64,
 }
 
 impl Metrics {
@@ -55,6 +71,32 @@ impl Metrics {
 
     pub(crate) fn timeout(&self) {
         self.timeouts.fetch_add(1, Relaxed);
+    }
+
+    /// A piece offered to the provider role: stored (`true`) or refused.
+    pub(crate) fn piece(&self, accepted: bool) {
+        if accepted {
+            &self.pieces_accepted
+        } else {
+            &self.pieces_refused
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn piece_served(&self) {
+        self.pieces_served.fetch_add(1, Relaxed);
+    }
+
+    /// A proof sent (`submitted`), accepted on chain (`proven`), one that could not be built
+    /// from the store (`unbuildable`), or a window that closed without a proof (`missed`).
+    pub(crate) fn proof(&self, outcome: ProofOutcome) {
+        match outcome {
+            ProofOutcome::Submitted => &self.proofs_submitted,
+            ProofOutcome::Proven => &self.proofs_proven,
+            ProofOutcome::Unbuildable => &self.proofs_unbuildable,
+            ProofOutcome::Missed => &self.proofs_missed,
+        }
+        .fetch_add(1, Relaxed);
     }
 
     pub(crate) fn delete(&self) {
@@ -142,6 +184,29 @@ impl Metrics {
             "px_node_bodies_too_large_total",
             "Requests refused for a body over the route's limit (413).",
             &[("", &self.bodies_too_large)],
+        );
+        counter(
+            "px_node_provider_pieces_total",
+            "Pieces offered to the provider role by result.",
+            &[
+                ("{result=\"accepted\"}", &self.pieces_accepted),
+                ("{result=\"refused\"}", &self.pieces_refused),
+            ],
+        );
+        counter(
+            "px_node_provider_pieces_served_total",
+            "Piece reads served.",
+            &[("", &self.pieces_served)],
+        );
+        counter(
+            "px_node_provider_proofs_total",
+            "Storage proofs by outcome (unbuildable and missed need an operator).",
+            &[
+                ("{outcome=\"submitted\"}", &self.proofs_submitted),
+                ("{outcome=\"proven\"}", &self.proofs_proven),
+                ("{outcome=\"unbuildable\"}", &self.proofs_unbuildable),
+                ("{outcome=\"missed\"}", &self.proofs_missed),
+            ],
         );
         let _ = writeln!(
             s,

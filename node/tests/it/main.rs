@@ -11,4 +11,5 @@ mod crash;
 mod faults;
 mod files;
 mod keys;
+mod provider;
 mod rebind;

@@ -1,0 +1,354 @@
+//! The prover loop: answers each period's challenges of the provider's deals.
+//!
+//! Every poll, for each deal the provider co-signed (its `deal_roots` rows), it reads the
+//! deal (`dealOf`). Period `p = nextPeriod` is challenged at block
+//! `startBlock + (p + 1) * periodBlocks` and due within `proofWindow` blocks after it. Once the
+//! challenge block is past, the prover takes the root in force before it (the current one,
+//! or the previous one if the root changed at or after that block, as `proveStorage` does),
+//! the seed (`challengeSeed`), and for each of the `challengeCount` challenges the piece and
+//! leaf ([`px_core::piece::challenge`]); it rereads the leaf's 256 KiB block from the IPFS
+//! backend (`cat` with offset and length) and builds the piece path from the cached levels
+//! ([`px_core::piece::TopLevels::prove`], which also checks the block against them), and the
+//! deal path ([`px_core::piece::deal_path`]).
+//!
+//! **Once per period.** The signed transaction (fixed nonce, so a fixed hash) is stored as
+//! [`ProofState::Sent`] before it is broadcast. Later polls, and a restart, find that row and
+//! never build another proof for the period: while the window is open they rebroadcast the
+//! same bytes if the chain does not know them; when the deal has moved past the period the
+//! row becomes `Proven` (with the gas used) or `Settled`.
+//!
+//! **Alerts.** A proof that cannot be built (a piece missing or damaged in the store, a root
+//! the provider never signed) is logged at error level and counted once per period in
+//! `px_node_provider_proofs_total{outcome="unbuildable"}`; a window that closes without a
+//! proof in `{outcome="missed"}`. Both mean the provider is about to be slashed.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::Encodable2718;
+use alloy::network::TxSignerSync;
+use alloy::primitives::{B256, Bytes, TxKind, U256};
+use alloy::providers::Provider as _;
+use alloy::rpc::types::TransactionRequest;
+use alloy::sol_types::SolCall;
+use px_core::contracts::{IStorageMarket, StorageMarket};
+use px_core::piece;
+
+use super::store::ProofState;
+use super::{DEAL_ACTIVE, Provider};
+use crate::error::{Error, Result};
+use crate::metrics::ProofOutcome;
+
+/// The market's fixed parameters and what the loop remembers between polls.
+#[derive(Debug)]
+pub(crate) struct ProverState {
+    period_blocks: u64,
+    proof_window: u64,
+    challenge_count: u64,
+    /// (deal, period) already alerted about (unbuildable or missed), so each counts once.
+    alerted: Mutex<HashSet<(B256, u64, ProofOutcome)>>,
+}
+
+impl ProverState {
+    pub(crate) fn new(c: &IStorageMarket::Config) -> Self {
+        Self {
+            period_blocks: u64::from(c.periodBlocks),
+            proof_window: u64::from(c.proofWindow),
+            challenge_count: u64::from(c.challengeCount),
+            alerted: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+/// Aborts the process at a named point when `PX_NODE_FAILPOINT` names it: crash testing.
+fn failpoint(name: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if POINT
+        .get_or_init(|| std::env::var("PX_NODE_FAILPOINT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        eprintln!("px-node: failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Runs the loop until the task is aborted.
+pub(crate) async fn run(p: Arc<Provider>) {
+    let mut tick = tokio::time::interval(p.poll_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = p.prove_due().await {
+            tracing::warn!(target: "node::prover", error = %e, "prover poll failed; retrying");
+        }
+    }
+}
+
+fn deal_u256(deal: &B256) -> U256 {
+    U256::from_be_bytes(deal.0)
+}
+
+impl Provider {
+    /// One poll: every co-signed deal whose challenge is due gets its proof (or its sent
+    /// proof confirmed or rebroadcast).
+    pub async fn prove_due(&self) -> Result<()> {
+        let deals = self.db(|s| s.deals()).await?;
+        if deals.is_empty() {
+            return Ok(());
+        }
+        let block = self.chain.get_block_number().await?;
+        for deal in deals {
+            if let Err(e) = self.prove_deal(deal, block).await {
+                tracing::warn!(target: "node::prover", %deal, error = %e, "deal poll failed");
+            }
+        }
+        Ok(())
+    }
+
+    fn alert(&self, deal: B256, period: u64, outcome: ProofOutcome) -> bool {
+        let first = self
+            .prover
+            .alerted
+            .lock()
+            .expect("lock")
+            .insert((deal, period, outcome));
+        if first {
+            self.node.metrics.proof(outcome);
+        }
+        first
+    }
+
+    async fn prove_deal(&self, deal: B256, block: u64) -> Result<()> {
+        let d = self.market.dealOf(deal_u256(&deal)).call().await?;
+        if d.provider != self.address() {
+            return Ok(());
+        }
+        let period = u64::from(d.nextPeriod);
+        // The previous period's proof, if this provider sent one, is settled now.
+        if period > 0 {
+            self.settle(deal, period - 1).await?;
+        }
+        if d.status != DEAL_ACTIVE {
+            return Ok(());
+        }
+        let start: u64 = d.startBlock.to();
+        let challenge_block = start + (period + 1) * self.prover.period_blocks;
+        if block <= challenge_block {
+            return Ok(());
+        }
+        let deadline = challenge_block + self.prover.proof_window;
+        if let Some(state) = self.db(move |s| s.proof(&deal, period)).await? {
+            if let ProofState::Sent { hash, raw, .. } = state {
+                if block <= deadline
+                    && self.chain.get_transaction_receipt(hash).await?.is_none()
+                    && self.chain.get_transaction_by_hash(hash).await?.is_none()
+                {
+                    tracing::info!(target: "node::prover", %deal, period, %hash, "rebroadcasting the stored proof");
+                    if let Err(e) = self.chain.send_raw_transaction(&raw).await {
+                        tracing::warn!(target: "node::prover", %deal, period, error = %e, "rebroadcast failed");
+                    }
+                } else if block > deadline {
+                    self.missed(deal, period, deadline);
+                }
+            }
+            return Ok(());
+        }
+        if block > deadline {
+            self.missed(deal, period, deadline);
+            return Ok(());
+        }
+        let started = Instant::now();
+        let proofs = match self.build(deal, period, &d, challenge_block).await {
+            Ok(p) => p,
+            Err(e) => {
+                if self.alert(deal, period, ProofOutcome::Unbuildable) {
+                    tracing::error!(target: "node::prover", %deal, period, deadline, error = %e, "cannot build the storage proof: the provider will be slashed unless the store is repaired before the window closes");
+                }
+                return Ok(());
+            }
+        };
+        let build = started.elapsed();
+        self.send(deal, period, proofs, build).await
+    }
+
+    fn missed(&self, deal: B256, period: u64, deadline: u64) {
+        if self.alert(deal, period, ProofOutcome::Missed) {
+            tracing::error!(target: "node::prover", %deal, period, deadline, "proof window closed without a proof: the period can be marked missed and the stake slashed");
+        }
+    }
+
+    /// Marks a sent proof of a past period `Proven` (with its gas) or `Settled`.
+    async fn settle(&self, deal: B256, period: u64) -> Result<()> {
+        let Some(ProofState::Sent { hash, build_us, .. }) =
+            self.db(move |s| s.proof(&deal, period)).await?
+        else {
+            return Ok(());
+        };
+        let state = match self.chain.get_transaction_receipt(hash).await? {
+            Some(r) if r.status() => {
+                self.node.metrics.proof(ProofOutcome::Proven);
+                tracing::info!(target: "node::prover", %deal, period, %hash, gas_used = r.gas_used, build_us, "period proven");
+                ProofState::Proven {
+                    hash,
+                    gas_used: r.gas_used,
+                    build_us,
+                }
+            }
+            Some(_) => {
+                tracing::error!(target: "node::prover", %deal, period, %hash, "proof transaction reverted");
+                ProofState::Settled
+            }
+            None => ProofState::Settled,
+        };
+        self.db(move |s| s.put_proof(&deal, period, &state)).await
+    }
+
+    /// Builds the period's proofs from the store.
+    async fn build(
+        &self,
+        deal: B256,
+        period: u64,
+        d: &IStorageMarket::Deal,
+        challenge_block: u64,
+    ) -> Result<Vec<IStorageMarket::Proof>> {
+        let root_since: u64 = d.rootSince.to();
+        let (root, count) = if root_since < challenge_block {
+            (d.root, d.pieceCount)
+        } else {
+            (d.prevRoot, d.prevPieceCount)
+        };
+        let cids = self
+            .db(move |s| s.deal_root(&deal, &root))
+            .await?
+            .ok_or_else(|| Error::Internal(format!("deal root {root} was never co-signed here")))?;
+        if cids.len() != usize::from(count) {
+            return Err(Error::Internal(format!(
+                "deal root {root} has {count} pieces on chain, {} here",
+                cids.len()
+            )));
+        }
+        let seed = self
+            .market
+            .challengeSeed(deal_u256(&deal), U256::from(period))
+            .call()
+            .await?;
+        if seed.is_zero() {
+            return Err(Error::Internal(
+                "the challenge block's hash is out of reach".into(),
+            ));
+        }
+        let list = cids.clone();
+        let rows = self
+            .db(move |s| list.iter().map(|c| s.piece(c)).collect::<Result<Vec<_>>>())
+            .await?;
+        let mut pieces = Vec::with_capacity(rows.len());
+        for (cid, row) in cids.iter().zip(&rows) {
+            let row = row
+                .as_ref()
+                .ok_or_else(|| Error::Internal(format!("piece {cid} is not in the database")))?;
+            pieces.push((row.root, row.depth));
+        }
+        let mut out = Vec::new();
+        for i in 0..self.prover.challenge_count {
+            let (index, _) = piece::challenge(seed, i, u64::from(count), 0);
+            let index = index as usize;
+            let row = rows[index].as_ref().expect("checked above");
+            let (_, leaf) = piece::challenge(seed, i, u64::from(count), row.depth);
+            let top = Self::top_levels(row)?;
+            let block = match top.block_range(leaf) {
+                Some(r) => self
+                    .ipfs
+                    .cat_range(&cids[index], r.start, r.end - r.start)
+                    .await
+                    .map_err(|e| {
+                        Error::Ipfs(format!("piece {} block {}: {e}", cids[index], r.start))
+                    })?,
+                None => Vec::new(),
+            };
+            let proof = top
+                .prove(leaf, &block)
+                .map_err(|e| Error::Internal(format!("piece {}: {e}", cids[index])))?;
+            let deal_path =
+                piece::deal_path(&pieces, index).map_err(|e| Error::Internal(e.to_string()))?;
+            out.push(IStorageMarket::Proof {
+                pieceRoot: row.root,
+                pieceDepth: row.depth,
+                leaf: proof.leaf,
+                piecePath: proof.path,
+                dealPath: deal_path,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Signs `proveStorage`, stores it, then broadcasts it.
+    async fn send(
+        &self,
+        deal: B256,
+        period: u64,
+        proofs: Vec<IStorageMarket::Proof>,
+        build: Duration,
+    ) -> Result<()> {
+        let input: Bytes = StorageMarket::proveStorageCall {
+            dealId: deal_u256(&deal),
+            period: U256::from(period),
+            proofs,
+        }
+        .abi_encode()
+        .into();
+        let me = self.address();
+        let to = *self.market.address();
+        let req = TransactionRequest::default()
+            .from(me)
+            .to(to)
+            .input(input.clone().into());
+        // The estimate runs the proof: a proof the contract refuses is never sent.
+        let gas = match self.chain.estimate_gas(req).await {
+            Ok(g) => g,
+            Err(e) => {
+                if self.alert(deal, period, ProofOutcome::Unbuildable) {
+                    tracing::error!(target: "node::prover", %deal, period, error = %e, "the market refuses the proof built");
+                }
+                return Ok(());
+            }
+        };
+        let nonce = self.chain.get_transaction_count(me).pending().await?;
+        let fees = self.chain.estimate_eip1559_fees().await?;
+        let mut tx = TxEip1559 {
+            chain_id: self.chain_id,
+            nonce,
+            gas_limit: gas + gas / 5,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+            to: TxKind::Call(to),
+            value: U256::ZERO,
+            access_list: Default::default(),
+            input,
+        };
+        let sig = self
+            .signer
+            .sign_transaction_sync(&mut tx)
+            .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
+        let signed = tx.into_signed(sig);
+        let hash = *signed.hash();
+        let raw: Bytes = TxEnvelope::from(signed).encoded_2718().into();
+        let state = ProofState::Sent {
+            hash,
+            nonce,
+            raw: raw.clone(),
+            build_us: build.as_micros() as u64,
+        };
+        self.db(move |s| s.put_proof(&deal, period, &state)).await?;
+        failpoint("prover_before_broadcast");
+        if let Err(e) = self.chain.send_raw_transaction(&raw).await {
+            tracing::warn!(target: "node::prover", %deal, period, error = %e, "broadcast failed; the next poll retries");
+        }
+        failpoint("prover_after_broadcast");
+        self.node.metrics.proof(ProofOutcome::Submitted);
+        tracing::info!(target: "node::prover", %deal, period, %hash, gas_estimate = gas, build_ms = build.as_millis() as u64, "storage proof sent");
+        Ok(())
+    }
+}

@@ -1,0 +1,231 @@
+//! The provider role's state in its own redb database (`<data_dir>/provider.redb`), apart
+//! from the node's: a node may play both roles, and neither's recovery touches the other's
+//! tables.
+//!
+//! Tables:
+//! - `pieces`: piece CID -> [`PieceRow`] (token, root, depth, size, order hash and the
+//!   piece's cached tree levels, [`px_core::piece::TopLevels`], 64 bytes per 256 KiB).
+//! - `orders`: order hash -> piece CID: every order accepted, so none is accepted twice.
+//! - `pending`: piece CID -> Unix time: a piece whose `add` may pin it, written before the
+//!   backend can pin and removed by the commit of its row (or after its pin is given back).
+//! - `deal_roots`: deal id ‖ deal root -> the piece CIDs in deal order, written when the
+//!   provider co-signs an acceptance or a root update: what it needs to answer challenges.
+//! - `proofs`: deal id ‖ period -> [`ProofState`]: a proof signed (its raw transaction kept
+//!   before broadcast) and what became of it.
+
+use std::path::Path;
+
+use alloy::primitives::{B256, Bytes};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const PIECES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("pieces");
+const ORDERS: TableDefinition<'_, &[u8], &str> = TableDefinition::new("orders");
+const PENDING: TableDefinition<'_, &str, u64> = TableDefinition::new("pending");
+const DEAL_ROOTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("deal_roots");
+const PROOFS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("proofs");
+
+/// A stored piece.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceRow {
+    /// The token it is stored for.
+    pub token_id: u64,
+    /// Its Merkle root.
+    pub root: B256,
+    /// Its tree's depth.
+    pub depth: u8,
+    /// Bytes.
+    pub size: u64,
+    /// The order it was accepted under.
+    pub order_hash: B256,
+    /// Unix time it was stored.
+    pub stored_at: u64,
+    /// [`px_core::piece::TopLevels::to_bytes`].
+    pub top: Bytes,
+}
+
+/// A proof of one deal period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum ProofState {
+    /// Signed and stored, maybe broadcast: its transaction (rebroadcast after a restart).
+    Sent {
+        /// Transaction hash.
+        hash: B256,
+        /// Sender nonce.
+        nonce: u64,
+        /// The signed transaction (EIP-2718).
+        raw: Bytes,
+        /// Microseconds it took to build the proofs (reading blocks, building paths).
+        build_us: u64,
+    },
+    /// Mined and accepted.
+    Proven {
+        /// Transaction hash.
+        hash: B256,
+        /// Gas it used.
+        gas_used: u64,
+        /// Microseconds it took to build the proofs.
+        build_us: u64,
+    },
+    /// The period was settled otherwise (proven by an earlier transaction, or marked missed).
+    Settled,
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Db(format!("encode: {e}")))
+}
+
+fn dec<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| Error::Db(format!("corrupt provider row: {e}")))
+}
+
+fn deal_key(deal: &B256, tail: &[u8]) -> Vec<u8> {
+    [deal.as_slice(), tail].concat()
+}
+
+/// The provider database.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        tx.open_table(PIECES)?;
+        tx.open_table(ORDERS)?;
+        tx.open_table(PENDING)?;
+        tx.open_table(DEAL_ROOTS)?;
+        tx.open_table(PROOFS)?;
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    /// The piece stored under `cid`.
+    pub fn piece(&self, cid: &str) -> Result<Option<PieceRow>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PIECES)?;
+        t.get(cid)?.map(|v| dec(v.value())).transpose()
+    }
+
+    /// Every stored piece's CID.
+    pub fn piece_cids(&self) -> Result<Vec<String>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PIECES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            out.push(row?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// The piece an order was used for, if it was.
+    pub fn order(&self, hash: &B256) -> Result<Option<String>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(ORDERS)?;
+        Ok(t.get(hash.as_slice())?.map(|v| v.value().to_string()))
+    }
+
+    /// Journals a piece whose `add` is about to pin it (durable before the pin exists).
+    pub fn put_pending(&self, cid: &str, now: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(PENDING)?.insert(cid, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drops a pending row (its pin was given back).
+    pub fn remove_pending(&self, cid: &str) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(PENDING)?.remove(cid)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Pending pieces.
+    pub fn pending(&self) -> Result<Vec<String>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PENDING)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            out.push(row?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Commits a stored piece and its order in one transaction: refused (`false`) if the
+    /// order was used meanwhile.
+    pub fn commit_piece(&self, cid: &str, row: &PieceRow) -> Result<bool> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut orders = tx.open_table(ORDERS)?;
+            if orders.get(row.order_hash.as_slice())?.is_some() {
+                return Ok(false);
+            }
+            orders.insert(row.order_hash.as_slice(), cid)?;
+            tx.open_table(PIECES)?.insert(cid, enc(row)?.as_slice())?;
+            tx.open_table(PENDING)?.remove(cid)?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Records the pieces under a deal root.
+    pub fn put_deal_root(&self, deal: &B256, root: &B256, cids: &[String]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(DEAL_ROOTS)?.insert(
+            deal_key(deal, root.as_slice()).as_slice(),
+            enc(&cids)?.as_slice(),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The pieces under a deal root, if this provider co-signed it.
+    pub fn deal_root(&self, deal: &B256, root: &B256) -> Result<Option<Vec<String>>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(DEAL_ROOTS)?;
+        t.get(deal_key(deal, root.as_slice()).as_slice())?
+            .map(|v| dec(v.value()))
+            .transpose()
+    }
+
+    /// The deals this provider co-signed something for.
+    pub fn deals(&self) -> Result<Vec<B256>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(DEAL_ROOTS)?;
+        let mut out: Vec<B256> = Vec::new();
+        for row in t.iter()? {
+            let deal = B256::from_slice(&row?.0.value()[..32]);
+            if out.last() != Some(&deal) {
+                out.push(deal);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The proof state of a deal period.
+    pub fn proof(&self, deal: &B256, period: u64) -> Result<Option<ProofState>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PROOFS)?;
+        t.get(deal_key(deal, &period.to_be_bytes()).as_slice())?
+            .map(|v| dec(v.value()))
+            .transpose()
+    }
+
+    /// Sets the proof state of a deal period (durably).
+    pub fn put_proof(&self, deal: &B256, period: u64, state: &ProofState) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(PROOFS)?.insert(
+            deal_key(deal, &period.to_be_bytes()).as_slice(),
+            enc(state)?.as_slice(),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}

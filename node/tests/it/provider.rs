@@ -1,0 +1,653 @@
+//! The provider role on the real devnet: a registered provider node takes pieces only under
+//! valid upload orders from the token's home node, signs receipts whose roots are px-core's,
+//! serves pieces to anyone, co-signs deals over what it holds, and its prover answers the
+//! market's challenges (once per period, across restarts); a provider that lost a piece
+//! cannot prove and is slashed by `markMissed`.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::aliases::U96;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider as _;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::Eip712Domain;
+use px_cli::devnet::{ADMIN, REGISTRAR};
+use px_core::api::ErrorCode;
+use px_core::contracts::{IStorageMarket, PXToken, ProviderRegistry, StorageMarket};
+use px_core::network::{self, PieceReceipt, SignedOrder, UploadOrder};
+use px_core::piece;
+use px_node::NodeHandle;
+use px_node::provider::store::ProofState;
+use px_node::provider::{
+    AcceptanceRequest, CoSignature, ORDER_HEADER, PieceAccepted, ProviderConfig, deal_id_of,
+};
+use reqwest::StatusCode;
+
+use crate::fixture::{Net, User, data, metric, start_process, wait_healthy};
+
+/// The provider accounts of these tests (the fixture's users start at 3).
+const PROVIDER: usize = 30;
+const OTHER_PROVIDER: usize = 31;
+/// An account with no role, for `markMissed`.
+const KEEPER: usize = 32;
+/// The listing price (wei of PXToken per GiB-month).
+const PRICE: u128 = 1_000_000_000_000_000_000;
+/// 1 MiB: 2**15 chunks, no padding leaf, so every challenge reads a block.
+const PIECE: usize = 1 << 20;
+
+fn ether(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(18))
+}
+
+/// A devnet with a minted token whose home node (`StorageMarket.homeNodeOf`) is the
+/// registrar, its escrow funded.
+struct Market {
+    net: Net,
+    home: NodeHandle,
+    user: User,
+    token: u64,
+}
+
+impl Market {
+    async fn start() -> Market {
+        let net = Net::start().await;
+        let home = net.node("home").await;
+        let mut user = net.user(0, &home);
+        user.login().await;
+        let token = user.mint(&net).await;
+        let market = StorageMarket::new(net.market(), net.devnet.provider(user.account));
+        send(market.setHomeNode(U256::from(token), net.devnet.address(REGISTRAR))).await;
+        mint_px(&net, user.address(), ether(100)).await;
+        let px = PXToken::new(
+            net.devnet.deployment.px_token,
+            net.devnet.provider(user.account),
+        );
+        send(px.approve(net.market(), U256::MAX)).await;
+        // A fresh instance: each caches its account's nonce.
+        let market = StorageMarket::new(net.market(), net.devnet.provider(user.account));
+        send(market.fund(U256::from(token), ether(10))).await;
+        Market {
+            net,
+            home,
+            user,
+            token,
+        }
+    }
+
+    fn domain(&self) -> Eip712Domain {
+        network::domain(self.net.devnet.deployment.chain_id, self.net.market())
+    }
+
+    fn market(
+        &self,
+        account: usize,
+    ) -> StorageMarket::StorageMarketInstance<alloy::providers::DynProvider> {
+        StorageMarket::new(self.net.market(), self.net.devnet.provider(account))
+    }
+
+    /// Registers and stakes `account` as a provider.
+    async fn register(&self, account: usize) {
+        let net = &self.net;
+        let registry = net.devnet.deployment.provider_registry.unwrap();
+        mint_px(net, net.devnet.address(account), ether(1000)).await;
+        let px = PXToken::new(net.devnet.deployment.px_token, net.devnet.provider(account));
+        send(px.approve(registry, U256::MAX)).await;
+        let reg = ProviderRegistry::new(registry, net.devnet.provider(account));
+        send(reg.registerProvider(
+            "http://provider.test".into(),
+            1,
+            10 << 30,
+            PRICE,
+            U96::from(100u64) * U96::from(10u64).pow(U96::from(18)),
+        ))
+        .await;
+    }
+
+    fn provider_key(&self, account: usize) -> String {
+        alloy::hex::encode(self.net.devnet.signer(account).to_bytes())
+    }
+
+    /// A node config with the provider role of `account`.
+    fn provider_config(&self, name: &str, account: usize) -> px_node::NodeConfig {
+        let mut c = self.net.config(name);
+        let mut p = ProviderConfig::new(px_node::Secret::new(self.provider_key(account)));
+        p.poll_ms = 200;
+        c.provider = Some(p);
+        c
+    }
+
+    async fn provider_node(&self, account: usize) -> NodeHandle {
+        self.register(account).await;
+        px_node::spawn(self.provider_config("provider", account))
+            .await
+            .expect("provider node starts")
+    }
+
+    /// An order for piece `index` of the token, signed by `signer`.
+    fn order(
+        &self,
+        signer: &PrivateKeySigner,
+        provider: Address,
+        index: u16,
+        max_size: u64,
+        expiry: u64,
+    ) -> SignedOrder {
+        UploadOrder {
+            token_id: self.token,
+            file: B256::repeat_byte(0x42),
+            segment: 0,
+            piece: index,
+            provider,
+            max_size,
+            expiry,
+        }
+        .sign(signer, &self.domain())
+        .unwrap()
+    }
+
+    /// An order from the home node for `account`, valid for an hour.
+    fn home_order(&self, account: usize, index: u16, len: usize) -> SignedOrder {
+        self.order(
+            &self.net.devnet.signer(REGISTRAR),
+            self.net.devnet.address(account),
+            index,
+            len as u64,
+            now() + 3600,
+        )
+    }
+
+    /// Co-signs (provider at `base`) and opens (home node) a deal over `pieces`.
+    async fn open_deal(&self, base: &str, account: usize, pieces: &[PieceAccepted]) -> B256 {
+        let provider = self.net.devnet.address(account);
+        let leaves: Vec<(B256, u8)> = pieces.iter().map(|p| (p.root, p.depth)).collect();
+        let req = AcceptanceRequest {
+            token_id: self.token,
+            provider,
+            root: piece::deal_root(&leaves).unwrap(),
+            piece_count: pieces.len() as u16,
+            size: pieces.iter().map(|p| p.size).sum(),
+            max_bytes: 1 << 30,
+            periods: 5,
+            price_per_gib_month: PRICE.to_string(),
+            deadline: now() + 3600,
+            pieces: pieces.iter().map(|p| p.cid.clone()).collect(),
+        };
+        let co = cosign(base, "acceptance", &req).await.expect("co-signed");
+        let a = IStorageMarket::Acceptance {
+            tokenId: U256::from(self.token),
+            provider,
+            root: req.root,
+            pieceCount: req.piece_count,
+            size: req.size,
+            maxBytes: req.max_bytes,
+            periods: req.periods,
+            pricePerGiBMonth: PRICE,
+            deadline: U256::from(req.deadline),
+        };
+        send(self.market(REGISTRAR).openDeal(a, co.signature)).await;
+        assert_eq!(co.deal_id, deal_id_of(self.token, provider));
+        co.deal_id
+    }
+
+    async fn deal(&self, deal: B256) -> IStorageMarket::Deal {
+        self.market(ADMIN)
+            .dealOf(U256::from_be_bytes(deal.0))
+            .call()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to 60 s) until the deal's next period is `period`.
+    async fn wait_period(&self, deal: B256, period: u16) {
+        let t = Instant::now();
+        while self.deal(deal).await.nextPeriod < period {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "period {} not proven in time",
+                period - 1
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn mine(&self, blocks: u64) {
+        self.net
+            .devnet
+            .provider(ADMIN)
+            .raw_request::<_, serde_json::Value>("anvil_mine".into(), (format!("0x{blocks:x}"),))
+            .await
+            .unwrap();
+    }
+
+    async fn tx_count(&self, account: usize) -> u64 {
+        self.net
+            .devnet
+            .provider(ADMIN)
+            .get_transaction_count(self.net.devnet.address(account))
+            .await
+            .unwrap()
+    }
+}
+
+impl Net {
+    fn market(&self) -> Address {
+        self.devnet.deployment.storage_market.unwrap()
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn send<P, D, N>(call: alloy::contract::CallBuilder<P, D, N>)
+where
+    P: alloy::providers::Provider<N>,
+    D: alloy::contract::CallDecoder,
+    N: alloy::network::Network,
+{
+    let receipt = call
+        .send()
+        .await
+        .expect("transaction sent")
+        .get_receipt()
+        .await
+        .expect("mined");
+    assert!(
+        alloy::network::ReceiptResponse::status(&receipt),
+        "transaction succeeded"
+    );
+}
+
+async fn mint_px(net: &Net, to: Address, amount: U256) {
+    let px = PXToken::new(net.devnet.deployment.px_token, net.devnet.provider(ADMIN));
+    send(px.mint(to, amount)).await;
+}
+
+/// `POST /v1/pieces` with `order` (its JSON in the header, if any).
+async fn put_piece(
+    base: &str,
+    order: Option<&SignedOrder>,
+    bytes: Vec<u8>,
+) -> Result<PieceAccepted, (StatusCode, ErrorCode)> {
+    let mut rb = reqwest::Client::new().post(format!("{base}/v1/pieces"));
+    if let Some(o) = order {
+        rb = rb.header(ORDER_HEADER, serde_json::to_string(o).unwrap());
+    }
+    let r = rb.body(bytes).send().await.unwrap();
+    refusal(r).await
+}
+
+async fn cosign<T: serde::Serialize>(
+    base: &str,
+    what: &str,
+    body: &T,
+) -> Result<CoSignature, (StatusCode, ErrorCode)> {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/deals/{what}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    refusal(r).await
+}
+
+async fn refusal<T: serde::de::DeserializeOwned>(
+    r: reqwest::Response,
+) -> Result<T, (StatusCode, ErrorCode)> {
+    let status = r.status();
+    if status.is_success() {
+        return Ok(r.json().await.unwrap());
+    }
+    let body: px_core::api::ErrorBody = r.json().await.unwrap();
+    Err((status, body.error))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_stores_a_piece_under_a_valid_order_and_refuses_the_others() {
+    let m = Market::start().await;
+    let node = m.provider_node(PROVIDER).await;
+    let base = node.url();
+    let me = m.net.devnet.address(PROVIDER);
+    let bytes = data(7, PIECE + 4096);
+
+    let order = m.home_order(PROVIDER, 0, bytes.len());
+    let got = put_piece(&base, Some(&order), bytes.clone())
+        .await
+        .expect("stored");
+    let want = piece::summarize(&bytes).unwrap();
+    assert_eq!(got.cid, want.cid.to_string(), "px-core's piece CID");
+    assert_eq!(
+        (got.root, got.depth, got.size),
+        (want.root.root, want.root.depth, want.root.size),
+        "px-core's piece root"
+    );
+    assert_eq!(got.order_hash, order.order.hash(&m.domain()));
+    let receipt = PieceReceipt {
+        order_hash: got.order_hash,
+        cid: want.cid,
+        root: got.root,
+        depth: got.depth,
+        size: got.size,
+    };
+    let sig = alloy::primitives::Signature::try_from(got.receipt.as_ref()).unwrap();
+    assert_eq!(
+        receipt.signer(&sig, &m.domain()).unwrap(),
+        me,
+        "signed by the provider"
+    );
+
+    // Served to anyone, by CID.
+    let r = reqwest::get(format!("{base}/v1/pieces/{}", got.cid))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let r = reqwest::get(format!("{base}/v1/pieces/{}", m.user.address()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let other = data(8, 4096);
+    let len = other.len();
+    // Replayed: the same order again.
+    assert_eq!(
+        put_piece(&base, Some(&order), other.clone())
+            .await
+            .unwrap_err(),
+        (StatusCode::FORBIDDEN, ErrorCode::InvalidNonce)
+    );
+    // For another provider.
+    let theirs = m.home_order(OTHER_PROVIDER, 1, len);
+    assert_eq!(
+        put_piece(&base, Some(&theirs), other.clone())
+            .await
+            .unwrap_err(),
+        (StatusCode::FORBIDDEN, ErrorCode::WrongDomain)
+    );
+    // Expired.
+    let expired = m.order(
+        &m.net.devnet.signer(REGISTRAR),
+        me,
+        2,
+        len as u64,
+        now() - 60,
+    );
+    assert_eq!(
+        put_piece(&base, Some(&expired), other.clone())
+            .await
+            .unwrap_err(),
+        (StatusCode::FORBIDDEN, ErrorCode::MessageExpired)
+    );
+    // Signed by someone who is not the token's home node (the token's holder).
+    let foreign = m.order(&m.user.signer, me, 3, len as u64, now() + 3600);
+    assert_eq!(
+        put_piece(&base, Some(&foreign), other.clone())
+            .await
+            .unwrap_err(),
+        (StatusCode::FORBIDDEN, ErrorCode::InvalidSignature)
+    );
+    // Unsigned: no order at all, or one without a signature.
+    assert_eq!(
+        put_piece(&base, None, other.clone()).await.unwrap_err(),
+        (StatusCode::BAD_REQUEST, ErrorCode::BadRequest)
+    );
+    let mut unsigned = serde_json::to_value(m.home_order(PROVIDER, 4, len)).unwrap();
+    unsigned.as_object_mut().unwrap().remove("signature");
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/pieces"))
+        .header(ORDER_HEADER, unsigned.to_string())
+        .body(other.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Larger than its order.
+    let small = m.home_order(PROVIDER, 5, len - 1);
+    assert_eq!(
+        put_piece(&base, Some(&small), other.clone())
+            .await
+            .unwrap_err(),
+        (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge)
+    );
+    // A valid fresh order still goes through.
+    let fresh = m.home_order(PROVIDER, 6, len);
+    put_piece(&base, Some(&fresh), other).await.expect("stored");
+    assert_eq!(metric(&base, "px_node_provider_pieces_total").await, 8);
+
+    // Co-signs only a deal over pieces it holds.
+    let req = AcceptanceRequest {
+        token_id: m.token,
+        provider: me,
+        root: B256::repeat_byte(1),
+        piece_count: 1,
+        size: got.size,
+        max_bytes: 1 << 30,
+        periods: 5,
+        price_per_gib_month: PRICE.to_string(),
+        deadline: now() + 3600,
+        pieces: vec![got.cid.clone()],
+    };
+    assert_eq!(
+        cosign(&base, "acceptance", &req).await.unwrap_err(),
+        (StatusCode::CONFLICT, ErrorCode::BadRequest),
+        "wrong root"
+    );
+    let mut unknown = req.clone();
+    unknown.pieces = vec![want.cid.to_string().replace('a', "b")];
+    assert!(cosign(&base, "acceptance", &unknown).await.is_err());
+    node.shutdown().await;
+    m.home.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unregistered_provider_refuses_to_start() {
+    let m = Market::start().await;
+    let e = px_node::spawn(m.provider_config("provider", PROVIDER))
+        .await
+        .expect_err("refuses to start");
+    let text = e.to_string();
+    assert!(
+        text.contains("is not registered in the ProviderRegistry")
+            && text.contains("registerProvider"),
+        "{text}"
+    );
+    m.home.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prover_proves_each_period_and_the_earnings_are_claimable() {
+    let m = Market::start().await;
+    let node = m.provider_node(PROVIDER).await;
+    let base = node.url();
+    let mut pieces = Vec::new();
+    for i in 0..3u16 {
+        let bytes = data(100 + u64::from(i), PIECE);
+        let o = m.home_order(PROVIDER, i, bytes.len());
+        pieces.push(put_piece(&base, Some(&o), bytes).await.unwrap());
+    }
+    let deal = m.open_deal(&base, PROVIDER, &pieces).await;
+    assert_eq!(m.deal(deal).await.nextPeriod, 0);
+    // Period 0 is challenged 100 blocks after the deal opened.
+    m.mine(101).await;
+    m.wait_period(deal, 1).await;
+    let market = m.market(PROVIDER);
+    let me = m.net.devnet.address(PROVIDER);
+    let earned = market.earningsOf(me).call().await.unwrap();
+    assert!(earned > U256::ZERO, "the period is claimable");
+    // The sent proof is settled with its gas on a later poll.
+    let provider = node.provider().unwrap();
+    let t = Instant::now();
+    let (gas, build_us) = loop {
+        if let Some(ProofState::Proven {
+            gas_used, build_us, ..
+        }) = provider.store().proof(&deal, 0).unwrap()
+        {
+            break (gas_used, build_us);
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "proof settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "proveStorage: {gas} gas, proof built in {build_us} us (4 challenges, 3 pieces of 1 MiB)"
+    );
+    assert_eq!(
+        metric(&base, "px_node_provider_proofs_total").await,
+        2,
+        "submitted + proven"
+    );
+    // Next period too.
+    m.mine(100).await;
+    m.wait_period(deal, 2).await;
+    let px = PXToken::new(
+        m.net.devnet.deployment.px_token,
+        m.net.devnet.provider(ADMIN),
+    );
+    let before = px.balanceOf(me).call().await.unwrap();
+    send(market.claimEarnings()).await;
+    let after = px.balanceOf(me).call().await.unwrap();
+    assert!(after - before > earned, "two periods' earnings paid");
+    node.shutdown().await;
+    m.home.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_that_dropped_its_piece_cannot_prove_and_is_slashed() {
+    let m = Market::start().await;
+    let node = m.provider_node(PROVIDER).await;
+    let base = node.url();
+    let bytes = data(9, PIECE);
+    let o = m.home_order(PROVIDER, 0, bytes.len());
+    let p = put_piece(&base, Some(&o), bytes).await.unwrap();
+    let deal = m.open_deal(&base, PROVIDER, std::slice::from_ref(&p)).await;
+    // The piece goes from the store.
+    let store = m.net.ipfs_url(&node);
+    let ipfs = px_node::ipfs::Ipfs::new(&store).unwrap();
+    ipfs.unpin(&p.cid).await.unwrap();
+    let gc = reqwest::Client::new()
+        .post(format!("{store}/api/v0/repo/gc"))
+        .send()
+        .await
+        .unwrap();
+    assert!(gc.status().is_success(), "gc: {}", gc.status());
+    m.mine(101).await;
+    let t = Instant::now();
+    while metric(&base, "px_node_provider_proofs_total").await == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "unbuildable proof reported"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("px_node_provider_proofs_total{outcome=\"unbuildable\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("px_node_provider_proofs_total{outcome=\"submitted\"} 0"));
+    // The window closes; anyone marks the period missed and the stake is slashed.
+    m.mine(50).await;
+    let registry = ProviderRegistry::new(
+        m.net.devnet.deployment.provider_registry.unwrap(),
+        m.net.devnet.provider(ADMIN),
+    );
+    let me = m.net.devnet.address(PROVIDER);
+    let stake = registry.stakeOf(me).call().await.unwrap();
+    send(m.market(KEEPER).markMissed(U256::from_be_bytes(deal.0))).await;
+    let slashed = stake - registry.stakeOf(me).call().await.unwrap();
+    assert_eq!(slashed, ether(10), "slashPerMiss");
+    let d = m.deal(deal).await;
+    assert_eq!((d.nextPeriod, d.misses), (1, 1));
+    assert_eq!(
+        m.tx_count(PROVIDER).await,
+        2,
+        "registration only: approve + register"
+    );
+    node.shutdown().await;
+    m.home.shutdown().await;
+}
+
+/// The provider process aborts right after storing its signed proof (before the broadcast),
+/// then right after the broadcast; each restart finishes the period with that one
+/// transaction and sends no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_mid_prove_proves_once() {
+    let m = Market::start().await;
+    m.register(PROVIDER).await;
+    let dir = m.net.dir.path().join("provider-process");
+    let key = m.provider_key(PROVIDER);
+    let env = [
+        ("PX_NODE_ROLE", "provider"),
+        ("PX_NODE_PROVIDER_KEY", key.as_str()),
+        ("PX_NODE_PROVIDER_POLL_MS", "200"),
+    ];
+    let registered = m.tx_count(PROVIDER).await;
+    let (mut child, base) =
+        start_process(&m.net, &dir, Some("prover_before_broadcast"), true, &env);
+    wait_healthy(&base).await;
+    let bytes = data(11, PIECE);
+    let o = m.home_order(PROVIDER, 0, bytes.len());
+    let p = put_piece(&base, Some(&o), bytes).await.unwrap();
+    let deal = m.open_deal(&base, PROVIDER, &[p]).await;
+
+    // Period 0: aborted after the proof was stored, before it left.
+    m.mine(101).await;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(!status.success(), "aborted at the failpoint");
+    assert_eq!(m.deal(deal).await.nextPeriod, 0, "nothing sent");
+    assert_eq!(m.tx_count(PROVIDER).await, registered);
+    let (mut child, base) = start_process(&m.net, &dir, None, true, &env);
+    wait_healthy(&base).await;
+    m.wait_period(deal, 1).await;
+    assert_eq!(
+        m.tx_count(PROVIDER).await,
+        registered + 1,
+        "the stored proof, once"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Period 1: aborted right after the broadcast (mined at once on anvil).
+    let (child, base) = start_process(&m.net, &dir, Some("prover_after_broadcast"), true, &env);
+    wait_healthy(&base).await;
+    m.mine(100).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!status.success(), "aborted at the failpoint");
+    assert_eq!(m.deal(deal).await.nextPeriod, 2);
+    let (mut child, base) = start_process(&m.net, &dir, None, true, &env);
+    wait_healthy(&base).await;
+    // Several polls: nothing more is sent for period 1.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        m.tx_count(PROVIDER).await,
+        registered + 2,
+        "one proof per period"
+    );
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("px_node_provider_proofs_total{outcome=\"submitted\"} 0"),
+        "the restarted process sent nothing: {text}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    m.home.shutdown().await;
+}

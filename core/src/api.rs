@@ -255,6 +255,13 @@ pub enum ErrorCode {
     NotFound,
     /// The chain or the IPFS backend failed; retry later.
     Unavailable,
+    /// Too many requests from this IP address or account (HTTP 429): retry after the
+    /// `Retry-After` header's seconds.
+    RateLimited,
+    /// The request took too long: past the node's request timeout (HTTP 503, with
+    /// `Retry-After`), or an upload body that stalled or came slower than the node's minimum
+    /// upload rate (HTTP 408).
+    Timeout,
     /// Anything else.
     Internal,
 }

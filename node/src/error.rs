@@ -148,9 +148,8 @@ impl Error {
             Self::GateClosed(_) => ErrorCode::GateClosed,
             Self::OverQuota { .. } => ErrorCode::OverQuota,
             Self::TooLarge { .. } | Self::BodyTooLarge { .. } => ErrorCode::TooLarge,
-            Self::BodyTimeout { .. } => ErrorCode::BadRequest,
-            // px-core's codes have none for these two: "retry later" is what they mean.
-            Self::Timeout | Self::RateLimited { .. } => ErrorCode::Unavailable,
+            Self::BodyTimeout { .. } | Self::Timeout => ErrorCode::Timeout,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::LengthRequired => ErrorCode::LengthRequired,
             Self::NotServed(_) => ErrorCode::NotServed,
             Self::KeyAlreadySet(_) => ErrorCode::KeyAlreadySet,
@@ -164,10 +163,8 @@ impl Error {
 
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::BodyTimeout { .. } => return StatusCode::REQUEST_TIMEOUT,
-            Self::RateLimited { .. } => return StatusCode::TOO_MANY_REQUESTS,
-            _ => {}
+        if let Self::BodyTimeout { .. } = self {
+            return StatusCode::REQUEST_TIMEOUT;
         }
         match self.code() {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
@@ -183,7 +180,9 @@ impl Error {
                 StatusCode::CONFLICT
             }
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            // A request past the request timeout: retry later, like a backend outage.
+            ErrorCode::Unavailable | ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -192,12 +191,7 @@ impl Error {
     pub fn body(&self) -> ErrorBody {
         let message = match self.code() {
             ErrorCode::Internal => "internal error".to_string(),
-            ErrorCode::Unavailable
-                if !matches!(
-                    self,
-                    Self::NoRegistrar | Self::Timeout | Self::RateLimited { .. }
-                ) =>
-            {
+            ErrorCode::Unavailable if !matches!(self, Self::NoRegistrar) => {
                 "a backend (chain or IPFS) is unavailable; retry later".to_string()
             }
             _ => self.to_string(),

@@ -84,6 +84,13 @@ pub fn app(state: AppState) -> Router {
 
 /// Builds the router with `limits`.
 pub fn app_with(state: AppState, limits: &Limits) -> Router {
+    app_with_routes(state, limits, Router::new())
+}
+
+/// [`app_with`] plus `extra` routes, which get only the layers around the whole router (CORS,
+/// catch-panic): for tests that need a handler of their own, e.g. one that panics.
+#[doc(hidden)]
+pub fn app_with_routes(state: AppState, limits: &Limits, extra: Router<AppState>) -> Router {
     let guard = Guard {
         node: state.clone(),
         timeout: limits.request_timeout,
@@ -122,6 +129,7 @@ pub fn app_with(state: AppState, limits: &Limits) -> Router {
             small(delete(delete_file)),
         )
         .route("/v1/tokens/{token_id}/content/{cid}", small(get(download)))
+        .merge(extra)
         .with_state(state);
     let router = match cors(&limits.cors_origins) {
         Some(cors) => router.layer(cors),

@@ -393,7 +393,10 @@ impl Node {
             return Err(Error::NotServed(token_id));
         }
         let pubkey: [u8; 32] = facts.ipns_key.0;
-        let key = self.db.key(&pubkey)?.ok_or(Error::NotServed(token_id))?;
+        let key = self
+            .read(move |db| db.key(&pubkey))
+            .await?
+            .ok_or(Error::NotServed(token_id))?;
         let state = self
             .write(move |db| db.adopt_token(token_id, &pubkey, &key))
             .await?;
@@ -410,8 +413,16 @@ impl Node {
             .check(&minter)
             .map_err(|retry_after| Error::RateLimited { retry_after })?;
         let mut key = None;
-        if let Some(pk) = self.db.assignment(minter)?
-            && let Some(row) = self.db.key(&pk)?
+        // The outstanding key of `minter`, if any: two point reads, on the blocking pool.
+        let outstanding = self
+            .read(move |db| {
+                let Some(pk) = db.assignment(minter)? else {
+                    return Ok(None);
+                };
+                Ok(db.key(&pk)?.map(|row| (pk, row)))
+            })
+            .await?;
+        if let Some((pk, row)) = outstanding
             && row.token_id.is_none()
             && self.chain.token_of_key(&pk).await? == 0
         {

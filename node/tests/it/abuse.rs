@@ -492,7 +492,7 @@ async fn key_assignments_and_nonces_are_throttled() {
     let e = users[0].key_assignment().await.unwrap_err();
     assert_eq!(
         (e.status, e.code()),
-        (StatusCode::TOO_MANY_REQUESTS, ErrorCode::Unavailable)
+        (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited)
     );
     // Node-wide: user 0's key and user 1's used the 2 new keys of the minute.
     users[1].key_assignment().await.unwrap();
@@ -510,6 +510,8 @@ async fn key_assignments_and_nonces_are_throttled() {
             .unwrap();
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
             assert!(r.headers().contains_key("retry-after"));
+            let body: api::ErrorBody = r.json().await.unwrap();
+            assert_eq!(body.error, ErrorCode::RateLimited);
             limited = Some(i);
             break;
         }
@@ -528,5 +530,126 @@ async fn key_assignments_and_nonces_are_throttled() {
         .await
         .unwrap();
     assert!(!r.headers().contains_key("access-control-allow-origin"));
+    node.shutdown().await;
+}
+
+/// Sends `head` (a request head and the start of its body) on a new connection, keeps the
+/// connection open without sending more, and reads the node's answer: answers the whole
+/// answer text (empty when the node closed without one) and when it came; `None` when no
+/// answer came within `within`.
+async fn stall(
+    addr: std::net::SocketAddr,
+    head: &str,
+    within: Duration,
+) -> Option<(String, Duration)> {
+    let start = Instant::now();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    read.ok()?;
+    Some((String::from_utf8_lossy(&buf).to_string(), start.elapsed()))
+}
+
+/// A request that outlives the request timeout — a sign-in whose body stalls after a few
+/// bytes (the handler reads the body inside the timeout) — answers 503 `timeout` with
+/// `Retry-After` once the timeout passes, instead of holding the connection and its task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_request_timeout_answers_503_timeout() {
+    let net = Net::start().await;
+    let mut config = net.config("request-timeout");
+    config.request_timeout = Duration::from_millis(800);
+    let node = px_node::spawn(config).await.unwrap();
+    let before = metric(&node.url(), "px_node_timeouts_total").await;
+    let head = format!(
+        "POST /v1/auth/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 200\r\n\r\n{{\"message\":\"",
+        node.addr()
+    );
+    let (answer, took) = stall(node.addr(), &head, Duration::from_secs(20))
+        .await
+        .expect("the node answers a stalled request within 20 s");
+    println!("stalled sign-in body: answered after {took:?}");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nretry-after: "),
+        "{head}"
+    );
+    let body: api::ErrorBody = serde_json::from_str(body).unwrap();
+    assert_eq!(body.error, ErrorCode::Timeout, "{body:?}");
+    assert!(took >= Duration::from_millis(800), "not before the timeout");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(
+        metric(&node.url(), "px_node_timeouts_total").await,
+        before + 1
+    );
+    node.shutdown().await;
+}
+
+async fn panics() -> &'static str {
+    panic!("a test handler panicked")
+}
+
+/// A handler that panics answers 500 `internal` (the catch-panic layer around the whole
+/// router) instead of dropping the connection, and the node goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_answers_500_and_the_node_goes_on() {
+    let net = Net::start().await;
+    let node = net.node("panic").await;
+    let extra = axum::Router::new().route("/test/panic", axum::routing::get(panics));
+    let router = px_node::http::app_with_routes(
+        node.node().clone(),
+        &px_node::http::Limits::default(),
+        extra,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        let r = http
+            .get(format!("http://{addr}/test/panic"))
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: api::ErrorBody = r.json().await.unwrap();
+        assert_eq!(
+            (body.error, body.message.as_str()),
+            (ErrorCode::Internal, "internal error"),
+            "nothing of the panic is sent"
+        );
+    }
+    let r = http
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    server.abort();
     node.shutdown().await;
 }

@@ -128,13 +128,16 @@ fn sdk_class(e: &px_sdk::Error) -> Exit {
     match e {
         E::Config(_) | E::NoNode => Exit::Usage,
         E::Transport(_) | E::PendingTransaction(_) | E::Timeout(..) | E::Http(_) => Exit::Network,
-        E::UploadInterrupted(_) => Exit::Network,
+        E::UploadInterrupted(_) | E::RateLimited { .. } => Exit::Network,
         E::Reverted { .. } | E::NotOwner { .. } | E::GateClosed { .. } => Exit::Refused,
         E::SyncNotAllowed { .. } => Exit::Refused,
         E::NoSuchPlan(_) | E::NoSuchToken(_) | E::FileNotFound { .. } => Exit::NotFound,
         E::Node { status, code, .. } => match code {
             Some(ErrorCode::NotFound) => Exit::NotFound,
-            Some(ErrorCode::Unavailable) => Exit::Network,
+            // Retry later: a backend outage, a rate limit, a request or body too slow.
+            Some(ErrorCode::Unavailable | ErrorCode::RateLimited | ErrorCode::Timeout) => {
+                Exit::Network
+            }
             Some(ErrorCode::Internal) => Exit::Failure,
             _ if *status == 404 => Exit::NotFound,
             _ if *status >= 500 => Exit::Network,
@@ -166,6 +169,7 @@ fn error_kind(e: &px_sdk::Error) -> &'static str {
         E::SyncNotAllowed { .. } => "sync_not_allowed",
         E::Timeout(..) => "timeout",
         E::Node { .. } => "node",
+        E::RateLimited { .. } => "rate_limited",
         E::Http(_) => "http",
         E::UploadInterrupted(_) => "upload_interrupted",
         E::NodeMismatch(_) => "node_mismatch",

@@ -138,6 +138,17 @@ pub enum Error {
         body: String,
     },
 
+    /// The storage node rate-limited the request (HTTP 429) and the client gave up: its
+    /// retries were used up, the node asked for a longer wait than the client waits, or the
+    /// request was an upload whose body had already been sent (a body is not sent twice).
+    #[error("storage node: {message} (rate-limited; retry in {} s)", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// How long the node asked to wait (`Retry-After`; 1 s when it named none).
+        retry_after: std::time::Duration,
+        /// The node's explanation.
+        message: String,
+    },
+
     /// The storage node could not be reached, or its answer could not be read.
     #[error("storage node unreachable or answered badly: {0}")]
     Http(#[source] reqwest::Error),

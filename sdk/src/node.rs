@@ -314,13 +314,23 @@ where
             return Ok(());
         };
         let url = format!("{}/v1/auth/logout", self.node_url()?);
-        let resp = self
-            .inner
-            .http
-            .post(url)
-            .bearer_auth(&session.token)
-            .send()
-            .await?;
+        let mut retries = 0;
+        let resp = loop {
+            let resp = self
+                .inner
+                .http
+                .post(&url)
+                .bearer_auth(&session.token)
+                .send()
+                .await?;
+            match rate_limited(&resp, retries) {
+                Some(wait) => {
+                    retries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                None => break resp,
+            }
+        };
         // An expired or unknown session is as logged out as it gets.
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Ok(());
@@ -358,12 +368,33 @@ where
         Ok(self.inner.http.request(method, url).bearer_auth(token))
     }
 
-    /// Sends a request without a streaming body; signs in again once on 401.
+    /// Sends a request without a streaming body; signs in again once on 401, and waits and
+    /// sends it again on 429 as the node's `Retry-After` says (see [`rate_limited`]).
     async fn call(
         &self,
         method: Method,
         path: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response> {
+        let mut retries = 0;
+        loop {
+            let resp = self.call_once(method.clone(), path, &build).await?;
+            match rate_limited(&resp, retries) {
+                Some(wait) => {
+                    tracing::debug!(target: "sdk::node", %path, ?wait, "rate-limited; waiting");
+                    retries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Ok(resp),
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        build: &impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response> {
         let resp = build(self.authed(method.clone(), path).await?)
             .send()
@@ -653,24 +684,43 @@ where
             _ => name.to_owned(),
         };
         let result: Arc<Mutex<Option<Result<Prepared>>>> = Arc::default();
-        let body = body_stream(
-            source.reader,
-            source.size,
-            preparer,
-            opts.progress.clone(),
-            result.clone(),
-        );
+        // The body's state stays here until the HTTP client first polls the body: a 429
+        // answered before that can be retried with the same state; after it, the input is
+        // partly consumed and a 429 is reported ([`Error::RateLimited`]).
+        let unsent = Arc::new(Mutex::new(Some(BodyState {
+            reader: source.reader,
+            preparer: Some(preparer),
+            buf: vec![0u8; READ_STEP],
+            out: VecDeque::new(),
+            read: 0,
+            size: source.size,
+            progress: opts.progress.clone(),
+            result: result.clone(),
+        })));
         let path = format!("/v1/tokens/{token_id}/files");
-        // No `sha256` parameter: the plaintext's hash stays inside the encrypted header.
-        let resp = self
-            .authed(Method::POST, &path)
-            .await?
-            .query(&[("name", wire_name.as_str())])
-            .header(reqwest::header::CONTENT_LENGTH, body_len)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await;
+        let mut retries = 0;
+        let resp = loop {
+            // No `sha256` parameter: the plaintext's hash stays inside the encrypted header.
+            let resp = self
+                .authed(Method::POST, &path)
+                .await?
+                .query(&[("name", wire_name.as_str())])
+                .header(reqwest::header::CONTENT_LENGTH, body_len)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(reqwest::Body::wrap_stream(body_stream(unsent.clone())))
+                .send()
+                .await;
+            if let Ok(r) = &resp
+                && unsent.lock().expect("not poisoned").is_some()
+                && let Some(wait) = rate_limited(r, retries)
+            {
+                tracing::debug!(target: "sdk::node", ?wait, "upload rate-limited before its body was read; waiting");
+                retries += 1;
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            break resp;
+        };
         let prepared = result.lock().expect("not poisoned").take();
         // A failure of the local pipeline explains a failed request best.
         if let Some(Err(e)) = prepared {
@@ -943,13 +993,7 @@ fn retry_after(resp: &Response, deadline: tokio::time::Instant) -> Option<std::t
     if resp.status() != StatusCode::TOO_MANY_REQUESTS {
         return None;
     }
-    let secs = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(1)
-        .min(60);
+    let secs = retry_after_header(resp).as_secs().min(60);
     let jitter = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos() % 500)
@@ -957,6 +1001,43 @@ fn retry_after(resp: &Response, deadline: tokio::time::Instant) -> Option<std::t
     let wait =
         std::time::Duration::from_secs(secs) + std::time::Duration::from_millis(jitter.into());
     (tokio::time::Instant::now() + wait <= deadline).then_some(wait)
+}
+
+/// Most times a node call is sent again after a 429 answer.
+pub const RATE_LIMIT_RETRIES: u32 = 3;
+/// Longest `Retry-After` a node call waits for; the node asking for more is reported at
+/// once ([`Error::RateLimited`]).
+pub const RATE_LIMIT_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The `Retry-After` of an answer, in whole seconds (1 when absent or not a number of
+/// seconds).
+fn retry_after_header(resp: &Response) -> std::time::Duration {
+    let secs = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    std::time::Duration::from_secs(secs)
+}
+
+/// For a 429 answer to a node call that was sent `retries` times again already: how long to
+/// wait before sending it again (its `Retry-After` plus up to 0.5 s of jitter); `None` for
+/// any other answer, after [`RATE_LIMIT_RETRIES`], or when the node asks for more than
+/// [`RATE_LIMIT_MAX_WAIT`] (the answer then becomes [`Error::RateLimited`]).
+fn rate_limited(resp: &Response, retries: u32) -> Option<std::time::Duration> {
+    if resp.status() != StatusCode::TOO_MANY_REQUESTS || retries >= RATE_LIMIT_RETRIES {
+        return None;
+    }
+    let wait = retry_after_header(resp);
+    if wait > RATE_LIMIT_MAX_WAIT {
+        return None;
+    }
+    let jitter = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 500)
+        .unwrap_or_default();
+    Some(wait + std::time::Duration::from_millis(jitter.into()))
 }
 
 /// How long [`Client::refusal_probe`] waits for the node's refusal.
@@ -1049,93 +1130,95 @@ impl<R> BodyState<R> {
     }
 }
 
-/// The upload body: reads plaintext, runs the pipeline, yields body chunks.
+/// The upload body: reads plaintext, runs the pipeline, yields body chunks. The state is
+/// taken out of `unsent` when the body is first polled (empty when it was taken before).
 fn body_stream<R>(
-    reader: R,
-    size: u64,
-    preparer: Preparer,
-    progress: Option<Progress>,
-    result: Arc<Mutex<Option<Result<Prepared>>>>,
+    unsent: Arc<Mutex<Option<BodyState<R>>>>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
-    let state = BodyState {
-        reader,
-        preparer: Some(preparer),
-        buf: vec![0u8; READ_STEP],
-        out: VecDeque::new(),
-        read: 0,
-        size,
-        progress,
-        result,
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(chunk) = st.out.pop_front() {
-                return Some((Ok(chunk), st));
-            }
-            let prep = st.preparer.as_mut()?;
-            let n = match st.reader.read(&mut st.buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let e = st.fail(Error::Io(e));
-                    return Some((Err(e), st));
-                }
+    futures::stream::unfold(None, move |st: Option<BodyState<R>>| {
+        let unsent = unsent.clone();
+        async move {
+            let st = match st {
+                Some(st) => st,
+                None => unsent.lock().expect("not poisoned").take()?,
             };
-            let mut out = std::mem::take(&mut st.out);
-            let mut sink = |b: &[u8]| {
-                out.push_back(Bytes::copy_from_slice(b));
-                Ok(())
-            };
-            if n == 0 {
-                if st.read != st.size {
-                    let e = st.fail(Error::Io(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("the input ended after {} of {} bytes", st.read, st.size),
-                    )));
-                    return Some((Err(e), st));
-                }
-                let prep = st.preparer.take().expect("checked above");
-                let done = prep.finish(&mut sink);
-                st.out = out;
-                match done {
-                    Ok(p) => *st.result.lock().expect("not poisoned") = Some(Ok(p)),
-                    Err(e) => {
-                        let e = st.fail(e);
-                        return Some((Err(e), st));
-                    }
-                }
-                continue;
-            }
-            st.read += n as u64;
-            if st.read > st.size {
-                let e = st.fail(Error::Io(std::io::Error::other(format!(
-                    "the input is longer than the {} bytes announced",
-                    st.size
-                ))));
-                return Some((Err(e), st));
-            }
-            let mut pushed = prep.push(&st.buf[..n], &mut sink);
-            // The whole announced input is in: finish now, since the HTTP client stops
-            // polling the body once `Content-Length` bytes went out.
-            if pushed.is_ok() && st.read == st.size {
-                let prep = st.preparer.take().expect("present");
-                match prep.finish(&mut sink) {
-                    Ok(p) => *st.result.lock().expect("not poisoned") = Some(Ok(p)),
-                    Err(e) => pushed = Err(e),
-                }
-            }
-            st.out = out;
-            if let Err(e) = pushed {
-                let e = st.fail(e);
-                return Some((Err(e), st));
-            }
-            if let Some(p) = &st.progress {
-                p(st.read, st.size);
-            }
+            body_step(st).await.map(|(item, st)| (item, Some(st)))
         }
     })
+}
+
+/// The next chunk of an upload body.
+async fn body_step<R>(mut st: BodyState<R>) -> Option<(std::io::Result<Bytes>, BodyState<R>)>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    loop {
+        if let Some(chunk) = st.out.pop_front() {
+            return Some((Ok(chunk), st));
+        }
+        let prep = st.preparer.as_mut()?;
+        let n = match st.reader.read(&mut st.buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                let e = st.fail(Error::Io(e));
+                return Some((Err(e), st));
+            }
+        };
+        let mut out = std::mem::take(&mut st.out);
+        let mut sink = |b: &[u8]| {
+            out.push_back(Bytes::copy_from_slice(b));
+            Ok(())
+        };
+        if n == 0 {
+            if st.read != st.size {
+                let e = st.fail(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the input ended after {} of {} bytes", st.read, st.size),
+                )));
+                return Some((Err(e), st));
+            }
+            let prep = st.preparer.take().expect("checked above");
+            let done = prep.finish(&mut sink);
+            st.out = out;
+            match done {
+                Ok(p) => *st.result.lock().expect("not poisoned") = Some(Ok(p)),
+                Err(e) => {
+                    let e = st.fail(e);
+                    return Some((Err(e), st));
+                }
+            }
+            continue;
+        }
+        st.read += n as u64;
+        if st.read > st.size {
+            let e = st.fail(Error::Io(std::io::Error::other(format!(
+                "the input is longer than the {} bytes announced",
+                st.size
+            ))));
+            return Some((Err(e), st));
+        }
+        let mut pushed = prep.push(&st.buf[..n], &mut sink);
+        // The whole announced input is in: finish now, since the HTTP client stops
+        // polling the body once `Content-Length` bytes went out.
+        if pushed.is_ok() && st.read == st.size {
+            let prep = st.preparer.take().expect("present");
+            match prep.finish(&mut sink) {
+                Ok(p) => *st.result.lock().expect("not poisoned") = Some(Ok(p)),
+                Err(e) => pushed = Err(e),
+            }
+        }
+        st.out = out;
+        if let Err(e) = pushed {
+            let e = st.fail(e);
+            return Some((Err(e), st));
+        }
+        if let Some(p) = &st.progress {
+            p(st.read, st.size);
+        }
+    }
 }
 
 /// Most of an error answer's body kept in [`Error::Node`].
@@ -1147,6 +1230,7 @@ async fn check(resp: Response) -> Result<Response> {
     if status.is_success() {
         return Ok(resp);
     }
+    let retry_after = retry_after_header(&resp);
     let mut text = resp.text().await.unwrap_or_default();
     if text.len() > MAX_ERROR_BODY {
         let mut end = MAX_ERROR_BODY;
@@ -1155,7 +1239,17 @@ async fn check(resp: Response) -> Result<Response> {
         }
         text.truncate(end);
     }
-    Err(match serde_json::from_str::<ErrorBody>(&text) {
+    let parsed = serde_json::from_str::<ErrorBody>(&text);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(Error::RateLimited {
+            retry_after,
+            message: match parsed {
+                Ok(p) => p.message,
+                Err(_) => "too many requests".into(),
+            },
+        });
+    }
+    Err(match parsed {
         Ok(parsed) => Error::Node {
             status: status.as_u16(),
             code: Some(parsed.error),

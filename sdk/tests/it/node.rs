@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use px_cli::devnet::FIRST_USER;
 use px_sdk::{
-    DownloadOptions, Error, Payment, UploadOptions, api::GateReason, crypto, crypto::CryptoError,
+    Client, DownloadOptions, Error, Payment, UploadOptions, api::GateReason, crypto,
+    crypto::CryptoError,
 };
 
 use crate::common::{spawn_chain, spawn_node, spawn_node_with};
@@ -477,4 +478,196 @@ async fn node_sees_no_plaintext_hash_and_cannot_swap_names_or_slip_in_files() {
         .unwrap_err();
     assert!(matches!(err, Error::Unencrypted { .. }), "{err:?}");
     assert!(out.is_empty());
+}
+
+/// Every node call honours 429 + `Retry-After`, not only the sign-in: it waits as told and
+/// sends the call again, at most [`px_sdk::node::RATE_LIMIT_RETRIES`] times; a node asking for
+/// more than [`px_sdk::node::RATE_LIMIT_MAX_WAIT`] gets a typed [`Error::RateLimited`] at once
+/// instead of a client hanging for it. Both against `px-node`'s own limiters: key assignments
+/// per address (2 at once, then 1 a second: `Retry-After: 1`) and new keys node-wide (1, then
+/// 1 a minute: `Retry-After: 60`).
+#[tokio::test]
+async fn rate_limited_node_calls_wait_as_told_then_give_up_with_a_typed_error() {
+    let env = spawn_chain().await;
+    let node = spawn_node_with(
+        &env,
+        &[
+            "--address-burst",
+            "2",
+            "--address-rate-per-min",
+            "60",
+            "--key-gen-per-min",
+            "1",
+        ],
+    )
+    .await;
+    let alice = env.node_client(FIRST_USER, &node).await;
+    alice.login().await.unwrap();
+    // The sign-in used one of alice's 2; the first assignment the other (and the minute's new
+    // key); each next one meets a 429 and is retried after a second (alice's key is reused).
+    let start = std::time::Instant::now();
+    let first = alice.key_assignment().await.unwrap();
+    for _ in 0..3 {
+        let again = alice.key_assignment().await.unwrap();
+        assert_eq!(again.ipns_id, first.ipns_id);
+    }
+    let took = start.elapsed();
+    println!("4 key assignments at 1 a second after the burst: {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "the client waited: {took:?}"
+    );
+
+    // Bob needs a new key: the node-wide limit asks for a minute, more than the client
+    // waits: a typed error, at once.
+    let bob = env.node_client(FIRST_USER + 1, &node).await;
+    bob.login().await.unwrap();
+    let start = std::time::Instant::now();
+    let e = bob.key_assignment().await.unwrap_err();
+    let took = start.elapsed();
+    match e {
+        Error::RateLimited { retry_after, .. } => {
+            assert!(
+                retry_after > px_sdk::node::RATE_LIMIT_MAX_WAIT,
+                "{retry_after:?}"
+            );
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(10), "gave up at once: {took:?}");
+}
+
+/// A loopback TCP proxy in front of a node that, while `refuse_uploads` is set, answers
+/// uploads itself with 429 (`Retry-After: 7`) after reading only their head, as a rate-limiting
+/// reverse proxy would, and passes everything else through (one request per connection).
+struct UploadRefusingProxy {
+    url: String,
+    refuse_uploads: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl UploadRefusingProxy {
+    async fn start(listener: tokio::net::TcpListener, upstream: String) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let refuse_uploads = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (flag, count) = (refuse_uploads.clone(), refused.clone());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let (flag, count, upstream) = (flag.clone(), count.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    let end = loop {
+                        let Ok(n) = client.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let text = String::from_utf8_lossy(&head[..end]).to_string();
+                    let upload = text.starts_with("POST /v1/tokens/")
+                        && text.lines().next().is_some_and(|l| l.contains("/files?"));
+                    if upload && flag.load(Relaxed) {
+                        count.fetch_add(1, Relaxed);
+                        let body = r#"{"error":"rate_limited","message":"too many uploads"}"#;
+                        let answer = format!(
+                            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n\
+                             Content-Type: application/json\r\nContent-Length: {}\r\n\
+                             Connection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = client.write_all(answer.as_bytes()).await;
+                        // Read what the client still sends, so that closing does not reset
+                        // the connection under the answer.
+                        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                            while matches!(client.read(&mut buf).await, Ok(n) if n > 0) {}
+                        })
+                        .await;
+                        return;
+                    }
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    // One request per connection: the proxy only looks at a connection's first.
+                    let line_end = text.find("\r\n").unwrap() + 2;
+                    let mut first = Vec::new();
+                    first.extend_from_slice(&head[..line_end]);
+                    first.extend_from_slice(b"Connection: close\r\n");
+                    first.extend_from_slice(&head[line_end..]);
+                    if server.write_all(&first).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Self {
+            url,
+            refuse_uploads,
+            refused,
+        }
+    }
+}
+
+/// An upload whose body the HTTP client had started to send when the 429 came is not sent
+/// again (its input is partly consumed): the typed error carries the `Retry-After`, and the
+/// node stored nothing. The same upload goes through once the proxy lets it.
+#[tokio::test]
+async fn an_upload_refused_with_429_after_its_body_started_reports_retry_after() {
+    let env = spawn_chain().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+    let node = spawn_node_with(&env, &["--public-url", &proxy_url]).await;
+    let proxy = UploadRefusingProxy::start(listener, node.url.clone()).await;
+    let client = Client::new(env.config(FIRST_USER).with_node(proxy.url.clone()))
+        .await
+        .unwrap();
+    let id = client.mint_via_node(1, Payment::Auto).await.unwrap();
+    let plain = data(300_000, 9);
+    let start = std::time::Instant::now();
+    let e = client
+        .upload(
+            id,
+            std::io::Cursor::new(plain.clone()),
+            "limited.bin",
+            UploadOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    match e {
+        Error::RateLimited { retry_after, .. } => {
+            assert_eq!(retry_after, Duration::from_secs(7));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(7), "not waited for");
+    let refused = proxy.refused.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(refused >= 1);
+    assert_eq!(client.usage(id).await.unwrap().file_count, 0);
+
+    proxy
+        .refuse_uploads
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let r = client
+        .upload(
+            id,
+            std::io::Cursor::new(plain),
+            "limited.bin",
+            UploadOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.usage.file_count, 1);
 }

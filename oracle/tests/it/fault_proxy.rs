@@ -4,7 +4,8 @@
 //! receipt or transaction (a lagging load-balanced backend), or the right answer late.
 //!
 //! Which request gets which fault comes from a seeded RNG (splitmix64), so a run's fault
-//! sequence is reproducible; the requests' arrival order is up to the client.
+//! sequence is reproducible; the requests' arrival order is up to the client. At rate 0 it
+//! is a plain counting proxy: [`Stats::by_method`] counts every request by method.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +45,8 @@ pub(crate) struct Stats {
     pub(crate) timeouts: AtomicU64,
     pub(crate) nulls: AtomicU64,
     pub(crate) delayed: AtomicU64,
+    /// Requests by JSON-RPC method (faulted or not).
+    pub(crate) methods: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Stats {
@@ -57,6 +60,11 @@ impl Stats {
             g(&self.nulls),
             g(&self.delayed)
         )
+    }
+
+    /// A snapshot of [`Stats::methods`].
+    pub(crate) fn by_method(&self) -> std::collections::BTreeMap<String, u64> {
+        self.methods.lock().expect("methods lock").clone()
     }
 
     pub(crate) fn injected(&self) -> u64 {
@@ -197,6 +205,13 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     ) else {
         return forward(&inner, body).await;
     };
+    *inner
+        .stats
+        .methods
+        .lock()
+        .expect("methods lock")
+        .entry(method.to_string())
+        .or_default() += 1;
     let faults = *inner.faults.lock().expect("faults lock");
     if inner.unit() >= faults.rate {
         return forward(&inner, body).await;

@@ -481,3 +481,178 @@ async fn relayer_only_mode_serves_a_real_health_check_and_metrics() -> TestResul
     oracle.shutdown().await;
     Ok(())
 }
+
+/// Sets anvil's block gas limit.
+async fn block_gas_limit(env: &Env, gas: u64) -> TestResult {
+    let _: Value = env
+        .devnet
+        .provider(0)
+        .raw_request("anvil_setBlockGasLimit".into(), (U256::from(gas),))
+        .await?;
+    Ok(())
+}
+
+/// A fulfil stuck in the sending stage past its request's expiry, for a request the holder
+/// closed meanwhile (re-requesting after expiry cancels it at the Operator), is abandoned:
+/// the relayer fills its nonce with a zero-value transfer to self and skips the request, which
+/// is never fulfilled; the nonces after it move on. The fulfil sticks for real: blocks are
+/// made too small for it (block gas limit 400,000 under the fulfil's 500,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fulfil_stuck_past_expiry_of_a_closed_request_is_abandoned_and_its_nonce_filled()
+-> TestResult {
+    if skip(
+        "a_fulfil_stuck_past_expiry_of_a_closed_request_is_abandoned_and_its_nonce_filled",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
+    let env = Env::spawn(None).await?;
+    let mut config = env.config();
+    config.adapter.enabled = false;
+    config.relayer.stuck_after_secs = 1;
+    let oracle = px_oracle::spawn(config).await?;
+    let token = env.served_token("stuck-expiry", 321, 1).await?;
+    let nonce = env.oracle_tx_count().await?;
+
+    block_gas_limit(&env, 400_000).await?;
+    let first = env.request_sync(0, token).await?;
+    let db = oracle.relayer().expect("relayer runs").db().clone();
+    let sending = wait_for(Duration::from_secs(20), || async {
+        match db.get(&first).ok().flatten()?.stage {
+            Stage::Sending { nonce, txs, .. } => Some((nonce, txs)),
+            _ => None,
+        }
+    })
+    .await
+    .ok_or("the first fulfil is signed")?;
+    assert_eq!(sending.0, nonce);
+    assert!(!sending.1[0].cancel);
+
+    // Past expiry, the holder asks again: the contract cancels the first request.
+    env.devnet.time_travel(301).await?;
+    let second = env.request_sync(0, token).await?;
+    let filled = wait_for(Duration::from_secs(30), || async {
+        match db.get(&first).ok().flatten()?.stage {
+            Stage::Skipped { reason } => Some(reason),
+            _ => None,
+        }
+    })
+    .await
+    .ok_or("the stuck fulfil of the closed request was abandoned")?;
+    println!("first request: {filled}");
+    assert!(
+        filled.starts_with(&format!("expired and closed; nonce {nonce} filled by ")),
+        "{filled}"
+    );
+    assert!(
+        oracle
+            .metrics()
+            .render()
+            .contains("px_oracle_fulfills_total{kind=\"cancelled\"}"),
+        "a cancel was sent"
+    );
+
+    // Blocks big enough again: the second request's fulfil (the next nonce) is mined.
+    block_gas_limit(&env, 30_000_000).await?;
+    let info = env.wait_answered(token, Duration::from_secs(60)).await?;
+    assert_eq!(info.lastStatus, sync_status::OK);
+    assert_eq!(info.used, 321);
+    assert_eq!(env.answers_for(first).await?, 0, "the closed request");
+    assert_eq!(env.answers_for(second).await?, 1);
+    assert_eq!(
+        env.oracle_tx_count().await?,
+        nonce + 2,
+        "the cancel and one fulfil"
+    );
+    oracle.shutdown().await;
+    Ok(())
+}
+
+/// Requests counted by method over `window`: (calls per poll, polls, calls by method). A
+/// poll is one scan step, which reads the head once (`eth_blockNumber`).
+async fn rpc_per_poll(
+    proxy: &FaultProxy,
+    window: Duration,
+) -> (f64, u64, std::collections::BTreeMap<String, u64>) {
+    let before = proxy.stats.by_method();
+    tokio::time::sleep(window).await;
+    let mut diff = proxy.stats.by_method();
+    for (method, n) in &mut diff {
+        *n -= before.get(method).copied().unwrap_or(0);
+    }
+    diff.retain(|_, n| *n > 0);
+    let polls = diff.get("eth_blockNumber").copied().unwrap_or(0);
+    let total: u64 = diff.values().sum();
+    (total as f64 / polls.max(1) as f64, polls, diff)
+}
+
+/// "Cost must stay flat": with every request finished, the relayer's JSON-RPC calls per poll
+/// are the same for 1 finished request as for `PX_FLAT_FINISHED` (default 20), counted by a
+/// loopback proxy in front of anvil.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_calls_per_poll_are_flat_in_the_number_of_finished_requests() -> TestResult {
+    if skip(
+        "rpc_calls_per_poll_are_flat_in_the_number_of_finished_requests",
+        Capability::RoutingGet,
+    ) {
+        return Ok(());
+    }
+    let n: usize = env_or("PX_FLAT_FINISHED", 20);
+    let env = Env::spawn(None).await?;
+    let tokens = env.served_tokens(n, "flat").await?;
+    let proxy = FaultProxy::start(
+        &env.devnet.rpc_url(),
+        Faults {
+            rate: 0.0,
+            seed: 0,
+            hang: Duration::ZERO,
+            max_latency: Duration::ZERO,
+        },
+    )
+    .await?;
+    let mut config = env.config();
+    config.adapter.enabled = false;
+    config.chain.rpc_url = Some(proxy.url());
+    let oracle = px_oracle::spawn(config).await?;
+    let db = oracle.relayer().expect("relayer runs").db().clone();
+    let all_done = |count: usize| {
+        let db = db.clone();
+        async move {
+            wait_for(Duration::from_secs(120), || async {
+                let entries = db.all().ok()?;
+                (entries.len() == count
+                    && entries
+                        .iter()
+                        .all(|e| matches!(e.stage, Stage::Done { .. })))
+                .then_some(())
+            })
+            .await
+            .ok_or_else(|| format!("{count} requests done"))
+        }
+    };
+    let window = Duration::from_secs(3);
+
+    env.request_sync(0, tokens[0]).await?;
+    all_done(1).await?;
+    let (one, one_polls, one_calls) = rpc_per_poll(&proxy, window).await;
+
+    let nft = env.nft(FIRST_USER);
+    for &token in &tokens[1..] {
+        nft.requestSync(token).send().await?.get_receipt().await?;
+    }
+    all_done(n).await?;
+    let (many, many_polls, many_calls) = rpc_per_poll(&proxy, window).await;
+    println!(
+        "JSON-RPC calls per poll with 1 finished request: {one:.2} ({one_polls} polls in \
+         {window:?}: {one_calls:?}); with {n} finished: {many:.2} ({many_polls} polls: \
+         {many_calls:?})"
+    );
+    assert!(one_polls >= 5 && many_polls >= 5, "the relayer polls");
+    // The balance is read every 10th poll: allow for one reading more in a window.
+    assert!(
+        many <= one + 0.5,
+        "calls per poll grew with finished requests: {one:.2} -> {many:.2}"
+    );
+    oracle.shutdown().await;
+    Ok(())
+}

@@ -163,6 +163,19 @@ try {
   await page.locator('#account', { hasText: /: 9780 PX/ }).waitFor()
   step('deleted a file (confirmed), renewed, bought 2 GiB of quota')
 
+  // Several files at once, one cancelled while it is being prepared: the other is stored.
+  const bigPath = join(net.dir, 'big.bin')
+  const smallPath = join(net.dir, 'small.bin')
+  writeFileSync(bigPath, randomBytes(64 * 1024 * 1024))
+  writeFileSync(smallPath, randomBytes(1024 * 1024))
+  await page.locator('#picker').setInputFiles([bigPath, smallPath])
+  await page.getByRole('button', { name: 'Cancel upload of big.bin' }).click()
+  await page.locator('#uploads li[data-name="big.bin"] .job-status', { hasText: /^cancelled$/ }).waitFor()
+  await page.locator('#uploads li[data-name="small.bin"] .job-status', { hasText: /^stored as / }).waitFor()
+  await page.locator('#files tr[data-name="small.bin"]').waitFor()
+  assert.equal(await page.locator('#files tr[data-name="big.bin"]').count(), 0, 'the cancelled file is not stored')
+  step('two files picked at once; the cancelled one is not stored, the other is')
+
   // A phone-sized viewport: every control still on screen and reachable.
   await page.setViewportSize({ width: 390, height: 844 })
   await page.screenshot({ path: join(shots, '6-phone.png'), fullPage: true })

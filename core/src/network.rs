@@ -771,8 +771,15 @@ mod tests {
         let inconsistent = |e: NetworkError| matches!(e, NetworkError::Inconsistent(_));
         assert!(inconsistent(check(&|m| m.size += 1)));
         assert!(inconsistent(check(&|m| m.segments[1].length -= 1)));
-        assert!(inconsistent(check(&|m| m.segments[0].pieces[1].index = 0)));
-        assert!(inconsistent(check(&|m| m.segments[0].pieces[1].index = 3)));
+        // A repeated or out-of-range index, with an order to match.
+        let reindex = |i: u16| {
+            move |m: &mut Manifest| {
+                m.segments[0].pieces[1].index = i;
+                m.segments[0].pieces[1].order.order.piece = i;
+            }
+        };
+        assert!(inconsistent(check(&reindex(0))));
+        assert!(inconsistent(check(&reindex(3))));
         assert!(inconsistent(check(&|m| {
             m.segments[0].pieces.pop();
         })));

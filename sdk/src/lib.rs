@@ -97,6 +97,7 @@
 
 pub mod client;
 mod error;
+pub mod network;
 pub mod node;
 pub mod prepare;
 pub mod rebind;

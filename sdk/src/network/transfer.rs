@@ -21,7 +21,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use alloy::{
@@ -130,6 +130,9 @@ pub struct Uploader {
     domain: Eip712Domain,
     timeout: Option<Duration>,
 }
+
+/// An attempt in flight: its provider, its abort handle and when it started.
+type Running = (Address, futures::future::AbortHandle, Instant);
 
 /// Piece `i` of a shared segment, as an HTTP body without a copy.
 struct PieceBody(Arc<EncodedSegment>, usize);
@@ -305,14 +308,14 @@ impl Uploader {
         for t in targets {
             candidates[usize::from(t.order.order.piece)].push_back(t);
         }
-        let spares = targets
+        let providers = targets
             .iter()
             .map(|t| t.provider.address)
             .collect::<HashSet<_>>()
-            .len()
-            .saturating_sub(n);
+            .len();
         let mut used: HashSet<Address> = HashSet::new();
-        let mut running: Vec<Vec<(Address, futures::future::AbortHandle)>> = vec![Vec::new(); n];
+        // Each piece's attempts in flight: provider, abort handle, start.
+        let mut running: Vec<Vec<Running>> = vec![Vec::new(); n];
         let mut stored: Vec<Option<PiecePlacement>> = vec![None; n];
         let mut failures: Vec<UploadFailure> = Vec::new();
         let mut cancelled = Vec::new();
@@ -321,7 +324,7 @@ impl Uploader {
         // Starts piece `i` on its next candidate whose provider is free; false if none is.
         let mut start = |i: usize,
                          used: &mut HashSet<Address>,
-                         running: &mut [Vec<(Address, futures::future::AbortHandle)>],
+                         running: &mut [Vec<Running>],
                          in_flight: &mut FuturesUnordered<_>| {
             while let Some(t) = candidates[i].pop_front() {
                 if used.insert(t.provider.address) {
@@ -332,7 +335,7 @@ impl Uploader {
                             (i, provider, self.attempt(seg, t).await)
                         }
                     });
-                    running[i].push((t.provider.address, handle));
+                    running[i].push((t.provider.address, handle, Instant::now()));
                     in_flight.push(fut);
                     return true;
                 }
@@ -348,7 +351,6 @@ impl Uploader {
             }
         }
         let mut done = 0;
-        let mut hedged = false;
         while done < n {
             let Some(next) = in_flight.next().await else {
                 break;
@@ -356,12 +358,12 @@ impl Uploader {
             let Ok((i, provider, outcome)) = next else {
                 continue; // cancelled
             };
-            running[i].retain(|(p, _)| *p != provider);
+            running[i].retain(|(p, _, _)| *p != provider);
             match outcome {
                 Ok(placement) if stored[i].is_none() => {
                     stored[i] = Some(placement);
                     done += 1;
-                    for (p, h) in running[i].drain(..) {
+                    for (p, h, _) in running[i].drain(..) {
                         h.abort();
                         cancelled.push((i as u16, p));
                     }
@@ -393,18 +395,21 @@ impl Uploader {
                     }
                 }
             }
-            // The long tail: as few pieces pending as spare providers, so hedge each.
-            if !hedged && spares > 0 && n - done <= spares {
-                hedged = true;
-                for i in 0..n {
-                    if stored[i].is_none() && running[i].len() == 1 {
-                        start(i, &mut used, &mut running, &mut in_flight);
-                    }
+            // The long tail: no more pieces pending than idle providers, so each pending piece
+            // also goes to a spare, the longest-running first.
+            let idle = providers - used.len();
+            if idle > 0 && n - done <= idle {
+                let mut tail: Vec<usize> = (0..n)
+                    .filter(|&i| stored[i].is_none() && running[i].len() == 1)
+                    .collect();
+                tail.sort_by_key(|&i| running[i][0].2);
+                for i in tail {
+                    start(i, &mut used, &mut running, &mut in_flight);
                 }
             }
         }
         for (i, r) in running.iter().enumerate() {
-            for (p, h) in r {
+            for (p, h, _) in r {
                 h.abort();
                 cancelled.push((i as u16, *p));
             }

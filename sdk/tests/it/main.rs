@@ -3,5 +3,6 @@
 
 mod chain;
 mod common;
+mod network;
 mod node;
 mod signer;

@@ -219,6 +219,15 @@ impl Market {
             .unwrap();
     }
 
+    async fn automine(&self, on: bool) {
+        self.net
+            .devnet
+            .provider(ADMIN)
+            .raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (on,))
+            .await
+            .unwrap();
+    }
+
     async fn tx_count(&self, account: usize) -> u64 {
         self.net
             .devnet
@@ -616,9 +625,11 @@ async fn restart_mid_prove_proves_once() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    // Period 1: aborted right after the broadcast (mined at once on anvil).
+    // Period 1: aborted right after the broadcast, the transaction still in the mempool
+    // (automine off); the restarted prover must not send a second one for the period.
     let (child, base) = start_process(&m.net, &dir, Some("prover_after_broadcast"), true, &env);
     wait_healthy(&base).await;
+    m.automine(false).await;
     m.mine(100).await;
     let status = tokio::task::spawn_blocking(move || {
         let mut child = child;
@@ -627,11 +638,14 @@ async fn restart_mid_prove_proves_once() {
     .await
     .unwrap();
     assert!(!status.success(), "aborted at the failpoint");
-    assert_eq!(m.deal(deal).await.nextPeriod, 2);
+    assert_eq!(m.deal(deal).await.nextPeriod, 1, "sent, not mined yet");
     let (mut child, base) = start_process(&m.net, &dir, None, true, &env);
     wait_healthy(&base).await;
-    // Several polls: nothing more is sent for period 1.
+    // Several polls with the proof pending: nothing more is sent for period 1.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    m.automine(true).await;
+    m.mine(1).await;
+    assert_eq!(m.deal(deal).await.nextPeriod, 2, "the one proof was mined");
     assert_eq!(
         m.tx_count(PROVIDER).await,
         registered + 2,
@@ -646,6 +660,10 @@ async fn restart_mid_prove_proves_once() {
     assert!(
         text.contains("px_node_provider_proofs_total{outcome=\"submitted\"} 0"),
         "the restarted process sent nothing: {text}"
+    );
+    assert!(
+        text.contains("px_node_provider_proofs_total{outcome=\"unbuildable\"} 0"),
+        "nor tried to prove the period again: {text}"
     );
     child.kill().unwrap();
     child.wait().unwrap();

@@ -4,11 +4,15 @@
 
 use std::{collections::HashMap, io::Cursor, time::Duration};
 
-use alloy::primitives::{Address, B256, U256, aliases::U96};
+use alloy::{
+    primitives::{Address, B256, U256, aliases::U96},
+    signers::local::PrivateKeySigner,
+    sol_types::Eip712Domain,
+};
 use px_cli::devnet::{ADMIN, Devnet, DevnetConfig, FIRST_USER, REGISTRAR};
 use px_core::{
     erasure::{self, Redundancy},
-    network::{self as protocol, SignedOrder, UploadOrder},
+    network::{self as protocol, PieceReceipt, SignedOrder, UploadOrder},
 };
 use px_sdk::{
     Payment,
@@ -16,7 +20,7 @@ use px_sdk::{
     crypto::{self, Encryptor, OwnerKey},
     network::{
         Downloader, EncodeOptions, NetworkError, PieceFault, ProviderEndpoint, Target, Uploader,
-        transfer::{AttemptError, FaultKind},
+        transfer::{AttemptError, FaultKind, ORDER_HEADER},
     },
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -82,8 +86,12 @@ async fn provider(env: &Env, account: usize) -> NodeProc {
 }
 
 /// What a loopback proxy in front of a provider does to each request (one per connection).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Mode {
+    /// Passes an upload through and answers the provider's receipt re-signed by this key.
+    ForgeSigner(Box<(PrivateKeySigner, Eip712Domain)>),
+    /// Passes an upload through and answers another root than the provider's.
+    WrongRoot,
     /// Waits, then passes the request through.
     Delay(Duration),
     /// Answers the provider's answer with its last byte flipped.
@@ -99,7 +107,7 @@ async fn proxy(upstream: &str, mode: Mode) -> String {
     let upstream = upstream.to_string();
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
+            let (upstream, mode) = (upstream.clone(), mode.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 8192];
@@ -117,6 +125,66 @@ async fn proxy(upstream: &str, mode: Mode) -> String {
                 };
                 let text = String::from_utf8_lossy(&head[..end]).to_string();
                 match mode {
+                    Mode::ForgeSigner(..) | Mode::WrongRoot => {
+                        let header = |name: &str| {
+                            text.lines()
+                                .find_map(|l| {
+                                    let (k, v) = l.split_once(':')?;
+                                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                                })
+                                .unwrap()
+                        };
+                        let len: usize = header("content-length").parse().unwrap();
+                        let mut body = head[end..].to_vec();
+                        while body.len() < len {
+                            let Ok(n) = client.read(&mut buf).await else {
+                                return;
+                            };
+                            if n == 0 {
+                                return;
+                            }
+                            body.extend_from_slice(&buf[..n]);
+                        }
+                        let r = reqwest::Client::new()
+                            .post(format!("{upstream}/v1/pieces"))
+                            .header(ORDER_HEADER, header(ORDER_HEADER))
+                            .body(body)
+                            .send()
+                            .await
+                            .unwrap();
+                        let status = r.status().as_u16();
+                        let mut answer: serde_json::Value = r.json().await.unwrap();
+                        if status == 201 {
+                            match &mode {
+                                Mode::ForgeSigner(forger) => {
+                                    let (key, domain) = &**forger;
+                                    let receipt = PieceReceipt {
+                                        order_hash: answer["orderHash"]
+                                            .as_str()
+                                            .unwrap()
+                                            .parse()
+                                            .unwrap(),
+                                        cid: answer["cid"].as_str().unwrap().parse().unwrap(),
+                                        root: answer["root"].as_str().unwrap().parse().unwrap(),
+                                        depth: answer["depth"].as_u64().unwrap() as u8,
+                                        size: answer["size"].as_u64().unwrap(),
+                                    };
+                                    let sig = receipt.sign(key, domain).unwrap();
+                                    answer["receipt"] =
+                                        alloy::hex::encode_prefixed(sig.as_bytes()).into();
+                                }
+                                _ => answer["root"] = B256::repeat_byte(7).to_string().into(),
+                            }
+                        }
+                        let body = serde_json::to_vec(&answer).unwrap();
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = client.write_all(head.as_bytes()).await;
+                        let _ = client.write_all(&body).await;
+                    }
                     Mode::Delay(d) => {
                         tokio::time::sleep(d).await;
                         let host = upstream.trim_start_matches("http://");
@@ -193,6 +261,50 @@ fn domain(env: &Env) -> alloy::sol_types::Eip712Domain {
     protocol::domain(d.chain_id, d.storage_market.unwrap())
 }
 
+/// A devnet with a token whose home node (`StorageMarket.homeNodeOf`) is the registrar, which
+/// signs the orders, and the provider nodes of [`PROVIDERS`], registered and staked.
+struct Net {
+    env: Env,
+    _home: NodeProc,
+    nodes: HashMap<usize, NodeProc>,
+    token: u64,
+}
+
+impl Net {
+    async fn start() -> Net {
+        let devnet = Devnet::spawn(DevnetConfig {
+            accounts: Some(20),
+            ..Default::default()
+        })
+        .await
+        .expect("devnet: run `make bootstrap` first");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("deployment.json"),
+            serde_json::to_vec_pretty(&devnet.deployment).unwrap(),
+        )
+        .unwrap();
+        let env = Env { devnet, dir };
+        let d = &env.devnet;
+        let home = spawn_node(&env).await;
+        let client = env.node_client(FIRST_USER, &home).await;
+        let token = client.mint_via_node(1, Payment::Auto).await.unwrap();
+        let market =
+            StorageMarket::new(d.deployment.storage_market.unwrap(), d.provider(FIRST_USER));
+        send(market.setHomeNode(U256::from(token), d.address(REGISTRAR))).await;
+        let mut nodes = HashMap::new();
+        for a in PROVIDERS {
+            nodes.insert(a, provider(&env, a).await);
+        }
+        Net {
+            env,
+            _home: home,
+            nodes,
+            token,
+        }
+    }
+}
+
 /// Uploads a file at 4/6 to six providers while one primary is unreachable (a spare takes its
 /// piece) and one is slow (the long tail: a spare takes its piece, the slow upload is
 /// cancelled); checks the manifest and its signatures. Then downloads it with a provider
@@ -201,32 +313,13 @@ fn domain(env: &Env) -> alloy::sol_types::Eip712Domain {
 /// cleanly with three stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_at_4_of_6_survives_two_providers_down_and_wrong_pieces_are_reported() {
-    let devnet = Devnet::spawn(DevnetConfig {
-        accounts: Some(20),
-        ..Default::default()
-    })
-    .await
-    .expect("devnet: run `make bootstrap` first");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("deployment.json"),
-        serde_json::to_vec_pretty(&devnet.deployment).unwrap(),
-    )
-    .unwrap();
-    let env = Env { devnet, dir };
+    let Net {
+        env,
+        _home,
+        mut nodes,
+        token,
+    } = Net::start().await;
     let d = &env.devnet;
-
-    // A token whose home node (StorageMarket.homeNodeOf) is the registrar, which signs orders.
-    let home = spawn_node(&env).await;
-    let client = env.node_client(FIRST_USER, &home).await;
-    let token = client.mint_via_node(1, Payment::Auto).await.unwrap();
-    let market = StorageMarket::new(d.deployment.storage_market.unwrap(), d.provider(FIRST_USER));
-    send(market.setHomeNode(U256::from(token), d.address(REGISTRAR))).await;
-
-    let mut nodes: HashMap<usize, NodeProc> = HashMap::new();
-    for a in PROVIDERS {
-        nodes.insert(a, provider(&env, a).await);
-    }
     let url = |a: usize| nodes[&a].url.clone();
     let p = |i: usize| PROVIDERS.start + i;
     let addr = |i: usize| d.address(p(i));
@@ -421,4 +514,119 @@ async fn file_at_4_of_6_survives_two_providers_down_and_wrong_pieces_are_reporte
         "{r:?}"
     );
     assert!(out.is_empty(), "no plaintext released");
+}
+
+/// A receipt signed by another key than the provider's, or naming another root than the
+/// piece's, is refused and the piece goes to a spare; with no spare left the upload fails with
+/// each provider's failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_not_signed_by_the_provider_or_not_matching_the_piece_are_refused() {
+    let Net {
+        env,
+        _home,
+        nodes,
+        token,
+    } = Net::start().await;
+    let d = &env.devnet;
+    let url = |a: usize| nodes[&a].url.clone();
+    let p = |i: usize| PROVIDERS.start + i;
+    let addr = |i: usize| d.address(p(i));
+    let plain = data(100_000, 3);
+    let owner = OwnerKey::from_bytes([6; 32]);
+    let r = Redundancy::DEFAULT;
+    let cipher_len = crypto::encrypted_len(plain.len() as u64, crypto::DEFAULT_SEGMENT_SIZE);
+    let size = r.piece_size(cipher_len as usize) as u64;
+    let forged = proxy(
+        &url(p(1)),
+        Mode::ForgeSigner(Box::new((d.signer(FIRST_USER), domain(&env)))),
+    )
+    .await;
+    let wrong_root = proxy(&url(p(3)), Mode::WrongRoot).await;
+    let placement = |file: B256, spares: &[usize], dead: Option<usize>| -> Vec<Vec<Target>> {
+        let target = |piece: usize, i: usize, url: String| Target {
+            provider: ProviderEndpoint {
+                address: addr(i),
+                url,
+            },
+            order: order(&env, token, file, 0, piece as u16, p(i), size),
+        };
+        let mut t: Vec<Target> = (0..6)
+            .map(|i| {
+                let u = match i {
+                    1 => forged.clone(),
+                    3 => wrong_root.clone(),
+                    _ if Some(i) == dead => "http://127.0.0.1:9".to_string(),
+                    _ => url(p(i)),
+                };
+                target(i, i, u)
+            })
+            .collect();
+        for &spare in spares {
+            t.extend((0..6).map(|piece| target(piece, spare, url(p(spare)))));
+        }
+        vec![t]
+    };
+    let opts = EncodeOptions {
+        redundancy: r,
+        segment_size: SEGMENT,
+        parallel: true,
+    };
+    let uploader = Uploader::new(reqwest::Client::new(), domain(&env));
+    let enc = |plain: &[u8]| {
+        Encryptor::with_segment_size(&owner, crypto::DEFAULT_SEGMENT_SIZE, crypto::sha256(plain))
+            .unwrap()
+    };
+
+    let (manifest, reports) = uploader
+        .upload_file(
+            enc(&plain),
+            Cursor::new(plain.clone()),
+            opts,
+            token,
+            &placement(B256::repeat_byte(1), &[6, 7], None),
+        )
+        .await
+        .unwrap();
+    let holders: Vec<Address> = manifest.segments[0]
+        .pieces
+        .iter()
+        .map(|p| p.provider)
+        .collect();
+    // Pieces 1 and 3 went to the spares (in the order their refusals came in).
+    assert!(
+        holders == vec![addr(0), addr(6), addr(2), addr(7), addr(4), addr(5)]
+            || holders == vec![addr(0), addr(7), addr(2), addr(6), addr(4), addr(5)],
+        "{holders:?}"
+    );
+    manifest.verify_signatures(&domain(&env)).unwrap();
+    let failures = &reports[0].failures;
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures.iter().any(|f| f.piece == 1
+        && matches!(
+            f.error,
+            AttemptError::Receipt(PieceFault::ReceiptSigner { signer, provider })
+                if signer == d.address(FIRST_USER) && provider == addr(1)
+        )));
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.piece == 3
+                && matches!(f.error, AttemptError::Receipt(PieceFault::Receipt(_))))
+    );
+
+    // No spare: the piece whose provider is unreachable is not stored, and that is an error.
+    let r = uploader
+        .upload_file(
+            enc(&plain),
+            Cursor::new(plain.clone()),
+            opts,
+            token,
+            &placement(B256::repeat_byte(2), &[], Some(2)),
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(NetworkError::PieceNotStored { segment: 0, piece, failures })
+            if (*piece == 1 || *piece == 2 || *piece == 3) && failures.len() == 1),
+        "{r:?}"
+    );
 }

@@ -831,3 +831,62 @@ impl Drop for Running {
         self.task.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cli, NodeConfig};
+
+    #[test]
+    fn provider_section_or_role_flag_turns_the_role_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "deployment = \"d.json\"\n[provider]\nkey = \"0xabc\"\nmax_piece_bytes = 1024\n",
+        )
+        .unwrap();
+        let cli = |config: Option<std::path::PathBuf>| Cli {
+            config,
+            deployment: Some("d.json".into()),
+            ..Cli::default()
+        };
+        let c = NodeConfig::from_cli(cli(Some(file.clone()))).unwrap();
+        let p = c.provider.expect("a [provider] section turns the role on");
+        assert_eq!((p.max_piece_bytes, p.poll_ms), (1024, 2000));
+        assert_eq!(format!("{:?}", p.key), "Some(Secret(<redacted>))");
+        assert!(NodeConfig::from_cli(cli(None)).unwrap().provider.is_none());
+        // The flag needs a key.
+        let mut flag = cli(None);
+        flag.role = Some("provider".into());
+        assert!(matches!(NodeConfig::from_cli(flag), Err(Error::Config(_))));
+        let mut flag = cli(None);
+        flag.role = Some("provider".into());
+        flag.provider_key = Some("0xdef".into());
+        flag.provider_poll_ms = Some(100);
+        let p = NodeConfig::from_cli(flag).unwrap().provider.unwrap();
+        assert_eq!((p.key.unwrap().expose(), p.poll_ms), ("0xdef", 100));
+        let mut bad = cli(None);
+        bad.role = Some("miner".into());
+        assert!(matches!(NodeConfig::from_cli(bad), Err(Error::Config(_))));
+        std::fs::write(
+            &file,
+            "deployment = \"d.json\"\n[provider]\nkee = \"0xabc\"\n",
+        )
+        .unwrap();
+        assert!(
+            NodeConfig::from_cli(cli(Some(file))).is_err(),
+            "unknown keys refused"
+        );
+    }
+
+    #[test]
+    fn deal_id_is_the_markets() {
+        // keccak256(abi.encode(uint256(1), address(0x..01)))
+        let id = deal_id_of(1, Address::with_last_byte(1));
+        let mut enc = [0u8; 64];
+        enc[31] = 1;
+        enc[63] = 1;
+        assert_eq!(id, keccak256(enc));
+    }
+}

@@ -208,6 +208,20 @@ impl Devnet {
     }
 }
 
+/// Deterministic, incompressible-looking bytes (xorshift64 from `seed`): the demo's files and
+/// the test suites' payloads, so a failure reproduces.
+pub fn sample_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// The repository root: `PX_ROOT`, else the parent of this crate's manifest directory.
 pub fn repo_root() -> PathBuf {
     std::env::var_os("PX_ROOT")

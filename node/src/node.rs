@@ -84,7 +84,7 @@ fn random_alnum(n: usize) -> String {
 }
 
 /// Aborts the process at a named point when `PX_NODE_FAILPOINT` names it: crash testing.
-fn failpoint(name: &str) {
+pub(crate) fn failpoint(name: &str) {
     static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     if POINT
         .get_or_init(|| std::env::var("PX_NODE_FAILPOINT").ok())

@@ -1,7 +1,7 @@
 //! `px devnet`: the whole system on one machine.
 //!
 //! Starts anvil and deploys the contracts with the project's forge script (through
-//! [`px_sdk::devnet`]), then runs the three services as the separate processes a node operator
+//! [`px_cli::devnet`]), then runs the three services as the separate processes a node operator
 //! would run: the IPFS backend (`--ipfs`: `px-store daemon`, the embedded Kubo-RPC store, by
 //! default; or a throw-away Kubo or js-ipfs daemon, [`px_cli::daemon`]), `px-node` (registrar
 //! key: anvil account 2) and `px-oracle` (relayer and external adapter; fulfilling key: anvil
@@ -473,7 +473,7 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         })
         .await?;
 
-    let first = demo_bytes(3 * 1024 * 1024 + 12_345, 1);
+    let first = px_cli::devnet::sample_bytes(3 * 1024 * 1024 + 12_345, 1);
     let uploaded = steps
         .run("upload an encrypted 3 MiB file", async {
             let r = upload(&client, id, "report.bin", first.clone()).await?;
@@ -563,7 +563,7 @@ async fn story(stack: &Stack) -> eyre::Result<()> {
         )
         .await?;
 
-    let second = demo_bytes(200_000, 2);
+    let second = px_cli::devnet::sample_bytes(200_000, 2);
     steps
         .run("upload is refused with reason \"not synced\"", async {
             match upload(&client, id, "notes.txt", second.clone()).await {
@@ -636,19 +636,6 @@ async fn upload(
     Ok(client
         .upload(id, std::io::Cursor::new(bytes), name, opts)
         .await?)
-}
-
-/// Deterministic, incompressible-looking demo content.
-fn demo_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// Numbered story steps.

@@ -40,6 +40,7 @@ use super::store::ProofState;
 use super::{DEAL_ACTIVE, Provider};
 use crate::error::{Error, Result};
 use crate::metrics::ProofOutcome;
+use crate::node::failpoint;
 
 /// The market's fixed parameters and what the loop remembers between polls.
 #[derive(Debug)]
@@ -59,19 +60,6 @@ impl ProverState {
             challenge_count: u64::from(c.challengeCount),
             alerted: Mutex::new(HashSet::new()),
         }
-    }
-}
-
-/// Aborts the process at a named point when `PX_NODE_FAILPOINT` names it: crash testing.
-fn failpoint(name: &str) {
-    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    if POINT
-        .get_or_init(|| std::env::var("PX_NODE_FAILPOINT").ok())
-        .as_deref()
-        == Some(name)
-    {
-        eprintln!("px-node: failpoint {name}: aborting");
-        std::process::abort();
     }
 }
 

@@ -409,15 +409,7 @@ pub async fn pins(ipfs_url: &str) -> std::collections::HashSet<String> {
 
 /// Deterministic pseudo-random bytes.
 pub fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    px_cli::devnet::sample_bytes(len, seed)
 }
 
 /// Starts the `px-node` binary on `data_dir` (embedded store inside the process, or the test's

@@ -512,15 +512,7 @@ mod tests {
     const CRYPTO_SEGMENT: usize = crypto::MIN_SEGMENT_SIZE;
 
     fn data(len: usize, seed: u8) -> Vec<u8> {
-        let mut x = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        px_cli::devnet::sample_bytes(len, u64::from(seed))
     }
 
     fn owner() -> OwnerKey {

@@ -42,18 +42,6 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn data(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 async fn send<P, D, N>(call: alloy::contract::CallBuilder<P, D, N>)
 where
     P: alloy::providers::Provider<N>,
@@ -210,7 +198,7 @@ async fn proxy(upstream: &str, mode: Mode) -> String {
                                     *b ^= 1;
                                 }
                             }
-                            _ => body = data(body.len(), 99),
+                            _ => body = px_cli::devnet::sample_bytes(body.len(), 99),
                         }
                         let head = format!(
                             "HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\n\
@@ -325,7 +313,7 @@ async fn file_at_4_of_6_survives_two_providers_down_and_wrong_pieces_are_reporte
     let addr = |i: usize| d.address(p(i));
 
     // 3 MiB and a bit in 1 MiB segments: 4 segments of 256 KiB pieces.
-    let plain = data(3 * SEGMENT + 777, 1);
+    let plain = px_cli::devnet::sample_bytes(3 * SEGMENT + 777, 1);
     let sha = crypto::sha256(&plain);
     let owner = OwnerKey::from_bytes([5; 32]);
     let r = Redundancy::DEFAULT;
@@ -531,7 +519,7 @@ async fn receipts_not_signed_by_the_provider_or_not_matching_the_piece_are_refus
     let url = |a: usize| nodes[&a].url.clone();
     let p = |i: usize| PROVIDERS.start + i;
     let addr = |i: usize| d.address(p(i));
-    let plain = data(100_000, 3);
+    let plain = px_cli::devnet::sample_bytes(100_000, 3);
     let owner = OwnerKey::from_bytes([6; 32]);
     let r = Redundancy::DEFAULT;
     let cipher_len = crypto::encrypted_len(plain.len() as u64, crypto::DEFAULT_SEGMENT_SIZE);

@@ -63,14 +63,17 @@ fn rate(bytes: usize, d: Duration) -> f64 {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it: a
+    // smoke run then (16 MiB, once), not the measurement.
+    let bench = std::env::args().any(|a| a == "--bench");
     let mib: usize = std::env::var("PX_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(if bench { 256 } else { 16 });
     let runs: usize = std::env::var("PX_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(if bench { 5 } else { 1 });
     let total = mib * MIB;
     let block = input_block();
     let owner = OwnerKey::from_bytes([7; 32]);

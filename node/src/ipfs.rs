@@ -129,6 +129,12 @@ impl Transport {
     /// Sends `call`; answers the status and body text. Only a failure to deliver the request
     /// or read the answer is an error here; the caller judges the status and body.
     async fn send(&self, call: Call<'_>) -> Result<(StatusCode, String)> {
+        let (status, bytes) = self.send_bytes(call).await?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// [`Self::send`], answering the body's bytes as they are.
+    async fn send_bytes(&self, call: Call<'_>) -> Result<(StatusCode, Bytes)> {
         let what = call.command;
         let fail = |e: &dyn std::fmt::Display| Error::Ipfs(format!("{what}: {e}"));
         let headers = call.headers()?;
@@ -142,8 +148,8 @@ impl Transport {
                 };
                 let r = request.send().await.map_err(|e| fail(&e))?;
                 let status = r.status();
-                let text = r.text().await.map_err(|e| fail(&e))?;
-                Ok((status, text))
+                let bytes = r.bytes().await.map_err(|e| fail(&e))?;
+                Ok((status, bytes))
             }
             Transport::InProcess(router) => {
                 let target = call.target("/api/v0");
@@ -163,9 +169,20 @@ impl Transport {
                 let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
                     .await
                     .map_err(|e| fail(&e))?;
-                Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+                Ok((status, bytes))
             }
         }
+    }
+}
+
+/// A CID as this node writes it (CIDv0 in base58btc, CIDv1 in base32), whatever multibase
+/// the backend answered in: js-ipfs answers CIDv1 in base58btc (`zdj7…`), Kubo and px-store in
+/// base32 (`bafk…`). A string that does not parse is kept as it is (the caller's comparison
+/// with the CID it computed then fails).
+fn canonical_cid(hash: String) -> String {
+    match cid::Cid::try_from(hash.as_str()) {
+        Ok(c) => c.to_string(),
+        Err(_) => hash,
     }
 }
 
@@ -195,6 +212,10 @@ fn boundary() -> Result<String> {
     getrandom::fill(&mut nonce).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(alloy::hex::encode(nonce))
 }
+
+/// The backend's deadline for [`Ipfs::cat_range`] (its `timeout` option, which Kubo and js-ipfs
+/// take as a duration).
+pub const CAT_RANGE_TIMEOUT: &str = "10s";
 
 /// CIDs per batched RPC call (keeps request lines a few KiB long).
 const ARGS_PER_CALL: usize = 64;
@@ -544,10 +565,11 @@ impl Ipfs {
         let (response, handshake) = tokio::join!(request, handshake);
         handshake?;
         let (status, text) = response?;
-        add_lines(status, &text)?
+        let hash = add_lines(status, &text)?
             .pop()
             .and_then(|line| line.hash)
-            .ok_or_else(|| Error::Ipfs(format!("add answered {status} without a CID")))
+            .ok_or_else(|| Error::Ipfs(format!("add answered {status} without a CID")))?;
+        Ok(canonical_cid(hash))
     }
 
     /// The import settings [`Ipfs::add_stream_journaled`] computes CIDs with and uploads ask
@@ -749,23 +771,41 @@ impl Ipfs {
             .map_err(Error::from)
     }
 
-    /// Streams `length` bytes of `cid` from byte `offset` (a piece's block, for a proof).
+    /// Reads exactly `length` bytes of `cid` from byte `offset` (a piece's block, for a
+    /// proof) from the backend's own blocks: `offline=true`, so a daemon that lost a block
+    /// answers an error at once instead of fetching it from the network (Kubo would otherwise
+    /// wait on bitswap, and a provider could answer challenges with data it does not keep).
+    /// Fewer or more bytes than asked, as when a block goes missing mid-stream, are an error.
+    /// The backend gives up after [`CAT_RANGE_TIMEOUT`] (a local block read takes
+    /// milliseconds).
     pub async fn cat_range(&self, cid: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
-        let offset = usize::try_from(offset).map_err(|_| Error::Internal("offset".into()))?;
-        let length = usize::try_from(length).map_err(|_| Error::Internal("length".into()))?;
-        let mut out = Vec::with_capacity(length);
-        let mut s = self
-            .client
-            .cat_range(&format!("/ipfs/{cid}"), offset, length);
-        while let Some(chunk) = s.try_next().await? {
-            out.extend_from_slice(&chunk);
-            if out.len() > length {
-                return Err(Error::Ipfs(format!(
-                    "cat of {cid} answered over {length} bytes"
-                )));
-            }
+        let path = format!("/ipfs/{cid}");
+        let (offset_s, length_s) = (offset.to_string(), length.to_string());
+        let query = [
+            ("arg", path.as_str()),
+            ("offset", offset_s.as_str()),
+            ("length", length_s.as_str()),
+            ("offline", "true"),
+            // js-ipfs waits for an absent block even when offline: its own deadline ends that.
+            ("timeout", CAT_RANGE_TIMEOUT),
+        ];
+        let (status, body) = self
+            .transport
+            .send_bytes(Call::new("cat", encode_query(&query)))
+            .await?;
+        if !status.is_success() {
+            return Err(Error::Ipfs(format!(
+                "cat of {cid} answered {status}: {}",
+                kubo_message(&String::from_utf8_lossy(&body))
+            )));
         }
-        Ok(out)
+        if body.len() as u64 != length {
+            return Err(Error::Ipfs(format!(
+                "cat of {cid} at {offset} answered {} bytes, not {length}",
+                body.len()
+            )));
+        }
+        Ok(body.to_vec())
     }
 
     /// Reads a small object whole.
@@ -924,6 +964,19 @@ fn add_lines(status: StatusCode, text: &str) -> Result<Vec<AddLine>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// js-ipfs answers `add --cid-version=1` in base58btc; Kubo's `ipfs cid base32` of that
+    /// answer is what the node computes. CIDv0 stays as it is.
+    #[test]
+    fn backend_cids_are_compared_in_one_multibase() {
+        assert_eq!(
+            canonical_cid("zdj7WZpzWtupoSciyU3oCxzyxVtm13Nzop1WtjXorJynVeAuJ".into()),
+            "bafybeicblfarb2fu5iij6elladqlbkdkwobcs6p4jcvdpry3a4zz2oykiu"
+        );
+        let v0 = "QmW3ELYT88Z3hKb2sb55u1s8kE5P2ziY3ArgJw9QQz9x7A";
+        assert_eq!(canonical_cid(v0.into()), v0);
+        assert_eq!(canonical_cid("not a cid".into()), "not a cid");
+    }
 
     /// A store with a 64 KiB request limit, and two clients of it: over HTTP and in-process.
     async fn store() -> (tempfile::TempDir, px_store::StoreHandle, Ipfs, Ipfs) {

@@ -208,6 +208,27 @@ impl Devnet {
     }
 }
 
+/// Sends a contract call and waits for its receipt; panics unless the transaction was mined
+/// and succeeded. For tests and scripted steps on the devnet, where a failure is the answer.
+pub async fn send_ok<P, D, N>(call: alloy::contract::CallBuilder<P, D, N>)
+where
+    P: Provider<N>,
+    D: alloy::contract::CallDecoder,
+    N: alloy::network::Network,
+{
+    let receipt = call
+        .send()
+        .await
+        .expect("transaction sent")
+        .get_receipt()
+        .await
+        .expect("mined");
+    assert!(
+        alloy::network::ReceiptResponse::status(&receipt),
+        "transaction reverted"
+    );
+}
+
 /// Deterministic, incompressible-looking bytes (xorshift64 from `seed`): the demo's files and
 /// the test suites' payloads, so a failure reproduces.
 pub fn sample_bytes(len: usize, seed: u64) -> Vec<u8> {

@@ -4,6 +4,7 @@
 //! market's challenges (once per period, across restarts); a provider that lost a piece
 //! cannot prove and is slashed by `markMissed`.
 
+use px_cli::devnet::send_ok;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::aliases::U96;
@@ -56,16 +57,16 @@ impl Market {
         user.login().await;
         let token = user.mint(&net).await;
         let market = StorageMarket::new(net.market(), net.devnet.provider(user.account));
-        send(market.setHomeNode(U256::from(token), net.devnet.address(REGISTRAR))).await;
+        send_ok(market.setHomeNode(U256::from(token), net.devnet.address(REGISTRAR))).await;
         mint_px(&net, user.address(), ether(100)).await;
         let px = PXToken::new(
             net.devnet.deployment.px_token,
             net.devnet.provider(user.account),
         );
-        send(px.approve(net.market(), U256::MAX)).await;
+        send_ok(px.approve(net.market(), U256::MAX)).await;
         // A fresh instance: each caches its account's nonce.
         let market = StorageMarket::new(net.market(), net.devnet.provider(user.account));
-        send(market.fund(U256::from(token), ether(10))).await;
+        send_ok(market.fund(U256::from(token), ether(10))).await;
         Market {
             net,
             home,
@@ -91,9 +92,9 @@ impl Market {
         let registry = net.devnet.deployment.provider_registry.unwrap();
         mint_px(net, net.devnet.address(account), ether(1000)).await;
         let px = PXToken::new(net.devnet.deployment.px_token, net.devnet.provider(account));
-        send(px.approve(registry, U256::MAX)).await;
+        send_ok(px.approve(registry, U256::MAX)).await;
         let reg = ProviderRegistry::new(registry, net.devnet.provider(account));
-        send(reg.registerProvider(
+        send_ok(reg.registerProvider(
             "http://provider.test".into(),
             1,
             10 << 30,
@@ -184,7 +185,7 @@ impl Market {
             pricePerGiBMonth: PRICE,
             deadline: U256::from(req.deadline),
         };
-        send(self.market(REGISTRAR).openDeal(a, co.signature)).await;
+        send_ok(self.market(REGISTRAR).openDeal(a, co.signature)).await;
         assert_eq!(co.deal_id, deal_id_of(self.token, provider));
         co.deal_id
     }
@@ -251,28 +252,9 @@ fn now() -> u64 {
         .as_secs()
 }
 
-async fn send<P, D, N>(call: alloy::contract::CallBuilder<P, D, N>)
-where
-    P: alloy::providers::Provider<N>,
-    D: alloy::contract::CallDecoder,
-    N: alloy::network::Network,
-{
-    let receipt = call
-        .send()
-        .await
-        .expect("transaction sent")
-        .get_receipt()
-        .await
-        .expect("mined");
-    assert!(
-        alloy::network::ReceiptResponse::status(&receipt),
-        "transaction succeeded"
-    );
-}
-
 async fn mint_px(net: &Net, to: Address, amount: U256) {
     let px = PXToken::new(net.devnet.deployment.px_token, net.devnet.provider(ADMIN));
-    send(px.mint(to, amount)).await;
+    send_ok(px.mint(to, amount)).await;
 }
 
 /// `POST /v1/pieces` with `order` (its JSON in the header, if any).
@@ -515,7 +497,7 @@ async fn prover_proves_each_period_and_the_earnings_are_claimable() {
         m.net.devnet.provider(ADMIN),
     );
     let before = px.balanceOf(me).call().await.unwrap();
-    send(market.claimEarnings()).await;
+    send_ok(market.claimEarnings()).await;
     let after = px.balanceOf(me).call().await.unwrap();
     assert!(after - before > earned, "two periods' earnings paid");
     node.shutdown().await;
@@ -569,7 +551,7 @@ async fn provider_that_dropped_its_piece_cannot_prove_and_is_slashed() {
     );
     let me = m.net.devnet.address(PROVIDER);
     let stake = registry.stakeOf(me).call().await.unwrap();
-    send(m.market(KEEPER).markMissed(U256::from_be_bytes(deal.0))).await;
+    send_ok(m.market(KEEPER).markMissed(U256::from_be_bytes(deal.0))).await;
     let slashed = stake - registry.stakeOf(me).call().await.unwrap();
     assert_eq!(slashed, ether(10), "slashPerMiss");
     let d = m.deal(deal).await;

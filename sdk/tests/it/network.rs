@@ -2,6 +2,7 @@
 //! processes, registered and staked on the devnet, take a file's pieces at 4/6 under orders
 //! signed by the token's home node (the registrar), and give them back.
 
+use px_cli::devnet::send_ok;
 use std::{collections::HashMap, io::Cursor, time::Duration};
 
 use alloy::{
@@ -42,26 +43,16 @@ fn now() -> u64 {
         .as_secs()
 }
 
-async fn send<P, D, N>(call: alloy::contract::CallBuilder<P, D, N>)
-where
-    P: alloy::providers::Provider<N>,
-    D: alloy::contract::CallDecoder,
-    N: alloy::network::Network,
-{
-    let receipt = call.send().await.unwrap().get_receipt().await.unwrap();
-    assert!(alloy::network::ReceiptResponse::status(&receipt));
-}
-
 /// Registers and stakes `account` as a provider, then starts its node.
 async fn provider(env: &Env, account: usize) -> NodeProc {
     let d = &env.devnet;
     let registry = d.deployment.provider_registry.unwrap();
     let admin = PXToken::new(d.deployment.px_token, d.provider(ADMIN));
-    send(admin.mint(d.address(account), ether(1000))).await;
+    send_ok(admin.mint(d.address(account), ether(1000))).await;
     let px = PXToken::new(d.deployment.px_token, d.provider(account));
-    send(px.approve(registry, U256::MAX)).await;
+    send_ok(px.approve(registry, U256::MAX)).await;
     let reg = ProviderRegistry::new(registry, d.provider(account));
-    send(reg.registerProvider(
+    send_ok(reg.registerProvider(
         "http://provider.test".into(),
         1,
         10 << 30,
@@ -279,7 +270,7 @@ impl Net {
         let token = client.mint_via_node(1, Payment::Auto).await.unwrap();
         let market =
             StorageMarket::new(d.deployment.storage_market.unwrap(), d.provider(FIRST_USER));
-        send(market.setHomeNode(U256::from(token), d.address(REGISTRAR))).await;
+        send_ok(market.setHomeNode(U256::from(token), d.address(REGISTRAR))).await;
         let mut nodes = HashMap::new();
         for a in PROVIDERS {
             nodes.insert(a, provider(&env, a).await);

@@ -229,6 +229,28 @@ where
     );
 }
 
+/// Reads an HTTP/1 request head from `stream`, for the loopback proxies tests put in front of
+/// a node: the bytes read so far (the head and whatever of the body came with it) and where
+/// the head ends (after its blank line). `None` if the peer closed or failed first.
+pub async fn read_http_head<R>(stream: &mut R) -> Option<(Vec<u8>, usize)>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some((head, i + 4));
+        }
+    }
+}
+
 /// Deterministic, incompressible-looking bytes (xorshift64 from `seed`): the demo's files and
 /// the test suites' payloads, so a failure reproduces.
 pub fn sample_bytes(len: usize, seed: u64) -> Vec<u8> {

@@ -88,19 +88,9 @@ async fn proxy(upstream: &str, mode: Mode) -> String {
         while let Ok((mut client, _)) = listener.accept().await {
             let (upstream, mode) = (upstream.clone(), mode.clone());
             tokio::spawn(async move {
-                let mut head = Vec::new();
                 let mut buf = [0u8; 8192];
-                let end = loop {
-                    let Ok(n) = client.read(&mut buf).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    head.extend_from_slice(&buf[..n]);
-                    if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
+                let Some((head, end)) = px_cli::devnet::read_http_head(&mut client).await else {
+                    return;
                 };
                 let text = String::from_utf8_lossy(&head[..end]).to_string();
                 match mode {

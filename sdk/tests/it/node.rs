@@ -562,19 +562,10 @@ impl UploadRefusingProxy {
                 };
                 let (flag, count, upstream) = (flag.clone(), count.clone(), upstream.clone());
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
                     let mut buf = [0u8; 8192];
-                    let end = loop {
-                        let Ok(n) = client.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        head.extend_from_slice(&buf[..n]);
-                        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
+                    let Some((head, end)) = px_cli::devnet::read_http_head(&mut client).await
+                    else {
+                        return;
                     };
                     let text = String::from_utf8_lossy(&head[..end]).to_string();
                     let upload = text.starts_with("POST /v1/tokens/")

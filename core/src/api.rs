@@ -18,12 +18,23 @@
 //!    `DELETE /v1/tokens/{id}/files/{fileId}` a [`DeleteResult`];
 //!    `GET /v1/tokens/{id}/content/{cid}` streams the bytes; `GET /v1/tokens/{id}/usage` the
 //!    [`Usage`].
+//! 5. Provider network (a node that is the token's home node, `StorageMarket.homeNodeOf`):
+//!    `GET /v1/network` answers a [`NetworkInfo`]; `POST /v1/tokens/{id}/placements` with a
+//!    [`PlacementRequest`] answers a [`Placement`] (providers and signed upload orders); the
+//!    client stores the pieces with the providers, then `POST /v1/tokens/{id}/manifests` with a
+//!    [`ManifestCommit`] records the file (an [`UploadResult`], its entry's `redundancy` set);
+//!    `GET /v1/tokens/{id}/files/{fileId}/manifest` answers the file's current
+//!    [`crate::network::Manifest`]; `GET /v1/tokens/{id}/network` a [`TokenNetwork`] (deals,
+//!    escrow, file health).
 //!
 //! Every refusal is an [`ErrorBody`] whose [`ErrorCode`] a client can match on; a closed
 //! on-chain gate also carries the contract's [`GateReason`].
 
-use alloy::primitives::{Address, Bytes};
+use alloy::primitives::{Address, B256, Bytes};
 use serde::{Deserialize, Serialize};
+
+use crate::erasure::Redundancy;
+use crate::network::{Manifest, SignedOrder};
 
 pub use crate::contracts::GateReason;
 
@@ -152,6 +163,11 @@ pub struct FileEntry {
     pub sha256: Option<String>,
     /// Unix time (seconds) of the upload.
     pub created_at: u64,
+    /// Set for a file stored on the provider network: `cid` is then its
+    /// [`crate::network::Manifest`] (JSON) as committed, and the pieces are with providers
+    /// (`GET /v1/tokens/{id}/files/{fileId}/manifest` answers the current one, after repairs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redundancy: Option<Redundancy>,
 }
 
 /// A token's usage as the node last published it.
@@ -305,4 +321,138 @@ mod tests {
         };
         assert_eq!(serde_json::to_string(&page).unwrap(), r#"{"files":[]}"#);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider network, home-node side (issue 17; "Provider network" in the design)
+// ---------------------------------------------------------------------------------------------
+
+/// `GET /v1/network` (no session): what this node offers as a home node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInfo {
+    /// The node's chain account: the address a token's holder names with
+    /// `StorageMarket.setHomeNode`, and the signer of upload orders.
+    pub home: Address,
+    /// Chain id (of the orders' EIP-712 domain).
+    pub chain_id: u64,
+    /// The StorageMarket (the orders' `verifyingContract`).
+    pub market: Address,
+    /// The ProviderRegistry.
+    pub registry: Address,
+    /// Redundancy used when a placement asks for none.
+    pub redundancy: Redundancy,
+    /// Segment size used when a placement asks for none.
+    pub segment_size: u64,
+    /// Extra providers offered per segment for long-tail cancellation.
+    pub spares: u16,
+}
+
+/// `POST /v1/tokens/{id}/placements`: where to put a file's pieces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementRequest {
+    /// Ciphertext bytes (what the quota counts).
+    pub size: u64,
+    /// `k/n`; the node's default if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redundancy: Option<Redundancy>,
+    /// Segment size; the node's default if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_size: Option<u64>,
+}
+
+/// One provider a piece may go to, with the order it is stored under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementTarget {
+    /// The provider.
+    pub provider: Address,
+    /// Its endpoint (base URL) from the registry.
+    pub url: String,
+    /// The order, signed by the home node.
+    pub order: SignedOrder,
+}
+
+/// `POST /v1/tokens/{id}/placements` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// The upload's id (every order's `file`).
+    pub file: B256,
+    /// `k/n`.
+    pub redundancy: Redundancy,
+    /// Segment size.
+    pub segment_size: u64,
+    /// Unix time (seconds) the orders expire.
+    pub expires_at: u64,
+    /// For each segment, its targets: each piece index's primary first, then spares (orders
+    /// for the same index with other providers).
+    pub segments: Vec<Vec<PlacementTarget>>,
+}
+
+/// `POST /v1/tokens/{id}/manifests`: commits a file stored on providers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestCommit {
+    /// File name (as for an upload; encrypted names are sealed by the client).
+    pub name: String,
+    /// Where the pieces are, with the providers' receipts.
+    pub manifest: Manifest,
+}
+
+/// A deal of a token as `GET /v1/tokens/{id}/network` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DealInfo {
+    /// The deal id (`StorageMarket.dealIdOf`).
+    pub deal_id: B256,
+    /// The provider.
+    pub provider: Address,
+    /// `active`, `completed`, `breached` or `pending` (not opened yet).
+    pub status: String,
+    /// Periods missed.
+    pub misses: u8,
+    /// Periods settled (proven or missed).
+    pub next_period: u16,
+    /// Periods in the term.
+    pub periods: u16,
+    /// Pieces under the on-chain root.
+    pub piece_count: u16,
+    /// Bytes under the on-chain root.
+    pub size: u64,
+    /// Pieces committed in manifests but not under the on-chain root yet (the next root
+    /// update's).
+    pub pending_pieces: u32,
+    /// Escrow still committed to it (wei, decimal).
+    pub remaining: String,
+}
+
+/// Health of one file on the provider network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileHealth {
+    /// File id.
+    pub id: u64,
+    /// `k/n`.
+    pub redundancy: Redundancy,
+    /// Healthy pieces of each segment (provider live, deal not breached, no missed proof
+    /// since the piece was placed).
+    pub healthy: Vec<u16>,
+    /// Pieces the repair loop moved so far.
+    pub repaired: u64,
+}
+
+/// `GET /v1/tokens/{id}/network` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenNetwork {
+    /// The token's escrow not committed to deals (wei, decimal).
+    pub escrow: String,
+    /// Whether this node is the token's home node on chain (`StorageMarket.homeNodeOf`).
+    pub home: bool,
+    /// Its deals.
+    pub deals: Vec<DealInfo>,
+    /// Its files on the network.
+    pub files: Vec<FileHealth>,
 }

@@ -701,6 +701,7 @@ mod tests {
             size,
             sha256: None,
             created_at: 1,
+            redundancy: None,
         }
     }
 

@@ -885,6 +885,7 @@ impl Node {
             size: len,
             sha256: sha256.map(|h| h.to_ascii_lowercase()),
             created_at: unix_now(),
+            redundancy: None,
         };
         let mut next = state.clone();
         next.used += len;
@@ -953,6 +954,7 @@ impl Node {
                 size: f.size,
                 sha256: f.sha256,
                 created_at: now,
+                redundancy: None,
             })
             .collect();
         let mut cids: Vec<String> = entries.iter().map(|f| f.cid.clone()).collect();

@@ -206,6 +206,23 @@ impl Devnet {
             .map_err(|e| DevnetError::Rpc(e.to_string()))?;
         Ok(())
     }
+
+    /// Mines `blocks` empty blocks at once (`anvil_mine`): moves the market's periods on.
+    pub async fn mine_blocks(&self, blocks: u64) -> Result<(), DevnetError> {
+        self.provider(ADMIN)
+            .raw_request::<_, serde_json::Value>("anvil_mine".into(), (format!("0x{blocks:x}"),))
+            .await
+            .map_err(|e| DevnetError::Rpc(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The latest block's number.
+    pub async fn block_number(&self) -> Result<u64, DevnetError> {
+        self.provider(ADMIN)
+            .get_block_number()
+            .await
+            .map_err(|e| DevnetError::Rpc(e.to_string()))
+    }
 }
 
 /// Sends a contract call and waits for its receipt; panics unless the transaction was mined

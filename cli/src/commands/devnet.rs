@@ -7,31 +7,46 @@
 //! key: anvil account 2) and `px-oracle` (relayer and external adapter; fulfilling key: anvil
 //! account 1). On js-ipfs, which has no `routing/get`, the story skips the steps that need a
 //! sync and says why.
-//! Demo accounts get PXToken. With `--story` it then runs the end-to-end story through the SDK
-//! and exits 0 only if every step did what it says; otherwise it prints what a user needs to
-//! drive the stack with `px` and runs until Ctrl-C, stopping every process it started.
+//! Demo accounts get PXToken. With `--providers N` it also starts N provider nodes (`px-node
+//! --role provider`, each with its own data directory, embedded px-store and anvil account,
+//! registered in the ProviderRegistry with its URL, staked and certified by the admin before it
+//! starts); they always use the embedded store, whatever `--ipfs` says (that backend is the home
+//! node's).
+//!
+//! With `--story` it then runs a story through the SDK and exits 0 only if every step did what
+//! it says: `--story` alone (or `--story default`) is the single-node end-to-end story;
+//! `--story network` is the provider network's ([`network`], 6 providers unless `--providers`
+//! asks for more). Without `--story` it prints what a user needs to drive the stack with `px`
+//! and runs until Ctrl-C, stopping every process it started.
 //!
 //! The service binaries are looked up beside this executable (`cargo build` puts them in the
 //! same target directory) unless `PX_STORE_BIN`, `PX_NODE_BIN` or `PX_ORACLE_BIN` name them.
+
+#[path = "devnet_network.rs"]
+mod network;
 
 use std::{
     fmt::Display,
     net::TcpListener,
     path::{Path, PathBuf},
     process::Stdio,
+    sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
 use alloy::{
-    primitives::{U256, utils::parse_units},
+    primitives::{Address, U256, aliases::U96, utils::parse_units},
+    providers::Provider,
     signers::local::PrivateKeySigner,
 };
 use eyre::{WrapErr, bail, eyre};
 use px_cli::daemon::{Capability, Daemon, Ipfs};
 use px_cli::devnet::{ADMIN, Devnet, DevnetConfig, FIRST_USER, ORACLE, REGISTRAR};
 use px_sdk::{
-    Client, ClientConfig, Error as SdkError, Payment, UploadOptions, api::GateReason,
-    client::human_bytes, contracts::PXToken,
+    Client, ClientConfig, Error as SdkError, Payment, UploadOptions,
+    api::GateReason,
+    client::human_bytes,
+    contracts::{PXToken, ProviderRegistry},
 };
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::process::{Child, Command};
@@ -44,12 +59,51 @@ const FUNDED_USERS: usize = 3;
 const FUNDING_PX: u64 = 10_000;
 /// Past the contract's 30-day sync window.
 const TIME_TRAVEL_SECS: u64 = 31 * 24 * 3600;
+/// The first anvil account given to a provider node (anvil's default ten come first).
+const FIRST_PROVIDER_ACCOUNT: usize = 10;
+/// Provider accounts beyond `--providers`, for the providers a story starts later.
+const SPARE_PROVIDER_ACCOUNTS: usize = 16;
+/// PXToken minted to each provider account; `PROVIDER_STAKE_PX` of it is staked.
+const PROVIDER_MINT_PX: u64 = 1_000;
+/// Each provider's stake (the devnet's minimum is 100 PX; a missed proof slashes 10 PX).
+const PROVIDER_STAKE_PX: u64 = 500;
+/// Each provider's listed capacity: 10 GiB.
+const PROVIDER_CAPACITY: u64 = 10 << 30;
+/// Each provider's listed price: 100 PX per GiB-month (wei; a 4 GiB deal earns about 0.03 PX
+/// per 100-block period).
+const PROVIDER_PRICE: u128 = 100_000_000_000_000_000_000;
+/// Each provider's region code.
+const PROVIDER_REGION: u16 = 1;
+/// The provider nodes' prover poll interval (the default is 2 s; the story mines periods fast).
+const PROVIDER_POLL_MS: u64 = 250;
+
+/// Which story `--story` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Story {
+    /// The single-node end-to-end story: mint, upload, sync, time travel, refusal, download.
+    Default,
+    /// The provider network's story: fund, upload at 4/6, providers stopped, proofs, slashing,
+    /// repair, earnings.
+    Network,
+}
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Run the end-to-end story, print each step and exit (non-zero if a step fails).
-    #[arg(long)]
-    story: bool,
+    /// Run a story, print each step and exit (non-zero if a step fails). `--story` alone is
+    /// `--story default` (the single-node end-to-end story); `--story network` runs the provider
+    /// network's story (with 6 providers unless --providers asks for more).
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        default_missing_value = "default",
+        value_name = "STORY"
+    )]
+    story: Option<Story>,
+    /// Provider nodes to start beside the home node, each with its own store and key,
+    /// registered, staked and certified [default: 0; 6 with --story network].
+    #[arg(long, value_name = "N")]
+    providers: Option<usize>,
     /// State directory (chain deployment, store repo, node and oracle data, logs); wiped at start.
     #[arg(long, default_value = ".devnet")]
     dir: PathBuf,
@@ -74,21 +128,35 @@ pub(crate) async fn run(a: Args) -> eyre::Result<()> {
     // Ctrl-C (SIGINT) and SIGTERM (a supervisor, a CI runner, `timeout`) stop it the same way,
     // at any stage: during start-up and the story, what was started is dropped (every process
     // is spawned with kill-on-drop); once up, the stack is stopped gracefully.
+    let providers = match (a.story, a.providers) {
+        (Some(Story::Network), None) => network::PROVIDERS,
+        (Some(Story::Network), Some(n)) if n < network::PROVIDERS => bail!(
+            "the network story needs at least {} providers (--providers {n})",
+            network::PROVIDERS
+        ),
+        (_, n) => n.unwrap_or(0),
+    };
     let stop = shutdown_signal()?;
     tokio::pin!(stop);
     let stack = tokio::select! {
-        stack = Stack::start(&a, backend) => stack?,
+        stack = Stack::start(&a, backend, providers) => stack?,
         _ = &mut stop => bail!("stopped by a signal during start-up"),
     };
     eprintln!("devnet up in {:.1} s", started.elapsed().as_secs_f64());
-    if a.story {
+    if let Some(which) = a.story {
         let result = tokio::select! {
-            r = story(&stack) => r,
+            r = async {
+                match which {
+                    Story::Default => story(&stack).await,
+                    Story::Network => network::story(&stack).await,
+                }
+            } => r,
             _ = &mut stop => Err(eyre!("stopped by a signal during the story")),
         };
         stack.stop().await;
         result?;
-        let skipped = if backend.lacks(Capability::RoutingGet).is_some() {
+        let skipped = if which == Story::Default && backend.lacks(Capability::RoutingGet).is_some()
+        {
             format!(" (those {backend} cannot do skipped)")
         } else {
             String::new()
@@ -138,6 +206,49 @@ struct Service {
     log: PathBuf,
 }
 
+/// A provider node the devnet started: its account, listing and process (`None` once stopped).
+struct ProviderNode {
+    /// `provider-<n>`, numbered from 1 in start order (its log and data directory).
+    name: String,
+    /// Its anvil account index.
+    account: usize,
+    /// Its chain address.
+    address: Address,
+    /// Its HTTP endpoint, as registered.
+    url: String,
+    /// Its stake right after registration, read from the registry.
+    stake: U256,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+/// What the story and the listing see of a provider node.
+#[derive(Debug, Clone)]
+pub(crate) struct ProviderInfo {
+    /// `provider-<n>`.
+    pub(crate) name: String,
+    /// Its chain address.
+    pub(crate) address: Address,
+    /// Its HTTP endpoint.
+    pub(crate) url: String,
+    /// Its stake right after registration.
+    pub(crate) stake: U256,
+    /// Whether its process runs.
+    pub(crate) running: bool,
+}
+
+impl ProviderNode {
+    fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            name: self.name.clone(),
+            address: self.address,
+            url: self.url.clone(),
+            stake: self.stake,
+            running: self.child.is_some(),
+        }
+    }
+}
+
 /// anvil with the contracts, plus the three services.
 struct Stack {
     devnet: Devnet,
@@ -152,10 +263,18 @@ struct Stack {
     /// The built web dApp the node serves (`web/dist`), if it was built.
     web_dir: Option<PathBuf>,
     services: std::sync::Mutex<Vec<Service>>,
+    /// Provider nodes started so far (running or stopped), in start order.
+    providers: std::sync::Mutex<Vec<ProviderNode>>,
+    /// The anvil account the next provider gets.
+    next_provider_account: AtomicUsize,
+    /// Accounts anvil has.
+    accounts: usize,
+    /// How long a provider node may take to come up.
+    startup_timeout: Duration,
 }
 
 impl Stack {
-    async fn start(a: &Args, backend: Ipfs) -> eyre::Result<Self> {
+    async fn start(a: &Args, backend: Ipfs, providers: usize) -> eyre::Result<Self> {
         let dir = std::path::absolute(&a.dir)?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
@@ -164,9 +283,11 @@ impl Stack {
         std::fs::create_dir_all(dir.join("logs"))?;
 
         step_note("starting anvil and deploying the contracts (forge script)");
+        let accounts = FIRST_PROVIDER_ACCOUNT + providers + SPARE_PROVIDER_ACCOUNTS;
         let devnet = Devnet::spawn(DevnetConfig {
             block_time: a.block_time,
             port: a.chain_port,
+            accounts: Some(u16::try_from(accounts).wrap_err("too many providers")?),
             ..Default::default()
         })
         .await?;
@@ -205,8 +326,12 @@ impl Stack {
             adapter_url,
             web_dir: None,
             services: std::sync::Mutex::new(Vec::new()),
+            providers: std::sync::Mutex::new(Vec::new()),
+            next_provider_account: AtomicUsize::new(FIRST_PROVIDER_ACCOUNT),
+            accounts,
+            startup_timeout: Duration::from_secs(a.startup_timeout),
         };
-        let timeout = Duration::from_secs(a.startup_timeout);
+        let timeout = stack.startup_timeout;
 
         if stack.daemon.is_none() {
             step_note("starting px-store");
@@ -260,6 +385,15 @@ impl Stack {
             async move { reqwest::get(url).await.and_then(|r| r.error_for_status()) }
         })
         .await?;
+
+        if providers > 0 {
+            step_note(&format!(
+                "starting {providers} provider node(s) (registered, staked, certified)"
+            ));
+        }
+        for _ in 0..providers {
+            stack.start_provider().await?;
+        }
 
         step_note("starting px-oracle (relayer + external adapter)");
         let oracle_key = key_hex(&stack.devnet.signer(ORACLE));
@@ -330,6 +464,154 @@ impl Stack {
         Ok(())
     }
 
+    /// Starts one more provider node with the next free anvil account: PXToken minted to it,
+    /// the stake approved and registered with its URL, certified by the admin (all before the
+    /// process starts: a provider refuses to start unregistered), then `px-node --role
+    /// provider` with its own data directory and embedded store, waited for until `GET
+    /// /health` answers.
+    async fn start_provider(&self) -> eyre::Result<ProviderInfo> {
+        let account = self.next_provider_account.fetch_add(1, Ordering::SeqCst);
+        if account >= self.accounts {
+            bail!(
+                "no anvil account left for another provider ({} accounts)",
+                self.accounts
+            );
+        }
+        let n = self.providers.lock().expect("not poisoned").len() + 1;
+        let name = format!("provider-{n}");
+        let port = free_port()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let address = self.devnet.address(account);
+        let d = &self.devnet.deployment;
+        let registry = d
+            .provider_registry
+            .ok_or_else(|| eyre!("the deployment has no ProviderRegistry"))?;
+        let minted: U256 = parse_units(&PROVIDER_MINT_PX.to_string(), 18)?.into();
+        let stake: U256 = parse_units(&PROVIDER_STAKE_PX.to_string(), 18)?.into();
+        send(
+            PXToken::new(d.px_token, self.devnet.provider(ADMIN)).mint(address, minted),
+            "PXToken.mint",
+        )
+        .await?;
+        send(
+            PXToken::new(d.px_token, self.devnet.provider(account)).approve(registry, stake),
+            "PXToken.approve",
+        )
+        .await?;
+        send(
+            ProviderRegistry::new(registry, self.devnet.provider(account)).registerProvider(
+                url.clone(),
+                PROVIDER_REGION,
+                PROVIDER_CAPACITY,
+                PROVIDER_PRICE,
+                U96::from(stake),
+            ),
+            "ProviderRegistry.registerProvider",
+        )
+        .await?;
+        let admin = ProviderRegistry::new(registry, self.devnet.provider(ADMIN));
+        send(admin.certify(address), "ProviderRegistry.certify").await?;
+        let listing = admin.providerOf(address).call().await?;
+        if !(listing.active && listing.certified) {
+            bail!(
+                "{name} ({address}) is not listed active and certified after registration                  (active {}, certified {})",
+                listing.active,
+                listing.certified
+            );
+        }
+
+        let data = self.dir.join("providers").join(&name);
+        std::fs::create_dir_all(&data)?;
+        let key = key_hex(&self.devnet.signer(account));
+        let log = self.dir.join("logs").join(format!("{name}.log"));
+        let mut child = spawn_logged(&log, |c| {
+            c.arg("--role")
+                .arg("provider")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--rpc-url")
+                .arg(self.devnet.rpc_url())
+                .arg("--deployment")
+                .arg(&self.deployment_file)
+                .arg("--data-dir")
+                .arg(&data)
+                .env("PX_NODE_PROVIDER_KEY", &key)
+                .env("PX_NODE_PROVIDER_POLL_MS", PROVIDER_POLL_MS.to_string());
+        })?;
+        let deadline = Instant::now() + self.startup_timeout;
+        let health = format!("{url}/health");
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!(
+                    "{name} exited ({status}); last log lines from {}:\n{}",
+                    log.display(),
+                    tail(&log, 20)
+                );
+            }
+            match reqwest::get(&health)
+                .await
+                .and_then(|r| r.error_for_status())
+            {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => bail!(
+                    "{name} did not come up within {} s: {e}",
+                    self.startup_timeout.as_secs()
+                ),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let node = ProviderNode {
+            name,
+            account,
+            address,
+            url,
+            stake: U256::from(listing.stake),
+            child: Some(child),
+            log,
+        };
+        let info = node.info();
+        self.providers.lock().expect("not poisoned").push(node);
+        Ok(info)
+    }
+
+    /// Stops the provider node at `address` the hard way (SIGKILL, as a crash or a pulled
+    /// cable would): it answers nothing from then on. Its data stays on disk.
+    async fn stop_provider(&self, address: Address) -> eyre::Result<()> {
+        let child = {
+            let mut nodes = self.providers.lock().expect("not poisoned");
+            let node = nodes
+                .iter_mut()
+                .find(|p| p.address == address)
+                .ok_or_else(|| eyre!("no provider node {address}"))?;
+            node.child
+                .take()
+                .ok_or_else(|| eyre!("{} is stopped already", node.name))?
+        };
+        let mut child = child;
+        child.kill().await.wrap_err("kill the provider node")?;
+        Ok(())
+    }
+
+    /// The provider nodes started so far, running or stopped, in start order.
+    fn provider_infos(&self) -> Vec<ProviderInfo> {
+        self.providers
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(ProviderNode::info)
+            .collect()
+    }
+
+    /// The anvil account index of the provider at `address`.
+    fn provider_account(&self, address: Address) -> Option<usize> {
+        self.providers
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .find(|p| p.address == address)
+            .map(|p| p.account)
+    }
+
     /// The first service that exited, described with the tail of its log.
     fn dead_service(&self) -> Option<String> {
         if let Some(d) = &self.daemon
@@ -354,22 +636,43 @@ impl Stack {
                 ));
             }
         }
+        drop(services);
+        let mut providers = self.providers.lock().expect("not poisoned");
+        for p in providers.iter_mut() {
+            if let Some(child) = &mut p.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Some(format!(
+                    "{} exited ({status}); last log lines from {}:\n{}",
+                    p.name,
+                    p.log.display(),
+                    tail(&p.log, 20)
+                ));
+            }
+        }
         None
     }
 
-    /// Stops the services (SIGTERM, then SIGKILL after 5 s), the IPFS daemon and anvil.
+    /// Stops the provider nodes and the services (SIGTERM, then SIGKILL after 5 s), the IPFS
+    /// daemon and anvil.
     async fn stop(mut self) {
+        let providers = std::mem::take(&mut *self.providers.lock().expect("not poisoned"));
         let services = std::mem::take(&mut *self.services.lock().expect("not poisoned"));
-        for mut s in services.into_iter().rev() {
+        let children = providers
+            .into_iter()
+            .rev()
+            .filter_map(|p| p.child)
+            .chain(services.into_iter().rev().map(|s| s.child));
+        for mut child in children {
             // SIGTERM first: a graceful stop lets the services close their databases.
-            if let Some(pid) = s.child.id().and_then(|p| Pid::from_raw(p as i32)) {
+            if let Some(pid) = child.id().and_then(|p| Pid::from_raw(p as i32)) {
                 let _ = kill_process(pid, Signal::TERM);
             }
-            if tokio::time::timeout(Duration::from_secs(5), s.child.wait())
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
                 .await
                 .is_err()
             {
-                let _ = s.child.kill().await;
+                let _ = child.kill().await;
             }
         }
         if let Some(mut d) = self.daemon.take() {
@@ -380,13 +683,27 @@ impl Stack {
 
     fn write_env_file(&self) -> eyre::Result<()> {
         let user = key_hex(&self.devnet.signer(FIRST_USER));
-        let env = format!(
+        let mut env = format!(
             "export PX_RPC_URL={}\nexport PX_DEPLOYMENT={}\nexport PX_NODE={}\nexport PX_PRIVATE_KEY={}\n",
             self.devnet.rpc_url(),
             self.deployment_file.display(),
             self.node_url,
             user
         );
+        let providers = self.provider_infos();
+        if !providers.is_empty() {
+            for p in &providers {
+                env.push_str(&format!(
+                    "# {} {} {} stake {}\n",
+                    p.name,
+                    p.address,
+                    p.url,
+                    super::units(p.stake, "PX")
+                ));
+            }
+            let urls: Vec<_> = providers.iter().map(|p| p.url.as_str()).collect();
+            env.push_str(&format!("export PX_PROVIDER_URLS={}\n", urls.join(",")));
+        }
         std::fs::write(self.dir.join("env"), env)?;
         Ok(())
     }
@@ -422,6 +739,22 @@ impl Stack {
         outln!("  LinkToken    {}", d.link);
         outln!("  Operator     {}", d.operator);
         outln!("  logs         {}", self.dir.join("logs").display());
+        let providers = self.provider_infos();
+        if !providers.is_empty() {
+            outln!(
+                "\n  provider nodes ({}, registered, staked and certified in the ProviderRegistry):",
+                providers.len()
+            );
+            for p in &providers {
+                outln!(
+                    "    {:<11} {}  {}  stake {}",
+                    p.name,
+                    p.address,
+                    p.url,
+                    super::units(p.stake, "PX")
+                );
+            }
+        }
         outln!(
             "\n  demo accounts ({FUNDING_PX} PX each; anvil development keys, never use them elsewhere):"
         );
@@ -727,6 +1060,49 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// Starts `px-node` (a provider node) with its output going to `log`; killed when dropped.
+fn spawn_logged(log: &Path, configure: impl FnOnce(&mut Command)) -> eyre::Result<Child> {
+    let bin = service_bin("px-node")?;
+    let out = std::fs::File::create(log)?;
+    let mut cmd = Command::new(&bin);
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true)
+        .env("RUST_LOG", "info");
+    configure(&mut cmd);
+    cmd.spawn()
+        .wrap_err_with(|| format!("cannot start {}", bin.display()))
+}
+
+/// Sends a contract call and waits for its receipt: an error (with `what`) unless it was mined
+/// and succeeded.
+async fn send<P, D, N>(
+    call: alloy::contract::CallBuilder<P, D, N>,
+    what: &str,
+) -> eyre::Result<N::ReceiptResponse>
+where
+    P: Provider<N>,
+    D: alloy::contract::CallDecoder,
+    N: alloy::network::Network,
+{
+    use alloy::network::ReceiptResponse;
+    let receipt = call
+        .send()
+        .await
+        .wrap_err_with(|| format!("{what}: not sent"))?
+        .get_receipt()
+        .await
+        .wrap_err_with(|| format!("{what}: no receipt"))?;
+    if !receipt.status() {
+        bail!(
+            "{what} reverted (transaction {})",
+            receipt.transaction_hash()
+        );
+    }
+    Ok(receipt)
 }
 
 fn service_bin(name: &str) -> eyre::Result<PathBuf> {

@@ -9,6 +9,25 @@
 //! - `piece-hash/*`: a 16 MiB piece's Merkle root (`piece::PieceHasher`), its CID (the UnixFS
 //!   importer, CIDv1 raw leaves) and both in one pass (`piece::PieceDigest`), against a flat
 //!   keccak256 and a flat SHA-256 over the same bytes.
+//! - `piece-root/*`: the Merkle root of the same 16 MiB piece with one keccak256 per pair, in
+//!   each implementation this machine can build: alloy's `keccak256` (the `sha3` crate, which
+//!   `PieceHasher` used for every pair before), `keccak-asm` (the assembly alloy's
+//!   `asm-keccak` feature switches to) and `tiny-keccak`; against `PieceHasher` as it is now
+//!   (8 pairs per permutation call with AVX-512, 4 with AVX2, see `piece.rs`) and SHA-256 of
+//!   the same bytes (`ring` and `sha2`, both with SHA-NI here).
+//!
+//! Recorded 2026-11-30 on the project's 2-core VM (AVX-512, SHA-NI; load average about 3),
+//! `cargo bench -p px-core --bench erasure -- "piece-(root|hash/merkle)" --warm-up-time 1
+//! --measurement-time 3`, one run, 16 MiB piece:
+//!
+//! | piece-root/ | MiB/s |
+//! |---|---:|
+//! | pairwise/alloy-keccak256 (`sha3`, what `PieceHasher` did before) | 72 |
+//! | pairwise/keccak-asm | 98 |
+//! | pairwise/tiny-keccak | 73 |
+//! | **PieceHasher** (8 pairs per AVX-512 call) | **469** (6.5 x alloy, 4.8 x keccak-asm) |
+//! | sha256-flat/ring | 1,510 |
+//! | sha256-flat/sha2 | 1,479 |
 //!
 //! Throughput is in bytes of input (segment or piece) per second. Brief run:
 //! `cargo bench -p px-core --bench erasure -- --warm-up-time 1 --measurement-time 3`.
@@ -83,6 +102,9 @@ fn reed_solomon(c: &mut Criterion) {
         });
         g.finish();
 
+        // Encoded once outside the measurement too, so that a filter leaving out
+        // `rs-encode` still has the pieces to decode.
+        enc.encode_into(&segment, &mut pieces).unwrap();
         // Worst case: n - k originals missing (all of them when n - k >= k).
         let missing = usize::from((n - k).min(k));
         let have: Vec<(usize, &[u8])> = (missing..missing + usize::from(k))
@@ -127,5 +149,65 @@ fn piece_hash(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, aes, reed_solomon, piece_hash);
+/// The root of a piece of `2**d` chunks, level by level, one `hash` call per pair.
+fn tree_root(piece: &[u8], hash: impl Fn(&[u8]) -> [u8; 32]) -> [u8; 32] {
+    let mut level: Vec<[u8; 32]> = piece.chunks_exact(64).map(&hash).collect();
+    while level.len() > 1 {
+        level = level
+            .chunks_exact(2)
+            .map(|p| hash(p.as_flattened()))
+            .collect();
+    }
+    level[0]
+}
+
+fn piece_root(c: &mut Criterion) {
+    let piece = data(PIECE);
+    let alloy_hash = |m: &[u8]| keccak256(m).0;
+    let asm_hash = |m: &[u8]| -> [u8; 32] {
+        // `Digest` is imported above (sha2's, the same `digest` 0.10 trait).
+        keccak_asm::Keccak256::digest(m).into()
+    };
+    let tiny_hash = |m: &[u8]| {
+        use tiny_keccak::Hasher as _;
+        let mut k = tiny_keccak::Keccak::v256();
+        k.update(m);
+        let mut out = [0u8; 32];
+        k.finalize(&mut out);
+        out
+    };
+    let root = || {
+        let mut h = PieceHasher::new(DEFAULT_BLOCK_LEVEL);
+        h.update(&piece);
+        h.finish_with_top().unwrap()
+    };
+    let want = root().0.root.0;
+    for f in [
+        &alloy_hash as &dyn Fn(&[u8]) -> [u8; 32],
+        &asm_hash,
+        &tiny_hash,
+    ] {
+        assert_eq!(tree_root(&piece, f), want);
+    }
+    let mut g = c.benchmark_group("piece-root");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(PIECE as u64));
+    g.bench_function("pairwise/alloy-keccak256", |b| {
+        b.iter(|| tree_root(&piece, alloy_hash))
+    });
+    g.bench_function("pairwise/keccak-asm", |b| {
+        b.iter(|| tree_root(&piece, asm_hash))
+    });
+    g.bench_function("pairwise/tiny-keccak", |b| {
+        b.iter(|| tree_root(&piece, tiny_hash))
+    });
+    g.bench_function("PieceHasher", |b| b.iter(root));
+    g.bench_function("sha256-flat/ring", |b| {
+        b.iter(|| ring::digest::digest(&ring::digest::SHA256, &piece))
+    });
+    g.bench_function("sha256-flat/sha2", |b| b.iter(|| Sha256::digest(&piece)));
+    g.finish();
+}
+
+criterion_group!(benches, aes, reed_solomon, piece_hash, piece_root);
 criterion_main!(benches);

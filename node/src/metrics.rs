@@ -33,6 +33,7 @@ pub struct Metrics {
     pieces_accepted: AtomicU64,
     pieces_refused: AtomicU64,
     pieces_served: AtomicU64,
+    pieces_released: AtomicU64,
     proofs_submitted: AtomicU64,
     proofs_proven: AtomicU64,
     proofs_unbuildable: AtomicU64,
@@ -85,6 +86,11 @@ impl Metrics {
 
     pub(crate) fn piece_served(&self) {
         self.pieces_served.fetch_add(1, Relaxed);
+    }
+
+    /// A stored piece no deal needs any more, unpinned and forgotten.
+    pub(crate) fn piece_released(&self) {
+        self.pieces_released.fetch_add(1, Relaxed);
     }
 
     /// A proof sent (`submitted`), accepted on chain (`proven`), one that could not be built
@@ -197,6 +203,11 @@ impl Metrics {
             "px_node_provider_pieces_served_total",
             "Piece reads served.",
             &[("", &self.pieces_served)],
+        );
+        counter(
+            "px_node_provider_pieces_released_total",
+            "Stored pieces released (unpinned) because no live deal root lists them.",
+            &[("", &self.pieces_released)],
         );
         counter(
             "px_node_provider_proofs_total",

@@ -13,27 +13,37 @@
 //!    the role is checked too, in case it was revoked since). The body streams into the IPFS
 //!    backend as CIDv1 with raw leaves ([`px_core::piece::CID_OPTIONS`]), its CID and Merkle
 //!    root computed on the way (memory: one node per tree level plus one per 256 KiB block);
-//!    the CID is journaled before the backend can pin. One transaction then stores the
-//!    piece, its cached block levels ([`px_core::piece::TopLevels`]) and the order's hash.
-//!    The answer is the provider's signed [`px_core::network::PieceReceipt`].
+//!    the CID is journaled before the backend can pin. The body has the node's upload
+//!    deadline (`idle_timeout`, and `idle_timeout + len / min_upload_rate` in all): a
+//!    trickled body is answered 408 and its pin, if any, given back. One transaction then
+//!    stores the piece, its cached block levels ([`px_core::piece::TopLevels`]) and the
+//!    order's hash. The answer is the provider's signed [`px_core::network::PieceReceipt`].
 //! 3. **Serve** (`GET /v1/pieces/{cid}`): any piece it holds, to anyone (content-addressed:
 //!    readers check what they get), rate-limited per client IP.
 //! 4. **Co-sign** (`POST /v1/deals/acceptance`, `POST /v1/deals/root-update`): the
 //!    provider signs the market's `acceptanceDigest` / `rootUpdateDigest` only when the
-//!    listed pieces are pieces it holds and their deal tree gives the root, count and size
-//!    signed; it keeps the piece list of every root it signs, to answer challenges.
+//!    token's home node signed the same digest (`homeSignature`, checked against
+//!    `StorageMarket.homeNodeOf`) and the listed pieces are pieces it holds whose deal tree
+//!    gives the root, count and size signed; it keeps the piece list of every root it signs
+//!    (and what it signed), to answer challenges.
 //! 5. **Prove** ([`prover`]): a loop that watches its deals and answers each period's
 //!    challenges within the window.
+//! 6. **Release** ([`sweep`]): a loop that unpins and forgets pieces no live deal root
+//!    lists once `orphan_grace_secs` have passed since their acceptance (the pieces of an
+//!    upload that never got a manifest, pieces a root update ended once no period can
+//!    challenge them).
 //!
 //! State lives in `<data_dir>/provider.redb` ([`store`]).
 
 pub mod prover;
 mod routes;
 pub mod store;
+pub mod sweep;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,6 +91,10 @@ pub struct ProviderConfig {
     /// See `read_rate_per_min`.
     #[serde(default = "default_read_burst")]
     pub read_burst: u32,
+    /// Seconds a stored piece is kept without a live deal root listing it, from its
+    /// acceptance (default 3,600): then it is released ([`sweep`]).
+    #[serde(default = "default_orphan_grace")]
+    pub orphan_grace_secs: u64,
 }
 
 fn default_max_piece() -> u64 {
@@ -95,6 +109,9 @@ fn default_read_rate() -> u32 {
 fn default_read_burst() -> u32 {
     60
 }
+fn default_orphan_grace() -> u64 {
+    3600
+}
 
 impl ProviderConfig {
     /// Every default, with `key`.
@@ -105,6 +122,7 @@ impl ProviderConfig {
             poll_ms: default_poll_ms(),
             read_rate_per_min: default_read_rate(),
             read_burst: default_read_burst(),
+            orphan_grace_secs: default_orphan_grace(),
         }
     }
 
@@ -267,6 +285,13 @@ pub struct AcceptanceRequest {
     pub deadline: u64,
     /// The pieces' CIDs in deal order.
     pub pieces: Vec<String>,
+    /// The token's home node's signature (65 bytes, `r ‖ s ‖ v`, hex in JSON) of the same
+    /// 32-byte digest the provider co-signs: `StorageMarket.acceptanceDigest(acceptance)`
+    /// with the fields above (the EIP-712 hash itself, signed as it is, without the EIP-191
+    /// prefix). The provider co-signs only when it recovers to
+    /// `StorageMarket.homeNodeOf(tokenId)`; missing or wrong, the answer is 403.
+    #[serde(default)]
+    pub home_signature: Bytes,
 }
 
 /// A root update to co-sign (`IStorageMarket.RootUpdate`) and its pieces in deal order.
@@ -285,6 +310,13 @@ pub struct RootUpdateRequest {
     pub size_ended: u64,
     /// The pieces' CIDs in deal order.
     pub pieces: Vec<String>,
+    /// The token's home node's signature (65 bytes, `r ‖ s ‖ v`, hex in JSON) of
+    /// `StorageMarket.rootUpdateDigest(update)` with the fields above (the EIP-712 hash as
+    /// it is, no EIP-191 prefix): the very `homeSig` `updateDealRoot` takes. The provider
+    /// co-signs only when it recovers to `StorageMarket.homeNodeOf` of the deal's token;
+    /// missing or wrong, the answer is 403.
+    #[serde(default)]
+    pub home_signature: Bytes,
 }
 
 /// A co-signature: the digest the market checks and the provider's signature of it.
@@ -314,6 +346,9 @@ pub struct Provider {
     config: ProviderConfig,
     /// Orders whose piece is being stored now (a second use waits for none: it is refused).
     in_flight: Mutex<HashSet<B256>>,
+    /// Held while pieces are released, while a co-signature checks and records its pieces,
+    /// and while an upload journals its CID ([`sweep`]).
+    release: Arc<tokio::sync::Mutex<()>>,
     prover: prover::ProverState,
 }
 
@@ -402,6 +437,7 @@ impl Provider {
             store: Arc::new(store),
             config: config.clone(),
             in_flight: Mutex::new(HashSet::new()),
+            release: Arc::new(tokio::sync::Mutex::new(())),
             prover: prover::ProverState::new(&market_config),
             node,
         });
@@ -527,26 +563,41 @@ impl Provider {
             provider: self,
             hash,
         };
+        // A trickled body ends in an error (the idle timeout and minimum rate of uploads).
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let body = body_deadline(
+            body,
+            len,
+            self.node.settings.idle_timeout,
+            self.node.settings.min_upload_rate,
+            timed_out.clone(),
+        );
         // The Merkle root as the bytes pass (one node per level, one per 256 KiB block).
         let hasher = Arc::new(Mutex::new(Some(PieceHasher::new(
             piece::DEFAULT_BLOCK_LEVEL,
         ))));
         let h = hasher.clone();
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
         let body = body.map(move |chunk| {
-            if let Ok(c) = &chunk
-                && let Some(h) = h.lock().expect("lock").as_mut()
-            {
-                h.update(c);
+            if let Ok(c) = &chunk {
+                counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+                if let Some(h) = h.lock().expect("lock").as_mut() {
+                    h.update(c);
+                }
             }
             chunk
         });
         let store = self.store.clone();
+        let release = self.release.clone();
         let journaled = Arc::new(Mutex::new(None::<String>));
         let j = journaled.clone();
         let added = self
             .ipfs
             .add_stream_journaled_as(body, len, &piece::CID_OPTIONS, move |cid| async move {
                 let c = cid.clone();
+                // Not while a sweep releases pieces: it may be unpinning this content.
+                let _lock = release.lock().await;
                 tokio::task::spawn_blocking(move || store.put_pending(&c, unix_now()))
                     .await
                     .map_err(|e| Error::Internal(e.to_string()))??;
@@ -556,6 +607,14 @@ impl Provider {
             .await;
         let journaled = journaled.lock().expect("lock").take();
         let result = async {
+            if timed_out.load(Ordering::Relaxed) {
+                self.node.metrics.timeout();
+                return Err(Error::BodyTimeout {
+                    received: received.load(Ordering::Relaxed),
+                    len,
+                }
+                .into());
+            }
             let cid = added?;
             if journaled.as_deref() != Some(cid.as_str()) {
                 return Err(Error::Ipfs(format!(
@@ -703,7 +762,47 @@ impl Provider {
         Ok(sig.as_bytes().to_vec().into())
     }
 
-    /// Co-signs a deal acceptance over pieces held here.
+    /// Checks that `signature` of `digest` is the home node's of `token_id`.
+    async fn check_home_signature(
+        &self,
+        token_id: u64,
+        digest: &B256,
+        signature: &[u8],
+    ) -> Result<()> {
+        let signer = alloy::primitives::Signature::try_from(signature)
+            .ok()
+            .and_then(|sig| sig.recover_address_from_prehash(digest).ok())
+            .unwrap_or(Address::ZERO);
+        let home = self.market.homeNodeOf(U256::from(token_id)).call().await?;
+        if signer == Address::ZERO || signer != home {
+            return Err(ProviderError::NotHomeNode { signer, token_id });
+        }
+        Ok(())
+    }
+
+    /// Checks the pieces against what is signed and records them under the deal root, under
+    /// the release lock (so no sweep releases them in between).
+    async fn record_deal_root(
+        &self,
+        deal_id: B256,
+        root: B256,
+        count: u16,
+        size: u64,
+        pieces: Vec<String>,
+        signed: store::Signed,
+    ) -> Result<()> {
+        let _lock = self.release.lock().await;
+        self.check_pieces(&pieces, root, count, size).await?;
+        let row = store::DealRootRow {
+            pieces,
+            signed: Some(signed),
+        };
+        self.db(move |s| s.put_deal_root(&deal_id, &root, &row))
+            .await?;
+        Ok(())
+    }
+
+    /// Co-signs a deal acceptance over pieces held here, asked by the token's home node.
     pub async fn cosign_acceptance(&self, req: AcceptanceRequest) -> Result<CoSignature> {
         if req.provider != self.address() {
             return Err(ProviderError::WrongProvider {
@@ -718,8 +817,6 @@ impl Provider {
         if req.size > req.max_bytes {
             return Err(ProviderError::Mismatch("size over maxBytes".into()));
         }
-        self.check_pieces(&req.pieces, req.root, req.piece_count, req.size)
-            .await?;
         let a = IStorageMarket::Acceptance {
             tokenId: U256::from(req.token_id),
             provider: req.provider,
@@ -731,12 +828,39 @@ impl Provider {
             pricePerGiBMonth: price,
             deadline: U256::from(req.deadline),
         };
-        let digest = self.market.acceptanceDigest(a).call().await?;
         let deal_id = deal_id_of(req.token_id, self.address());
-        let (root, pieces) = (req.root, req.pieces);
-        self.db(move |s| s.put_deal_root(&deal_id, &root, &pieces))
+        let (digest, deal) = tokio::try_join!(
+            async {
+                self.market
+                    .acceptanceDigest(a)
+                    .call()
+                    .await
+                    .map_err(ProviderError::from)
+            },
+            async {
+                self.market
+                    .dealOf(U256::from_be_bytes(deal_id.0))
+                    .call()
+                    .await
+                    .map_err(ProviderError::from)
+            },
+        )?;
+        self.check_home_signature(req.token_id, &digest, &req.home_signature)
             .await?;
-        tracing::info!(target: "node::provider", %deal_id, token_id = req.token_id, %root, "deal acceptance co-signed");
+        let signed = store::Signed::Acceptance {
+            generation: deal.generation,
+            deadline: req.deadline,
+        };
+        self.record_deal_root(
+            deal_id,
+            req.root,
+            req.piece_count,
+            req.size,
+            req.pieces,
+            signed,
+        )
+        .await?;
+        tracing::info!(target: "node::provider", %deal_id, token_id = req.token_id, root = %req.root, "deal acceptance co-signed");
         Ok(CoSignature {
             deal_id,
             digest,
@@ -744,7 +868,8 @@ impl Provider {
         })
     }
 
-    /// Co-signs a root update of one of this provider's active deals over pieces held here.
+    /// Co-signs a root update of one of this provider's active deals over pieces held here,
+    /// asked by the deal token's home node.
     pub async fn cosign_root_update(&self, req: RootUpdateRequest) -> Result<CoSignature> {
         let deal = self
             .market
@@ -757,8 +882,6 @@ impl Provider {
                 req.deal_id
             )));
         }
-        self.check_pieces(&req.pieces, req.root, req.piece_count, req.size)
-            .await?;
         let u = IStorageMarket::RootUpdate {
             dealId: U256::from_be_bytes(req.deal_id.0),
             root: req.root,
@@ -767,10 +890,24 @@ impl Provider {
             sizeEnded: req.size_ended,
         };
         let digest = self.market.rootUpdateDigest(u).call().await?;
-        let (deal_id, root, pieces) = (req.deal_id, req.root, req.pieces);
-        self.db(move |s| s.put_deal_root(&deal_id, &root, &pieces))
+        let token_id: u64 = deal
+            .tokenId
+            .try_into()
+            .map_err(|_| ProviderError::BadRequest("deal token id over 64 bits".into()))?;
+        self.check_home_signature(token_id, &digest, &req.home_signature)
             .await?;
-        tracing::info!(target: "node::provider", %deal_id, %root, "root update co-signed");
+        let deal_id = req.deal_id;
+        let signed = store::Signed::RootUpdate { nonce: deal.nonce };
+        self.record_deal_root(
+            deal_id,
+            req.root,
+            req.piece_count,
+            req.size,
+            req.pieces,
+            signed,
+        )
+        .await?;
+        tracing::info!(target: "node::provider", %deal_id, root = %req.root, "root update co-signed");
         Ok(CoSignature {
             deal_id,
             digest,
@@ -794,6 +931,46 @@ impl Provider {
     }
 }
 
+/// Ends a piece body with an error when the client falls silent for `idle` or the body runs
+/// past `idle + len / min_rate` (bytes per second; 0 = no minimum), setting `timed_out` (the
+/// node's upload deadline, applied to pieces).
+fn body_deadline<S, E>(
+    body: S,
+    len: u64,
+    idle: Duration,
+    min_rate: u64,
+    timed_out: Arc<AtomicBool>,
+) -> impl Stream<Item = std::result::Result<Chunk, String>> + Send + 'static
+where
+    S: Stream<Item = std::result::Result<Chunk, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let total = match min_rate {
+        0 => Duration::MAX,
+        rate => idle.saturating_add(Duration::from_secs_f64(len as f64 / rate as f64)),
+    };
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(total)
+        .unwrap_or_else(|| now + Duration::from_secs(1 << 40));
+    futures::stream::unfold(Some(Box::pin(body)), move |body| {
+        let timed_out = timed_out.clone();
+        async move {
+            let mut body = body?;
+            let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            match tokio::time::timeout(wait, body.next()).await {
+                Ok(Some(Ok(c))) => Some((Ok(c), Some(body))),
+                Ok(Some(Err(e))) => Some((Err(e.to_string()), None)),
+                Ok(None) => None,
+                Err(_) => {
+                    timed_out.store(true, Ordering::Relaxed);
+                    Some((Err("piece body timed out".to_string()), None))
+                }
+            }
+        }
+    })
+}
+
 /// Forgets an in-flight order when its upload ends, however it ends.
 struct InFlight<'a> {
     provider: &'a Provider,
@@ -810,25 +987,31 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The running provider role: the prover's task, stopped when this is dropped.
+/// The running provider role: the prover's and the sweep's tasks, stopped when this is
+/// dropped.
 #[derive(Debug)]
 pub struct Running {
     /// The role.
     pub provider: Arc<Provider>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl Running {
-    /// Starts the prover loop of `provider`.
+    /// Starts the prover loop and the piece sweep of `provider`.
     pub fn spawn(provider: Arc<Provider>) -> Self {
-        let task = tokio::spawn(prover::run(provider.clone()));
-        Self { provider, task }
+        let tasks = [
+            tokio::spawn(prover::run(provider.clone())),
+            tokio::spawn(sweep::run(provider.clone())),
+        ];
+        Self { provider, tasks }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 

@@ -45,7 +45,7 @@ use crate::node::failpoint;
 /// The market's fixed parameters and what the loop remembers between polls.
 #[derive(Debug)]
 pub(crate) struct ProverState {
-    period_blocks: u64,
+    pub(super) period_blocks: u64,
     proof_window: u64,
     challenge_count: u64,
     /// (deal, period) already alerted about (unbuildable or missed), so each counts once.

@@ -7,9 +7,12 @@
 //!   piece's cached tree levels, [`px_core::piece::TopLevels`], 64 bytes per 256 KiB).
 //! - `orders`: order hash -> piece CID: every order accepted, so none is accepted twice.
 //! - `pending`: piece CID -> Unix time: a piece whose `add` may pin it, written before the
-//!   backend can pin and removed by the commit of its row (or after its pin is given back).
-//! - `deal_roots`: deal id ‖ deal root -> the piece CIDs in deal order, written when the
-//!   provider co-signs an acceptance or a root update: what it needs to answer challenges.
+//!   backend can pin and removed by the commit of its row (or after its pin is given back);
+//!   also a released piece between the removal of its row and its unpin.
+//! - `deal_roots`: deal id ‖ deal root -> [`DealRootRow`]: the piece CIDs in deal order and
+//!   what was signed (acceptance or root update), written when the provider co-signs: what
+//!   it needs to answer challenges, and what keeps a piece from being released
+//!   ([`super::sweep`]).
 //! - `proofs`: deal id ‖ period -> [`ProofState`]: a proof signed (its raw transaction kept
 //!   before broadcast) and what became of it.
 
@@ -44,6 +47,47 @@ pub struct PieceRow {
     pub stored_at: u64,
     /// [`px_core::piece::TopLevels::to_bytes`].
     pub top: Bytes,
+}
+
+/// What the provider signed over a deal root: it decides how long the root's pieces are kept
+/// while the chain does not (yet) hold the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Signed {
+    /// A deal acceptance: usable by `openDeal` while the deal's generation is `generation`
+    /// and until `deadline` (Unix time).
+    Acceptance {
+        /// The deal's generation when it was signed (the digest covers it).
+        generation: u16,
+        /// The acceptance's deadline.
+        deadline: u64,
+    },
+    /// A root update: usable by `updateDealRoot` while the deal's nonce is `nonce`.
+    RootUpdate {
+        /// The deal's nonce when it was signed (the digest covers it).
+        nonce: u32,
+    },
+}
+
+/// The pieces under a co-signed deal root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealRootRow {
+    /// The piece CIDs in deal order.
+    pub pieces: Vec<String>,
+    /// What was signed; `None` for rows written before this was recorded (kept for good).
+    pub signed: Option<Signed>,
+}
+
+impl DealRootRow {
+    fn decode(b: &[u8]) -> Result<Self> {
+        // Rows of earlier versions hold the bare CID list.
+        dec(b).or_else(|_| {
+            Ok(Self {
+                pieces: dec(b)?,
+                signed: None,
+            })
+        })
+    }
 }
 
 /// A proof of one deal period.
@@ -113,6 +157,35 @@ impl Store {
         t.get(cid)?.map(|v| dec(v.value())).transpose()
     }
 
+    /// Every stored piece's CID and the Unix time it was stored.
+    pub fn piece_ages(&self) -> Result<Vec<(String, u64)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PIECES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let row: PieceRow = dec(v.value())?;
+            out.push((k.value().to_string(), row.stored_at));
+        }
+        Ok(out)
+    }
+
+    /// Forgets released pieces: in one transaction their rows go and each is journaled in
+    /// `pending` (its pin is still there until the caller unpins it and drops that row).
+    pub fn release_pieces(&self, cids: &[String], now: u64) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut pieces = tx.open_table(PIECES)?;
+            let mut pending = tx.open_table(PENDING)?;
+            for cid in cids {
+                pieces.remove(cid.as_str())?;
+                pending.insert(cid.as_str(), now)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Every stored piece's CID.
     pub fn piece_cids(&self) -> Result<Vec<String>> {
         let tx = self.db.begin_read()?;
@@ -176,11 +249,11 @@ impl Store {
     }
 
     /// Records the pieces under a deal root.
-    pub fn put_deal_root(&self, deal: &B256, root: &B256, cids: &[String]) -> Result<()> {
+    pub fn put_deal_root(&self, deal: &B256, root: &B256, row: &DealRootRow) -> Result<()> {
         let tx = self.db.begin_write()?;
         tx.open_table(DEAL_ROOTS)?.insert(
             deal_key(deal, root.as_slice()).as_slice(),
-            enc(&cids)?.as_slice(),
+            enc(row)?.as_slice(),
         )?;
         tx.commit()?;
         Ok(())
@@ -191,8 +264,34 @@ impl Store {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(DEAL_ROOTS)?;
         t.get(deal_key(deal, root.as_slice()).as_slice())?
-            .map(|v| dec(v.value()))
+            .map(|v| DealRootRow::decode(v.value()).map(|r| r.pieces))
             .transpose()
+    }
+
+    /// Every co-signed deal root: (deal, root, row).
+    pub fn deal_roots(&self) -> Result<Vec<(B256, B256, DealRootRow)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(DEAL_ROOTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let k = k.value();
+            out.push((
+                B256::from_slice(&k[..32]),
+                B256::from_slice(&k[32..64]),
+                DealRootRow::decode(v.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Forgets a co-signed deal root that can no longer be used or challenged.
+    pub fn remove_deal_root(&self, deal: &B256, root: &B256) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(DEAL_ROOTS)?
+            .remove(deal_key(deal, root.as_slice()).as_slice())?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The deals this provider co-signed something for.

@@ -8,8 +8,9 @@ use px_cli::devnet::send_ok;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::aliases::U96;
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider as _;
+use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use px_cli::devnet::{ADMIN, REGISTRAR};
@@ -20,11 +21,12 @@ use px_core::piece;
 use px_node::NodeHandle;
 use px_node::provider::store::ProofState;
 use px_node::provider::{
-    AcceptanceRequest, CoSignature, ORDER_HEADER, PieceAccepted, ProviderConfig, deal_id_of,
+    AcceptanceRequest, CoSignature, ORDER_HEADER, PieceAccepted, ProviderConfig, RootUpdateRequest,
+    deal_id_of,
 };
 use reqwest::StatusCode;
 
-use crate::fixture::{Net, User, data, metric, start_process, wait_healthy};
+use crate::fixture::{Net, User, data, metric, pins, start_process, wait_healthy};
 
 /// The provider accounts of these tests (the fixture's users start at 3).
 const PROVIDER: usize = 30;
@@ -118,10 +120,19 @@ impl Market {
     }
 
     async fn provider_node(&self, account: usize) -> NodeHandle {
+        self.provider_node_with(account, |_| {}).await
+    }
+
+    /// A registered provider node of `account` with its config changed by `tweak`.
+    async fn provider_node_with(
+        &self,
+        account: usize,
+        tweak: impl FnOnce(&mut px_node::NodeConfig),
+    ) -> NodeHandle {
         self.register(account).await;
-        px_node::spawn(self.provider_config("provider", account))
-            .await
-            .expect("provider node starts")
+        let mut c = self.provider_config("provider", account);
+        tweak(&mut c);
+        px_node::spawn(c).await.expect("provider node starts")
     }
 
     /// An order for piece `index` of the token, signed by `signer`.
@@ -160,10 +171,24 @@ impl Market {
     /// Co-signs (provider at `base`) and opens (home node) a deal over `pieces`.
     async fn open_deal(&self, base: &str, account: usize, pieces: &[PieceAccepted]) -> B256 {
         let provider = self.net.devnet.address(account);
+        let req = self.acceptance(account, pieces);
+        let req = self.home_signed(req).await;
+        let co = cosign(base, "acceptance", &req).await.expect("co-signed");
+        send_ok(
+            self.market(REGISTRAR)
+                .openDeal(acceptance_of(&req), co.signature),
+        )
+        .await;
+        assert_eq!(co.deal_id, deal_id_of(self.token, provider));
+        co.deal_id
+    }
+
+    /// An acceptance request over `pieces` of the provider `account`, not yet home-signed.
+    fn acceptance(&self, account: usize, pieces: &[PieceAccepted]) -> AcceptanceRequest {
         let leaves: Vec<(B256, u8)> = pieces.iter().map(|p| (p.root, p.depth)).collect();
-        let req = AcceptanceRequest {
+        AcceptanceRequest {
             token_id: self.token,
-            provider,
+            provider: self.net.devnet.address(account),
             root: piece::deal_root(&leaves).unwrap(),
             piece_count: pieces.len() as u16,
             size: pieces.iter().map(|p| p.size).sum(),
@@ -172,22 +197,55 @@ impl Market {
             price_per_gib_month: PRICE.to_string(),
             deadline: now() + 3600,
             pieces: pieces.iter().map(|p| p.cid.clone()).collect(),
+            home_signature: Default::default(),
+        }
+    }
+
+    /// `req` with the home node's (the registrar's) signature of its acceptance digest.
+    async fn home_signed(&self, mut req: AcceptanceRequest) -> AcceptanceRequest {
+        let digest = self
+            .market(ADMIN)
+            .acceptanceDigest(acceptance_of(&req))
+            .call()
+            .await
+            .unwrap();
+        req.home_signature = sign_digest(&self.net.devnet.signer(REGISTRAR), &digest);
+        req
+    }
+
+    /// A root update of `deal` to `pieces` (ending `size_ended` bytes), home-signed by
+    /// `home`, and the market's `RootUpdate`.
+    async fn root_update(
+        &self,
+        deal: B256,
+        pieces: &[PieceAccepted],
+        size_ended: u64,
+        home: &PrivateKeySigner,
+    ) -> (RootUpdateRequest, IStorageMarket::RootUpdate) {
+        let leaves: Vec<(B256, u8)> = pieces.iter().map(|p| (p.root, p.depth)).collect();
+        let u = IStorageMarket::RootUpdate {
+            dealId: U256::from_be_bytes(deal.0),
+            root: piece::deal_root(&leaves).unwrap(),
+            pieceCount: pieces.len() as u16,
+            size: pieces.iter().map(|p| p.size).sum(),
+            sizeEnded: size_ended,
         };
-        let co = cosign(base, "acceptance", &req).await.expect("co-signed");
-        let a = IStorageMarket::Acceptance {
-            tokenId: U256::from(self.token),
-            provider,
-            root: req.root,
-            pieceCount: req.piece_count,
-            size: req.size,
-            maxBytes: req.max_bytes,
-            periods: req.periods,
-            pricePerGiBMonth: PRICE,
-            deadline: U256::from(req.deadline),
+        let digest = self
+            .market(ADMIN)
+            .rootUpdateDigest(u.clone())
+            .call()
+            .await
+            .unwrap();
+        let req = RootUpdateRequest {
+            deal_id: deal,
+            root: u.root,
+            piece_count: u.pieceCount,
+            size: u.size,
+            size_ended,
+            pieces: pieces.iter().map(|p| p.cid.clone()).collect(),
+            home_signature: sign_digest(home, &digest),
         };
-        send_ok(self.market(REGISTRAR).openDeal(a, co.signature)).await;
-        assert_eq!(co.deal_id, deal_id_of(self.token, provider));
-        co.deal_id
+        (req, u)
     }
 
     async fn deal(&self, deal: B256) -> IStorageMarket::Deal {
@@ -237,6 +295,31 @@ impl Market {
             .await
             .unwrap()
     }
+}
+
+/// The market's `Acceptance` of a request.
+fn acceptance_of(req: &AcceptanceRequest) -> IStorageMarket::Acceptance {
+    IStorageMarket::Acceptance {
+        tokenId: U256::from(req.token_id),
+        provider: req.provider,
+        root: req.root,
+        pieceCount: req.piece_count,
+        size: req.size,
+        maxBytes: req.max_bytes,
+        periods: req.periods,
+        pricePerGiBMonth: req.price_per_gib_month.parse().unwrap(),
+        deadline: U256::from(req.deadline),
+    }
+}
+
+/// A 65-byte signature of `digest` as it is (the market's `ECDSA.recover` of a digest).
+fn sign_digest(signer: &PrivateKeySigner, digest: &B256) -> Bytes {
+    signer
+        .sign_hash_sync(digest)
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+        .into()
 }
 
 impl Net {
@@ -409,18 +492,9 @@ async fn provider_stores_a_piece_under_a_valid_order_and_refuses_the_others() {
     assert_eq!(metric(&base, "px_node_provider_pieces_total").await, 8);
 
     // Co-signs only a deal over pieces it holds.
-    let req = AcceptanceRequest {
-        token_id: m.token,
-        provider: me,
-        root: B256::repeat_byte(1),
-        piece_count: 1,
-        size: got.size,
-        max_bytes: 1 << 30,
-        periods: 5,
-        price_per_gib_month: PRICE.to_string(),
-        deadline: now() + 3600,
-        pieces: vec![got.cid.clone()],
-    };
+    let mut req = m.acceptance(PROVIDER, std::slice::from_ref(&got));
+    req.root = B256::repeat_byte(1);
+    let req = m.home_signed(req).await;
     assert_eq!(
         cosign(&base, "acceptance", &req).await.unwrap_err(),
         (StatusCode::CONFLICT, ErrorCode::BadRequest),
@@ -649,5 +723,276 @@ async fn restart_mid_prove_proves_once() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+    m.home.shutdown().await;
+}
+
+/// `GET /v1/pieces/{cid}`: its status and body.
+async fn get_piece(base: &str, cid: &str) -> (StatusCode, Vec<u8>) {
+    let r = reqwest::get(format!("{base}/v1/pieces/{cid}"))
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = r.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    (status, body)
+}
+
+/// Waits (up to 20 s) until the provider at `base` no longer serves `cid`.
+async fn wait_released(base: &str, cid: &str) -> Duration {
+    let t = Instant::now();
+    while get_piece(base, cid).await.0 != StatusCode::NOT_FOUND {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "piece {cid} released in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.elapsed()
+}
+
+/// Co-signing needs the token's home node: an acceptance or root update unsigned, signed by
+/// the token's holder, or home-signed for other terms is refused (403) and nothing is
+/// recorded; home-signed, it is co-signed and the market takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosigning_needs_the_token_home_nodes_signature() {
+    let m = Market::start().await;
+    let node = m.provider_node(PROVIDER).await;
+    let base = node.url();
+    let store = node.provider().unwrap().store();
+    let mut pieces = Vec::new();
+    for i in 0..2u16 {
+        let bytes = data(200 + u64::from(i), 4096);
+        let o = m.home_order(PROVIDER, i, bytes.len());
+        pieces.push(put_piece(&base, Some(&o), bytes).await.unwrap());
+    }
+    let refused = (StatusCode::FORBIDDEN, ErrorCode::InvalidSignature);
+    let home = m.net.devnet.signer(REGISTRAR);
+
+    let req = m.acceptance(PROVIDER, &pieces[..1]);
+    assert_eq!(
+        cosign(&base, "acceptance", &req).await.unwrap_err(),
+        refused,
+        "no home signature"
+    );
+    let digest = m
+        .market(ADMIN)
+        .acceptanceDigest(acceptance_of(&req))
+        .call()
+        .await
+        .unwrap();
+    let mut holder = req.clone();
+    holder.home_signature = sign_digest(&m.user.signer, &digest);
+    assert_eq!(
+        cosign(&base, "acceptance", &holder).await.unwrap_err(),
+        refused,
+        "signed by the holder"
+    );
+    let mut longer = req.clone();
+    longer.periods += 1;
+    let mut other_terms = req.clone();
+    other_terms.home_signature = m.home_signed(longer).await.home_signature;
+    assert_eq!(
+        cosign(&base, "acceptance", &other_terms).await.unwrap_err(),
+        refused,
+        "home signature of other terms"
+    );
+    let mut short = req.clone();
+    short.home_signature = vec![7u8; 10].into();
+    assert_eq!(
+        cosign(&base, "acceptance", &short).await.unwrap_err(),
+        refused,
+        "not a signature"
+    );
+    assert!(store.deals().unwrap().is_empty(), "nothing recorded");
+
+    let deal = m.open_deal(&base, PROVIDER, &pieces[..1]).await;
+    let (mut update, _) = m.root_update(deal, &pieces, 0, &m.user.signer).await;
+    assert_eq!(
+        cosign(&base, "root-update", &update).await.unwrap_err(),
+        refused,
+        "root update signed by the holder"
+    );
+    update.home_signature = Bytes::new();
+    assert_eq!(
+        cosign(&base, "root-update", &update).await.unwrap_err(),
+        refused,
+        "root update without a home signature"
+    );
+    assert_eq!(store.deal_root(&deal, &update.root).unwrap(), None);
+    let (update, u) = m.root_update(deal, &pieces, 0, &home).await;
+    let co = cosign(&base, "root-update", &update)
+        .await
+        .expect("co-signed");
+    // One update per period: the next period's first block takes it, with both signatures.
+    m.mine(100).await;
+    send_ok(
+        m.market(KEEPER)
+            .updateDealRoot(u, update.home_signature.clone(), co.signature),
+    )
+    .await;
+    assert_eq!(m.deal(deal).await.root, update.root);
+    node.shutdown().await;
+    m.home.shutdown().await;
+}
+
+/// With a grace of 2 s: a stored piece no deal lists and one under an acceptance that was
+/// never opened are unpinned and forgotten; the pieces under the opened deal stay. A root
+/// update that ends a piece, landing at period 0's challenge block, keeps that piece while
+/// period 0 (which challenges the replaced root) is open, and releases it once proven.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pieces_no_live_deal_root_lists_are_released_after_the_grace() {
+    let m = Market::start().await;
+    let node = m
+        .provider_node_with(PROVIDER, |c| {
+            c.provider.as_mut().unwrap().orphan_grace_secs = 2;
+        })
+        .await;
+    let base = node.url();
+    let ipfs = m.net.ipfs_url(&node);
+    let released = "px_node_provider_pieces_released_total";
+    let mut bytes = Vec::new();
+    let mut p = Vec::new();
+    for i in 0..4u16 {
+        let b = data(300 + u64::from(i), PIECE);
+        let o = m.home_order(PROVIDER, i, b.len());
+        p.push(put_piece(&base, Some(&o), b.clone()).await.unwrap());
+        bytes.push(b);
+    }
+    let (kept, ended, never, unopened) = (&p[0], &p[1], &p[2], &p[3]);
+    let req = m
+        .home_signed(m.acceptance(PROVIDER, std::slice::from_ref(unopened)))
+        .await;
+    cosign(&base, "acceptance", &req).await.expect("co-signed");
+    let deal = m
+        .open_deal(&base, PROVIDER, &[kept.clone(), ended.clone()])
+        .await;
+
+    let took = wait_released(&base, &never.cid).await;
+    wait_released(&base, &unopened.cid).await;
+    eprintln!("unlisted piece released {took:?} after the deal opened (grace 2 s)");
+    let pinned = pins(&ipfs).await;
+    assert!(!pinned.contains(&never.cid) && !pinned.contains(&unopened.cid));
+    assert!(pinned.contains(&kept.cid) && pinned.contains(&ended.cid));
+    assert_eq!(metric(&base, released).await, 2);
+    let store = node.provider().unwrap().store();
+    assert!(store.piece(&never.cid).unwrap().is_none(), "forgotten");
+    assert!(store.pending().unwrap().is_empty());
+
+    // The update lands at period 0's challenge block (startBlock + 100).
+    let start: u64 = m.deal(deal).await.startBlock.to();
+    let block = m
+        .net
+        .devnet
+        .provider(ADMIN)
+        .get_block_number()
+        .await
+        .unwrap();
+    assert!(block < start + 99, "block {block}, deal start {start}");
+    m.mine(start + 99 - block).await;
+    let (update, u) = m
+        .root_update(
+            deal,
+            std::slice::from_ref(kept),
+            ended.size,
+            &m.net.devnet.signer(REGISTRAR),
+        )
+        .await;
+    let co = cosign(&base, "root-update", &update)
+        .await
+        .expect("co-signed");
+    send_ok(
+        m.market(REGISTRAR)
+            .updateDealRoot(u, update.home_signature.clone(), co.signature),
+    )
+    .await;
+    let d = m.deal(deal).await;
+    assert_eq!((d.rootSince.to::<u64>(), d.nextPeriod), (start + 100, 0));
+    // Several sweeps: period 0 challenges the replaced root, so its pieces stay.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        get_piece(&base, &ended.cid).await,
+        (StatusCode::OK, bytes[1].clone()),
+        "still challenged by period 0"
+    );
+    assert_eq!(metric(&base, released).await, 2);
+    m.mine(1).await;
+    m.wait_period(deal, 1).await;
+    wait_released(&base, &ended.cid).await;
+    assert_eq!(
+        get_piece(&base, &kept.cid).await,
+        (StatusCode::OK, bytes[0].clone())
+    );
+    let pinned = pins(&ipfs).await;
+    assert!(pinned.contains(&kept.cid) && !pinned.contains(&ended.cid));
+    assert_eq!(metric(&base, released).await, 3);
+    node.shutdown().await;
+    m.home.shutdown().await;
+}
+
+/// A piece body trickled below the minimum rate (never idle for the idle timeout) is
+/// answered 408 once `idle_timeout + len / min_upload_rate` passes, and leaves no pin and no
+/// journal row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_piece_body_is_answered_408_and_leaves_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let m = Market::start().await;
+    let node = m
+        .provider_node_with(PROVIDER, |c| {
+            c.idle_timeout = Duration::from_secs(1);
+            c.min_upload_rate = 256 << 10;
+        })
+        .await;
+    let base = node.url();
+    let ipfs = m.net.ipfs_url(&node);
+    let before = pins(&ipfs).await;
+    // Deadline: 1 s idle + 512 KiB at 256 KiB/s = 3 s.
+    let len = 512 << 10;
+    let order = m.home_order(PROVIDER, 0, len);
+    let head = format!(
+        "POST /v1/pieces HTTP/1.1\r\nHost: {}\r\n{ORDER_HEADER}: {}\r\nContent-Length: \
+         {len}\r\n\r\n",
+        node.addr(),
+        serde_json::to_string(&order).unwrap()
+    );
+    let tcp = tokio::net::TcpStream::connect(node.addr()).await.unwrap();
+    let (mut rd, mut wr) = tcp.into_split();
+    wr.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // 100 bytes every 300 ms: never silent for 1 s, far below the rate.
+    let trickle = tokio::spawn(async move {
+        for c in data(400, len).chunks(100) {
+            if wr.write_all(c).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let (answer, _) = tokio::time::timeout(
+        Duration::from_secs(20),
+        px_cli::devnet::read_http_head(&mut rd),
+    )
+    .await
+    .expect("answered within 20 s")
+    .expect("an answer");
+    let took = started.elapsed();
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    eprintln!("trickled piece body answered after {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        took >= Duration::from_millis(2500),
+        "not before the deadline: {took:?}"
+    );
+    let provider = node.provider().unwrap();
+    assert!(
+        provider.store().pending().unwrap().is_empty(),
+        "no journal row"
+    );
+    assert!(provider.store().piece_cids().unwrap().is_empty());
+    assert_eq!(pins(&ipfs).await, before, "nothing left pinned");
+    assert_eq!(metric(&base, "px_node_timeouts_total").await, 1);
+    // The order was not used: the piece can still come, at a decent pace.
+    let bytes = data(400, len);
+    put_piece(&base, Some(&order), bytes).await.expect("stored");
+    node.shutdown().await;
     m.home.shutdown().await;
 }

@@ -44,6 +44,7 @@ pub(crate) fn error(json: bool, e: &eyre::Report) {
         let code = e
             .downcast_ref::<px_sdk::Error>()
             .map(error_kind)
+            .or_else(|| e.downcast_ref::<px_sdk::NetworkError>().map(network_kind))
             .or_else(|| e.downcast_ref::<Usage>().map(|_| "usage"))
             .unwrap_or("error");
         outln!(
@@ -104,6 +105,8 @@ Exit codes:
 pub(crate) fn exit_code(e: &eyre::Report) -> u8 {
     let class = if let Some(e) = e.downcast_ref::<px_sdk::Error>() {
         sdk_class(e)
+    } else if let Some(e) = e.downcast_ref::<px_sdk::NetworkError>() {
+        network_class(e)
     } else if e.downcast_ref::<Usage>().is_some() {
         Exit::Usage
     } else if e.downcast_ref::<px_sdk::crypto::CryptoError>().is_some()
@@ -150,6 +153,39 @@ fn sdk_class(e: &px_sdk::Error) -> Exit {
     }
 }
 
+fn network_class(e: &px_sdk::NetworkError) -> Exit {
+    use px_sdk::{NetworkError as N, crypto::CryptoError};
+    match e {
+        N::Client(e) => sdk_class(e),
+        N::NotHomeNode { .. } | N::EscrowTooLow { .. } | N::NotEnoughProviders { .. } => {
+            Exit::Refused
+        }
+        N::NotNetworkFile { .. } => Exit::NotFound,
+        N::PieceNotStored { .. } | N::NotEnoughPieces { .. } => Exit::Network,
+        N::Crypto(CryptoError::WrongKey { .. } | CryptoError::Corrupt(_)) => Exit::Verification,
+        N::Protocol(_) | N::Placement { .. } => Exit::Verification,
+        _ => Exit::Failure,
+    }
+}
+
+/// A stable machine-readable name of a provider-network error.
+fn network_kind(e: &px_sdk::NetworkError) -> &'static str {
+    use px_sdk::NetworkError as N;
+    match e {
+        N::Client(e) => error_kind(e),
+        N::NotHomeNode { .. } => "not_home_node",
+        N::EscrowTooLow { .. } => "escrow_too_low",
+        N::NotEnoughProviders { .. } => "not_enough_providers",
+        N::NotNetworkFile { .. } => "not_network_file",
+        N::PieceNotStored { .. } => "piece_not_stored",
+        N::NotEnoughPieces { .. } => "not_enough_pieces",
+        N::Placement { .. } => "bad_placement",
+        N::Protocol(_) => "bad_manifest",
+        N::Crypto(_) => "crypto",
+        _ => "network",
+    }
+}
+
 /// A stable machine-readable name of an SDK error.
 fn error_kind(e: &px_sdk::Error) -> &'static str {
     use px_sdk::{Error as E, crypto::CryptoError};
@@ -185,6 +221,138 @@ fn error_kind(e: &px_sdk::Error) -> &'static str {
         E::Signing(_) => "signing",
         E::Io(_) => "io",
         _ => "error",
+    }
+}
+
+/// Which way pieces go, for the words of [`PieceProgress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Pieces sent to providers.
+    Upload,
+    /// Pieces fetched from providers.
+    Download,
+}
+
+/// Per-piece progress of a provider-network transfer: on a terminal, one bar per piece in
+/// flight (cleared when it ends) above a bar of the pieces done; otherwise one plain line per
+/// piece that ends, on standard error. Nothing in JSON mode.
+pub(crate) struct PieceProgress {
+    direction: Direction,
+    multi: Option<indicatif::MultiProgress>,
+    total: Option<indicatif::ProgressBar>,
+    bars: std::sync::Mutex<
+        std::collections::HashMap<(u32, u16, alloy::primitives::Address), indicatif::ProgressBar>,
+    >,
+}
+
+impl PieceProgress {
+    /// A display, or `None` in JSON mode.
+    pub(crate) fn new(json: bool, direction: Direction) -> Option<std::sync::Arc<Self>> {
+        use std::io::IsTerminal;
+        if json {
+            return None;
+        }
+        let (multi, total) = if std::io::stderr().is_terminal() {
+            let multi = indicatif::MultiProgress::new();
+            let total = multi.add(indicatif::ProgressBar::new(0));
+            total.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} pieces, {elapsed}")
+                    .expect("valid template"),
+            );
+            total.set_message(match direction {
+                Direction::Upload => "stored",
+                Direction::Download => "fetched",
+            });
+            total.enable_steady_tick(std::time::Duration::from_millis(200));
+            (Some(multi), Some(total))
+        } else {
+            (None, None)
+        };
+        Some(std::sync::Arc::new(Self {
+            direction,
+            multi,
+            total,
+            bars: Default::default(),
+        }))
+    }
+
+    /// The SDK observer feeding this display.
+    pub(crate) fn observer(self: &std::sync::Arc<Self>) -> px_sdk::network::PieceObserver {
+        let me = self.clone();
+        std::sync::Arc::new(move |e| me.event(e))
+    }
+
+    fn event(&self, e: &px_sdk::network::PieceEvent) {
+        use px_sdk::network::PieceStage;
+        let key = (e.segment, e.piece, e.provider);
+        let who = format!(
+            "segment {} piece {} {} {}",
+            e.segment,
+            e.piece,
+            match self.direction {
+                Direction::Upload => "->",
+                Direction::Download => "<-",
+            },
+            e.provider
+        );
+        let mut bars = self.bars.lock().expect("not poisoned");
+        match e.stage {
+            PieceStage::Started { size } => {
+                if let Some(multi) = &self.multi {
+                    let bar = multi.insert_from_back(1, indicatif::ProgressBar::new(size));
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "  {prefix} {bytes:>10}/{total_bytes:<10} {bar:24} {bytes_per_sec}",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar.set_prefix(who);
+                    bars.insert(key, bar);
+                }
+            }
+            PieceStage::Progress { bytes } => {
+                if let Some(bar) = bars.get(&key) {
+                    bar.set_position(bytes);
+                }
+            }
+            stage => {
+                let word = match (stage, self.direction) {
+                    (PieceStage::Done, Direction::Upload) => "stored",
+                    (PieceStage::Done, Direction::Download) => "good",
+                    (PieceStage::Failed, _) => "failed",
+                    _ => "cancelled",
+                };
+                if let Some(bar) = bars.remove(&key) {
+                    bar.finish_and_clear();
+                    if let Some(multi) = &self.multi {
+                        multi.remove(&bar);
+                    }
+                }
+                if matches!(stage, PieceStage::Done)
+                    && let Some(total) = &self.total
+                {
+                    total.inc(1);
+                }
+                match &self.multi {
+                    // Failures stay visible above the bars.
+                    Some(multi) if matches!(stage, PieceStage::Failed) => {
+                        let _ = multi.println(format!("{who}: {word}"));
+                    }
+                    Some(_) => {}
+                    None => eprintln!("{who}: {word}"),
+                }
+            }
+        }
+    }
+
+    /// Clears the bars.
+    pub(crate) fn finish(&self) {
+        for (_, bar) in self.bars.lock().expect("not poisoned").drain() {
+            bar.finish_and_clear();
+        }
+        if let Some(total) = &self.total {
+            total.finish_and_clear();
+        }
     }
 }
 

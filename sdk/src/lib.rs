@@ -11,6 +11,10 @@
 //!   for their answer; and, with a storage node, sign-in (SIWE, scoped to the configured node
 //!   URL), streaming encrypted upload, download, listing, delete and logout.
 //! - [`prepare`]: the streaming upload pipeline (encryption plus Kubo-identical CID).
+//! - [`network`]: the provider network: files erasure-coded into pieces on several providers
+//!   through the token's home node ([`Client::upload_to_network`],
+//!   [`Client::download_from_network`]), the provider registry ([`Client::providers`]) and
+//!   escrow funding ([`Client::fund_escrow`]); errors are [`NetworkError`].
 //! - [`Error`]: typed errors that keep their sources; a revert decodes to the contract's custom
 //!   error ([`Revert`]).
 //!
@@ -107,6 +111,10 @@ pub use px_core::{api, contracts, crypto, deployment, record, siwe};
 pub use client::{Client, ClientBuilder, ClientConfig, Payment, owner_key_from_signer};
 pub use deployment::Deployment;
 pub use error::{Error, Result, Revert};
+pub use network::{
+    NetworkDownload, NetworkDownloadOptions, NetworkError, NetworkUpload, NetworkUploadOptions,
+    ProviderInfo,
+};
 pub use node::{
     DownloadOptions, DownloadResult, ListedFile, Progress, UploadOptions, UploadResult,
 };

@@ -498,6 +498,107 @@ where
         .await
     }
 
+    /// What the node offers as a home node of the provider network (`GET /v1/network`, no
+    /// session). A node without the home role answers 404 ([`Error::Node`]).
+    pub async fn network_info(&self) -> Result<api::NetworkInfo> {
+        let url = format!("{}/v1/network", self.node_url()?);
+        let mut retries = 0;
+        loop {
+            let resp = self.inner.http.get(&url).send().await?;
+            match rate_limited(&resp, retries) {
+                Some(wait) => {
+                    retries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                None => return read_json(resp).await,
+            }
+        }
+    }
+
+    /// Asks the token's home node where to store a file's pieces
+    /// (`POST /v1/tokens/{id}/placements`): providers with upload orders it signed.
+    ///
+    /// # Errors
+    /// [`Error::Node`] with [`ErrorCode::NotHomeNode`] (the token names another home node,
+    /// `StorageMarket.setHomeNode`), [`ErrorCode::EscrowTooLow`],
+    /// [`ErrorCode::NotEnoughProviders`], or the upload refusals (gate, quota).
+    pub async fn placement(
+        &self,
+        token_id: u64,
+        req: &api::PlacementRequest,
+    ) -> Result<api::Placement> {
+        read_json(
+            self.call(
+                Method::POST,
+                &format!("/v1/tokens/{token_id}/placements"),
+                |r| r.json(req),
+            )
+            .await?,
+        )
+        .await
+    }
+
+    /// Records a file stored on providers (`POST /v1/tokens/{id}/manifests`): the manifest
+    /// with every piece's receipt, under `commit.name` (sealed by the caller when encrypted).
+    pub async fn commit_manifest(
+        &self,
+        token_id: u64,
+        commit: &api::ManifestCommit,
+    ) -> Result<api::UploadResult> {
+        read_json(
+            self.call(
+                Method::POST,
+                &format!("/v1/tokens/{token_id}/manifests"),
+                |r| r.json(commit),
+            )
+            .await?,
+        )
+        .await
+    }
+
+    /// The current manifest of network file `file_id` (its entry's id) of `token_id`
+    /// (`GET /v1/tokens/{id}/files/{fileId}/manifest`; it changes when the home node repairs
+    /// the file). Checked for shape ([`px_core::network::Manifest::validate`]), not trusted:
+    /// the pieces are checked against it and the plaintext against its sealed hash.
+    pub async fn manifest(
+        &self,
+        token_id: u64,
+        file_id: u64,
+    ) -> Result<px_core::network::Manifest> {
+        let m: px_core::network::Manifest = read_json(
+            self.call(
+                Method::GET,
+                &format!("/v1/tokens/{token_id}/files/{file_id}/manifest"),
+                |r| r,
+            )
+            .await?,
+        )
+        .await?;
+        m.validate()
+            .map_err(|e| Error::NodeMismatch(format!("the node's manifest: {e}")))?;
+        if m.token_id != token_id {
+            return Err(Error::NodeMismatch(format!(
+                "asked for a manifest of token {token_id}, the node sent one of token {}",
+                m.token_id
+            )));
+        }
+        Ok(m)
+    }
+
+    /// The token's deals, escrow and the health of its network files
+    /// (`GET /v1/tokens/{id}/network`).
+    pub async fn token_network(&self, token_id: u64) -> Result<api::TokenNetwork> {
+        read_json(
+            self.call(
+                Method::GET,
+                &format!("/v1/tokens/{token_id}/network"),
+                |r| r,
+            )
+            .await?,
+        )
+        .await
+    }
+
     /// One page of a token's files: ids above `after`, at most `limit` (≤ [`api::MAX_PAGE`]).
     pub async fn list_page(
         &self,

@@ -1,9 +1,15 @@
 //! `px download <token> <cid> -o <file>`
+//!
+//! A file stored on the provider network (its entry has a `redundancy`) is read from its
+//! providers transparently: the current manifest from the home node, each provider's endpoint
+//! from the registry, every provider of a segment at once, decoded from the first `k` good
+//! pieces (a bar per piece on a terminal).
 
 use std::{io::IsTerminal, path::PathBuf, sync::Arc};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use px_sdk::{DownloadOptions, client::human_bytes};
+use px_sdk::{DownloadOptions, NetworkDownloadOptions, client::human_bytes};
+use serde_json::json;
 
 use crate::{
     config::Settings,
@@ -33,6 +39,15 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
     let client = s.client().await?;
+    if !a.raw
+        && let Some(file) = client
+            .find(a.token, &a.cid)
+            .await?
+            .into_iter()
+            .find(|f| f.entry.redundancy.is_some())
+    {
+        return download_from_network(&client, &a, file, s).await;
+    }
     // Progress on a terminal only (never in JSON mode or when stderr is redirected).
     let bar = (!s.json && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
@@ -108,4 +123,91 @@ async fn download(
     drop(file);
     tmp.persist(&a.output)?;
     Ok(Some(r))
+}
+
+/// A network file: from its providers, into standard output or a temporary file renamed on
+/// success.
+async fn download_from_network(
+    client: &px_sdk::Client,
+    a: &Args,
+    file: px_sdk::ListedFile,
+    s: &Settings,
+) -> eyre::Result<()> {
+    let to_file = a.output.as_os_str() != "-";
+    if to_file && a.output.exists() && !a.force {
+        return Err(output::usage(format!(
+            "{} exists; pass --force to overwrite",
+            a.output.display()
+        )));
+    }
+    let progress = output::PieceProgress::new(s.json || !to_file, output::Direction::Download);
+    let opts = NetworkDownloadOptions {
+        observer: progress.as_ref().map(|p| p.observer()),
+    };
+    let result = async {
+        if !to_file {
+            let mut out = tokio::io::stdout();
+            return Ok(client
+                .download_from_network(a.token, &file, &mut out, opts)
+                .await?);
+        }
+        let dir = a
+            .output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let tmp = tempfile::NamedTempFile::new_in(dir)?;
+        let mut out = tokio::fs::File::from_std(tmp.reopen()?);
+        let r = client
+            .download_from_network(a.token, &file, &mut out, opts)
+            .await?;
+        out.sync_all().await?;
+        drop(out);
+        tmp.persist(&a.output)?;
+        Ok::<_, eyre::Report>(r)
+    }
+    .await;
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    let r = result?;
+    if !to_file {
+        return Ok(());
+    }
+    let mut offline: Vec<String> = r.faults.iter().map(|f| f.provider.to_string()).collect();
+    offline.sort();
+    offline.dedup();
+    output::emit(
+        s.json,
+        &json!({
+            "written": r.written,
+            "encrypted": true,
+            "sha256": r.sha256,
+            "file": r.file,
+            "redundancy": r.manifest.redundancy,
+            "segments": r.manifest.segments.len(),
+            "offlineProviders": offline,
+            "faults": r.faults.iter().map(|f| json!({
+                "segment": f.segment, "piece": f.piece, "provider": f.provider,
+                "error": f.kind.to_string(),
+            })).collect::<Vec<_>>(),
+        }),
+        || {
+            outln!(
+                "wrote {} ({}, decrypted, from providers at {}) to {}",
+                output::escape_name(&r.file.name),
+                human_bytes(r.written),
+                r.manifest.redundancy,
+                a.output.display()
+            );
+            if !offline.is_empty() {
+                outln!(
+                    "{} providers did not serve their pieces: {}",
+                    offline.len(),
+                    offline.join(", ")
+                );
+            }
+        },
+    );
+    Ok(())
 }

@@ -5,11 +5,13 @@
 
 mod devnet;
 mod download;
+mod fund;
 mod key;
 mod ls;
 mod mint;
 mod mv;
 mod plans;
+mod providers;
 mod rm;
 mod status;
 mod sync;
@@ -39,6 +41,10 @@ pub(crate) enum Command {
     Move(mv::Args),
     /// Request a usage sync through the oracle (and wait for it with --wait).
     Sync(sync::Args),
+    /// List the provider registry: price, region, capacity, certification, stake, proofs.
+    Providers(providers::Args),
+    /// Add PX from the wallet to a token's escrow (it pays the token's provider deals).
+    Fund(fund::Args),
     /// Run a local devnet: anvil, the contracts, px-store, px-node and px-oracle.
     Devnet(devnet::Args),
     /// Manage the owner key used for encryption.
@@ -60,6 +66,8 @@ pub(crate) async fn run(command: Command, global: GlobalArgs) -> eyre::Result<()
         Command::Ls(a) => ls::run(a, &settings).await,
         Command::Rm(a) => rm::run(a, &settings).await,
         Command::Sync(a) => sync::run(a, &settings).await,
+        Command::Providers(a) => providers::run(a, &settings).await,
+        Command::Fund(a) => fund::run(a, &settings).await,
         Command::Move(a) => mv::run(a, &settings).await,
         Command::Key(c) => key::run(c, &settings).await,
         Command::Devnet(_) => unreachable!("handled above"),

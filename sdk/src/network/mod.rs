@@ -15,23 +15,31 @@
 //! - [`pipeline`]: the CPU side, no I/O but the input reader ([`encode`], [`SegmentDecoder`],
 //!   [`check_piece`]).
 //! - [`transfer`]: the HTTP side against providers' `POST /v1/pieces` and
-//!   `GET /v1/pieces/{cid}` ([`Uploader`], [`Downloader`]).
-//!
-//! Placement (which providers, with which orders) comes from the caller for now: the home
-//! node's placement endpoint is not there yet.
+//!   `GET /v1/pieces/{cid}` ([`Uploader`], [`Downloader`]), with a per-piece observer for
+//!   progress displays ([`PieceObserver`]).
+//! - [`client`]: the whole flow through the token's home node, on [`crate::Client`]:
+//!   placement, upload, manifest commit ([`crate::Client::upload_to_network`]), download of a
+//!   network file with endpoints from the registry ([`crate::Client::download_from_network`]),
+//!   the registry with proof records ([`crate::Client::providers`]) and escrow funding
+//!   ([`crate::Client::fund_escrow`]).
 
+pub mod client;
 pub mod pipeline;
 pub mod transfer;
 
 use alloy::primitives::{Address, B256};
 use cid::Cid;
 
+pub use client::{
+    NetworkDownload, NetworkDownloadOptions, NetworkUpload, NetworkUploadOptions, ProviderInfo,
+    cipher_len, targets_of,
+};
 pub use pipeline::{
     EncodeOptions, Encoded, EncodedSegment, SegmentDecoder, check_piece, encode, sha256_of,
 };
 pub use transfer::{
-    DownloadReport, Downloader, Fault, ProviderEndpoint, SegmentUpload, Target, UploadFailure,
-    Uploader,
+    DownloadReport, Downloader, Fault, PieceEvent, PieceObserver, PieceStage, ProviderEndpoint,
+    SegmentUpload, Target, UploadFailure, Uploader,
 };
 
 /// Result alias of the provider network.
@@ -108,6 +116,52 @@ pub enum NetworkError {
     /// A blocking task failed.
     #[error("background task: {0}")]
     Task(String),
+    /// The home node or the chain failed or refused (sign-in, gate, quota, commit, registry).
+    #[error(transparent)]
+    Client(Box<crate::Error>),
+    /// The node refused the placement: it is not the token's home node on chain.
+    #[error(
+        "token {token_id}'s home node is not this node ({message}): name it with \
+         StorageMarket.setHomeNode(tokenId, node), the node's address from GET /v1/network"
+    )]
+    NotHomeNode {
+        /// The token.
+        token_id: u64,
+        /// The node's words.
+        message: String,
+    },
+    /// The node refused the placement: the token's escrow cannot pay the deals it needs.
+    #[error(
+        "token {token_id}'s escrow is too low for the deals this upload needs ({message}): \
+         fund it (StorageMarket.fund, `px fund {token_id} <amount>`)"
+    )]
+    EscrowTooLow {
+        /// The token.
+        token_id: u64,
+        /// The node's words.
+        message: String,
+    },
+    /// The node refused the placement: fewer eligible providers than the redundancy needs.
+    #[error("not enough providers for this redundancy: {message}")]
+    NotEnoughProviders {
+        /// The node's words.
+        message: String,
+    },
+    /// The file is stored on the node itself, not on providers (its entry has no
+    /// `redundancy`).
+    #[error("file {file} of token {token_id} is not stored on the provider network")]
+    NotNetworkFile {
+        /// The token.
+        token_id: u64,
+        /// The file's id.
+        file: u64,
+    },
+}
+
+impl From<crate::Error> for NetworkError {
+    fn from(e: crate::Error) -> Self {
+        Self::Client(Box::new(e))
+    }
 }
 
 /// What is wrong with a piece a provider answered (or with its receipt).

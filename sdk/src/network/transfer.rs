@@ -47,6 +47,74 @@ use super::{
 /// The header carrying a piece's order (`px-node`'s provider routes).
 pub const ORDER_HEADER: &str = "x-px-order";
 
+/// Bytes of a piece body handed to the HTTP client at a time when an observer follows the
+/// upload (so its progress moves in steps of this size).
+const PROGRESS_STEP: usize = 256 * 1024;
+
+/// Where one piece transfer (an upload attempt or a download request) stands, for progress
+/// displays ([`PieceObserver`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PieceStage {
+    /// The transfer started; the piece is `size` bytes.
+    Started {
+        /// Piece size.
+        size: u64,
+    },
+    /// `bytes` of the piece are sent (upload: handed to the connection) or received so far.
+    Progress {
+        /// Bytes so far.
+        bytes: u64,
+    },
+    /// Upload: the provider stored it with a valid receipt. Download: the piece is good.
+    Done,
+    /// The transfer failed (the upload's failure or the download's fault says why).
+    Failed,
+    /// The transfer was dropped: another provider stored the piece first, or `k` good pieces
+    /// of the segment came in first, or the upload failed elsewhere.
+    Cancelled,
+}
+
+/// One step of one piece transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceEvent {
+    /// The segment.
+    pub segment: u32,
+    /// The piece index.
+    pub piece: u16,
+    /// The provider.
+    pub provider: Address,
+    /// What happened.
+    pub stage: PieceStage,
+}
+
+/// Called with every [`PieceEvent`] of an [`Uploader`] or [`Downloader`] (from the tasks
+/// doing the transfers: keep it quick).
+pub type PieceObserver = Arc<dyn Fn(&PieceEvent) + Send + Sync>;
+
+/// An optional observer.
+#[derive(Clone, Default)]
+struct Observe(Option<PieceObserver>);
+
+impl std::fmt::Debug for Observe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+impl Observe {
+    fn emit(&self, segment: u32, piece: u16, provider: Address, stage: PieceStage) {
+        if let Some(o) = &self.0 {
+            o(&PieceEvent {
+                segment,
+                piece,
+                provider,
+                stage,
+            });
+        }
+    }
+}
+
 /// A provider: its registered address and the base URL of its node.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProviderEndpoint {
@@ -129,6 +197,7 @@ pub struct Uploader {
     http: reqwest::Client,
     domain: Eip712Domain,
     timeout: Option<Duration>,
+    observe: Observe,
 }
 
 /// An attempt in flight: its provider, its abort handle and when it started.
@@ -150,7 +219,15 @@ impl Uploader {
             http,
             domain,
             timeout: None,
+            observe: Observe::default(),
         }
+    }
+
+    /// Reports every attempt's steps to `observer` (the body then goes out in steps of
+    /// 256 KiB, each reported).
+    pub fn with_observer(mut self, observer: PieceObserver) -> Self {
+        self.observe = Observe(Some(observer));
+        self
     }
 
     /// Gives up on an attempt after `timeout` (then a spare takes the piece).
@@ -206,7 +283,10 @@ impl Uploader {
         let i = usize::from(target.order.order.piece);
         let digest = seg.digests[i];
         let order_json = serde_json::to_string(&target.order).expect("orders serialize");
+        let (segment, piece, provider) =
+            (seg.index, target.order.order.piece, target.provider.address);
         let body = Bytes::from_owner(PieceBody(seg, i));
+        let len = body.len();
         let request = self
             .http
             .post(format!(
@@ -214,8 +294,26 @@ impl Uploader {
                 target.provider.url.trim_end_matches('/')
             ))
             .header(ORDER_HEADER, order_json)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body);
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        let request = if self.observe.0.is_some() {
+            // The piece in steps, each reported as the HTTP client takes it.
+            let observe = self.observe.clone();
+            let steps = (0..len.div_ceil(PROGRESS_STEP)).map(move |s| {
+                let end = ((s + 1) * PROGRESS_STEP).min(len);
+                observe.emit(
+                    segment,
+                    piece,
+                    provider,
+                    PieceStage::Progress { bytes: end as u64 },
+                );
+                Ok::<_, std::io::Error>(body.slice(s * PROGRESS_STEP..end))
+            });
+            request
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(reqwest::Body::wrap_stream(futures::stream::iter(steps)))
+        } else {
+            request.body(body)
+        };
         let send = async {
             let r = request
                 .send()
@@ -328,6 +426,14 @@ impl Uploader {
                          in_flight: &mut FuturesUnordered<_>| {
             while let Some(t) = candidates[i].pop_front() {
                 if used.insert(t.provider.address) {
+                    self.observe.emit(
+                        seg.index,
+                        i as u16,
+                        t.provider.address,
+                        PieceStage::Started {
+                            size: seg.pieces.piece_size() as u64,
+                        },
+                    );
                     let (fut, handle) = futures::future::abortable({
                         let (seg, t) = (seg.clone(), (*t).clone());
                         async move {
@@ -363,13 +469,21 @@ impl Uploader {
                 Ok(placement) if stored[i].is_none() => {
                     stored[i] = Some(placement);
                     done += 1;
+                    self.observe
+                        .emit(seg.index, i as u16, provider, PieceStage::Done);
                     for (p, h, _) in running[i].drain(..) {
                         h.abort();
+                        self.observe
+                            .emit(seg.index, i as u16, p, PieceStage::Cancelled);
                         cancelled.push((i as u16, p));
                     }
                 }
-                Ok(_) => {}
+                Ok(_) => self
+                    .observe
+                    .emit(seg.index, i as u16, provider, PieceStage::Cancelled),
                 Err(error) => {
+                    self.observe
+                        .emit(seg.index, i as u16, provider, PieceStage::Failed);
                     tracing::info!(target: "sdk::network", segment = seg.index, piece = i,
                         %provider, %error, "piece not stored");
                     failures.push(UploadFailure {
@@ -381,8 +495,12 @@ impl Uploader {
                         && running[i].is_empty()
                         && !start(i, &mut used, &mut running, &mut in_flight)
                     {
-                        for h in running.iter().flatten() {
-                            h.1.abort();
+                        for (j, r) in running.iter().enumerate() {
+                            for (p, h, _) in r {
+                                h.abort();
+                                self.observe
+                                    .emit(seg.index, j as u16, *p, PieceStage::Cancelled);
+                            }
                         }
                         return Err(NetworkError::PieceNotStored {
                             segment: seg.index,
@@ -411,6 +529,8 @@ impl Uploader {
         for (i, r) in running.iter().enumerate() {
             for (p, h, _) in r {
                 h.abort();
+                self.observe
+                    .emit(seg.index, i as u16, *p, PieceStage::Cancelled);
                 cancelled.push((i as u16, *p));
             }
         }
@@ -538,16 +658,31 @@ pub struct DownloadReport {
 #[derive(Debug, Clone)]
 pub struct Downloader {
     http: reqwest::Client,
+    observe: Observe,
 }
 
 impl Downloader {
     /// A downloader over `http`.
     pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+        Self {
+            http,
+            observe: Observe::default(),
+        }
+    }
+
+    /// Reports every piece request's steps to `observer`.
+    pub fn with_observer(mut self, observer: PieceObserver) -> Self {
+        self.observe = Observe(Some(observer));
+        self
     }
 
     /// Fetches one piece and checks it against the manifest.
-    async fn fetch(&self, url: String, expected: PiecePlacement) -> Result<Bytes, FaultKind> {
+    async fn fetch(
+        &self,
+        segment: u32,
+        url: String,
+        expected: PiecePlacement,
+    ) -> Result<Bytes, FaultKind> {
         let r = self
             .http
             .get(format!(
@@ -574,6 +709,14 @@ impl Downloader {
                 .into());
             }
             body.extend_from_slice(&chunk);
+            self.observe.emit(
+                segment,
+                expected.index,
+                expected.provider,
+                PieceStage::Progress {
+                    bytes: body.len() as u64,
+                },
+            );
         }
         let body = body.freeze();
         let checked = body.clone();
@@ -606,6 +749,7 @@ impl Downloader {
             let segment = u32::try_from(s).map_err(|_| NetworkError::TooManySegments)?;
             let mut in_flight = FuturesUnordered::new();
             let mut seg_faults = Vec::new();
+            let mut pending: HashSet<(u16, Address)> = HashSet::new();
             for p in &seg.pieces {
                 if offline.contains(&p.provider) {
                     continue;
@@ -621,8 +765,15 @@ impl Downloader {
                     continue;
                 };
                 let (url, p) = (url.clone(), p.clone());
+                self.observe.emit(
+                    segment,
+                    p.index,
+                    p.provider,
+                    PieceStage::Started { size: p.size },
+                );
+                pending.insert((p.index, p.provider));
                 in_flight.push(async move {
-                    let r = self.fetch(url, p.clone()).await;
+                    let r = self.fetch(segment, url, p.clone()).await;
                     (p.index, p.provider, r)
                 });
             }
@@ -631,9 +782,16 @@ impl Downloader {
                 let Some((index, provider, r)) = in_flight.next().await else {
                     break;
                 };
+                pending.remove(&(index, provider));
                 match r {
-                    Ok(bytes) => good.push((usize::from(index), bytes)),
+                    Ok(bytes) => {
+                        self.observe
+                            .emit(segment, index, provider, PieceStage::Done);
+                        good.push((usize::from(index), bytes));
+                    }
                     Err(kind) => {
+                        self.observe
+                            .emit(segment, index, provider, PieceStage::Failed);
                         tracing::warn!(target: "sdk::network", segment, piece = index,
                             %provider, error = %kind, "provider offline for this read");
                         offline.insert(provider);
@@ -648,6 +806,10 @@ impl Downloader {
             }
             cancelled += in_flight.len();
             drop(in_flight);
+            for (index, provider) in pending {
+                self.observe
+                    .emit(segment, index, provider, PieceStage::Cancelled);
+            }
             faults.extend(seg_faults);
             if good.len() < k {
                 return Err(NetworkError::NotEnoughPieces {

@@ -192,7 +192,12 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
         max_nonces: config.max_nonces,
     };
     let node = Arc::new(Node::new(settings, db, ipfs.clone(), chain));
-    node.recover().await?;
+    // The provider role's pieces are pins the node's own state does not reference.
+    let data_dir = config.data_dir.clone();
+    let keep = tokio::task::spawn_blocking(move || provider::store::Store::pieces_in(&data_dir))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    node.recover(&keep).await?;
     let provider = match &config.provider {
         Some(pc) => Some(provider::Running::spawn(
             provider::Provider::start(

@@ -1288,8 +1288,9 @@ impl Node {
     }
 
     /// Start-up recovery: resolves every journal and every upload left uncommitted, then
-    /// republishes every token's record.
-    pub async fn recover(&self) -> Result<()> {
+    /// republishes every token's record. `keep` are pins of other roles of the node (the
+    /// provider's pieces, in its own database) that the sweep of an exclusive backend leaves.
+    pub async fn recover(&self, keep: &HashSet<String>) -> Result<()> {
         for token_id in self.db.journaled_tokens()? {
             let lock = self.token_lock(token_id);
             let _g = lock.lock().await;
@@ -1312,7 +1313,7 @@ impl Node {
                 // committed state does not reference goes (the backend is the node's alone).
                 let referenced = self.db.referenced_cids()?;
                 for cid in self.ipfs.pins().await? {
-                    if !referenced.contains(&cid) {
+                    if !referenced.contains(&cid) && !keep.contains(&cid) {
                         self.ipfs.unpin(&cid).await?;
                         tracing::info!(target: "node::recover", %cid, "unreferenced pin removed");
                     }

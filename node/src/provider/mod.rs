@@ -421,7 +421,7 @@ impl Provider {
             .config()
             .call()
             .await?;
-        let path = data_dir.join("provider.redb");
+        let path = data_dir.join(store::FILE);
         let store = tokio::task::spawn_blocking(move || Store::open(&path))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;

@@ -136,7 +136,22 @@ pub struct Store {
     db: Database,
 }
 
+/// The database's file name in the node's data directory.
+pub const FILE: &str = "provider.redb";
+
 impl Store {
+    /// The CIDs of the pieces committed in the provider database of `data_dir` (none when
+    /// the role never ran there): pins the node's start-up recovery on an exclusive backend
+    /// must keep, though the node's own state does not reference them. Opens the database
+    /// and closes it again.
+    pub fn pieces_in(data_dir: &Path) -> Result<std::collections::HashSet<String>> {
+        let path = data_dir.join(FILE);
+        if !path.exists() {
+            return Ok(Default::default());
+        }
+        Ok(Self::open(&path)?.piece_cids()?.into_iter().collect())
+    }
+
     /// Opens (or creates) it.
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::create(path)?;

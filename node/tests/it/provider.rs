@@ -908,19 +908,16 @@ async fn pieces_no_live_deal_root_lists_are_released_after_the_grace() {
     assert_eq!((d.rootSince.to::<u64>(), d.nextPeriod), (start + 100, 0));
     // Several sweeps: period 0 challenges the replaced root, so its pieces stay.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        get_piece(&base, &ended.cid).await,
-        (StatusCode::OK, bytes[1].clone()),
-        "still challenged by period 0"
-    );
+    let (status, body) = get_piece(&base, &ended.cid).await;
+    assert_eq!(status, StatusCode::OK, "still challenged by period 0");
+    assert!(body == bytes[1]);
     assert_eq!(metric(&base, released).await, 2);
     m.mine(1).await;
     m.wait_period(deal, 1).await;
     wait_released(&base, &ended.cid).await;
-    assert_eq!(
-        get_piece(&base, &kept.cid).await,
-        (StatusCode::OK, bytes[0].clone())
-    );
+    let (status, body) = get_piece(&base, &kept.cid).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == bytes[0]);
     let pinned = pins(&ipfs).await;
     assert!(pinned.contains(&kept.cid) && !pinned.contains(&ended.cid));
     assert_eq!(metric(&base, released).await, 3);
@@ -993,6 +990,58 @@ async fn a_trickled_piece_body_is_answered_408_and_leaves_nothing() {
     // The order was not used: the piece can still come, at a decent pace.
     let bytes = data(400, len);
     put_piece(&base, Some(&order), bytes).await.expect("stored");
+    node.shutdown().await;
+    m.home.shutdown().await;
+}
+
+/// On an exclusive backend (the embedded px-store), start-up recovery after a home-role
+/// upload that died mid-add (an `uploads` row without a CID, as such a crash leaves it)
+/// unpins every pin the node's state does not reference; the provider's pieces live in
+/// `provider.redb` and must survive it: the restarted provider still holds, serves and
+/// proves its piece.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_backend_recovery_keeps_the_provider_pieces() {
+    let m = Market::start().await;
+    if m.net.daemon.is_some() {
+        // A shared daemon is not exclusive: the home node of the test pins there too.
+        eprintln!("skipped: the embedded store's recovery only");
+        m.home.shutdown().await;
+        return;
+    }
+    m.register(PROVIDER).await;
+    let config = m.provider_config("provider", PROVIDER);
+    assert!(config.backend_is_exclusive());
+    let node = px_node::spawn(config.clone()).await.unwrap();
+    let base = node.url();
+    let bytes = data(500, PIECE);
+    let o = m.home_order(PROVIDER, 0, bytes.len());
+    let p = put_piece(&base, Some(&o), bytes.clone()).await.unwrap();
+    let deal = m.open_deal(&base, PROVIDER, std::slice::from_ref(&p)).await;
+    node.shutdown().await;
+
+    let db = px_node::db::Db::open(&config.data_dir.join("node.redb")).unwrap();
+    let crashed = px_node::db::UploadPin {
+        token_id: m.token,
+        cid: None,
+    };
+    db.put_upload(1, &crashed).unwrap();
+    drop(db);
+    let node = px_node::spawn(config).await.unwrap();
+    let base = node.url();
+    assert!(
+        node.node().db().uploads().unwrap().is_empty(),
+        "recovery resolved the upload"
+    );
+    let ipfs = m.net.ipfs_url(&node);
+    assert!(
+        pins(&ipfs).await.contains(&p.cid),
+        "the piece is still pinned"
+    );
+    let (status, body) = get_piece(&base, &p.cid).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == bytes, "served whole");
+    m.mine(101).await;
+    m.wait_period(deal, 1).await;
     node.shutdown().await;
     m.home.shutdown().await;
 }

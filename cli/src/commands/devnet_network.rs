@@ -28,8 +28,10 @@ use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::SolValue;
 use eyre::{bail, eyre};
 use px_cli::devnet::{ADMIN, FIRST_USER};
+use px_core::network::Manifest;
 use px_sdk::{
-    Client, ClientConfig, Payment,
+    Client, ClientConfig, ListedFile, NetworkDownload, NetworkDownloadOptions,
+    NetworkUploadOptions, Payment,
     api::TokenNetwork,
     contracts::{IStorageMarket, PXToken, ProviderRegistry, StorageMarket},
 };
@@ -146,30 +148,54 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
         .await?;
 
     let data = px_cli::devnet::sample_bytes(FILE_BYTES, 17);
-    let file = steps
+    let uploaded = steps
         .run(
             "upload a 64 MiB file at 4/6; the home node opens the deals",
             async {
-                let file = upload_network(&client, token, "network.bin", &data).await?;
+                let up = upload_network(&client, token, "network.bin", &data).await?;
+                let holders = manifest_providers(&up.manifest);
                 let net = wait_network(&client, token, "the deals to open", |n| {
-                    deals_settled(n, originals.len())
+                    deals_settled(n, &holders)
                 })
                 .await?;
                 let held: u32 = net.deals.iter().map(|d| u32::from(d.piece_count)).sum();
-                Ok((
-                    file,
-                    format!(
-                        "file {file} ({} MiB); {} deals active holding {held} pieces; escrow {}",
-                        FILE_BYTES >> 20,
-                        net.deals.len(),
-                        units(net.escrow.parse::<U256>()?, "PX")
-                    ),
-                ))
+                let detail = format!(
+                    "file {} ({} MiB, {} segment(s) at {}) on {} providers; {} deals active \
+                     holding {held} pieces; escrow left {}",
+                    up.file.entry.id,
+                    FILE_BYTES >> 20,
+                    up.manifest.segments.len(),
+                    up.manifest.redundancy,
+                    holders.len(),
+                    net.deals.len(),
+                    units(net.escrow.parse::<U256>()?, "PX")
+                );
+                Ok((up, detail))
             },
         )
         .await?;
 
-    let stopped: Vec<ProviderInfo> = originals[..2].to_vec();
+    // The providers stopped first hold pieces 0 and 1 of the first segment, the second pair
+    // pieces 2 and 3: each pair is two pieces of every segment (n distinct providers each).
+    let holder = |piece: usize| -> eyre::Result<ProviderInfo> {
+        let address = uploaded.manifest.segments[0]
+            .pieces
+            .get(piece)
+            .ok_or_else(|| eyre!("the manifest's first segment has no piece {piece}"))?
+            .provider;
+        originals
+            .iter()
+            .find(|p| p.address == address)
+            .cloned()
+            .ok_or_else(|| eyre!("piece {piece} is on {address}, not a provider of the devnet"))
+    };
+    let stopped = vec![holder(0)?, holder(1)?];
+    let second = vec![holder(2)?, holder(3)?];
+    let running: Vec<ProviderInfo> = originals
+        .iter()
+        .filter(|p| !stopped.iter().any(|s| s.address == p.address))
+        .cloned()
+        .collect();
     steps
         .run("stop 2 providers", async {
             for p in &stopped {
@@ -181,55 +207,67 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
 
     steps
         .run("download the file and compare", async {
-            let out = download_network(&client, token, file).await?;
+            let (out, report) = download_network(&client, token, &uploaded.file).await?;
             same(&out, &data)?;
             Ok((
                 (),
-                format!("{} identical bytes from 4 of 6 providers", out.len()),
+                format!(
+                    "{} identical bytes; {} provider fault(s), {} request(s) cancelled",
+                    out.len(),
+                    report.faults.len(),
+                    report.cancelled
+                ),
             ))
         })
         .await?;
 
     let deal_of = |p: &ProviderInfo| deal_id(token, p.address);
-    let running: Vec<ProviderInfo> = originals[2..].to_vec();
     let before_period = steps
         .run(
             "advance a period: the stopped providers miss their proofs and are slashed",
             async {
-                let before_period = deals(&reader, &originals, deal_of).await?;
+                let first = stack.devnet.block_number().await?;
+                let before_running = deals(&reader, &running, deal_of).await?;
+                let before_stopped = deals(&reader, &stopped, deal_of).await?;
                 let stakes_before = stakes(&registry, &stopped).await?;
-                // The period every deal is due for ends at its challenge block; the running
-                // providers prove within the window, then the window closes.
                 let (period_blocks, window) = market_config(&reader).await?;
-                let challenge = before_period
+                let due = |d: &IStorageMarket::Deal| {
+                    d.startBlock.to::<u64>() + (u64::from(d.nextPeriod) + 1) * period_blocks
+                };
+                // Each running deal's period ends at its challenge block: mine up to it and let
+                // its provider prove within the window (deals opened a few blocks apart).
+                let mut order: Vec<usize> = (0..running.len()).collect();
+                order.sort_by_key(|&i| due(&before_running[i]));
+                for i in order {
+                    let challenge = due(&before_running[i]);
+                    let now = stack.devnet.block_number().await?;
+                    if now <= challenge {
+                        stack.devnet.mine_blocks(challenge + 1 - now).await?;
+                    }
+                    wait_proven(&reader, &running[i], &before_running[i], deal_of).await?;
+                }
+                // Then past the stopped providers' windows: their periods are missed.
+                let closed = before_stopped
                     .iter()
-                    .map(|d| {
-                        d.startBlock.to::<u64>() + (u64::from(d.nextPeriod) + 1) * period_blocks
-                    })
+                    .map(|d| due(d) + window + 1)
                     .max()
                     .ok_or_else(|| eyre!("no deals"))?;
                 let now = stack.devnet.block_number().await?;
-                stack
-                    .devnet
-                    .mine_blocks(challenge.saturating_sub(now) + 1)
-                    .await?;
-                wait_proven(&reader, &running, &before_period[2..], deal_of).await?;
-                stack.devnet.mine_blocks(window + 1).await?;
+                if now < closed {
+                    stack.devnet.mine_blocks(closed - now).await?;
+                }
                 let keeper = StorageMarket::new(market_addr, stack.devnet.provider(user));
-                for (p, before) in stopped.iter().zip(&before_period) {
-                    let now = reader.dealOf(deal_of(p).into()).call().await?;
-                    // The home node marks its tokens' missed periods too: mark only what it
-                    // has not marked yet.
-                    if now.nextPeriod == before.nextPeriod {
-                        send(
-                            keeper.markMissed(deal_of(p).into()),
-                            "StorageMarket.markMissed",
-                        )
-                        .await?;
-                    }
+                for (p, before) in stopped.iter().zip(&before_stopped) {
+                    // The home node marks its tokens' missed periods too: whoever is first.
+                    let marked = send(
+                        keeper.markMissed(deal_of(p).into()),
+                        "StorageMarket.markMissed",
+                    )
+                    .await;
                     let after = reader.dealOf(deal_of(p).into()).call().await?;
                     if after.misses <= before.misses {
-                        bail!("{}'s deal shows no miss ({} misses)", p.name, after.misses);
+                        let why = marked.err().map(|e| format!(": {e:#}")).unwrap_or_default();
+                        bail!("{}'s deal shows no miss{why}", p.name);
                     }
                 }
                 let stakes_after = stakes(&registry, &stopped).await?;
@@ -251,9 +289,9 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
                     ));
                 }
                 Ok((
-                    before_period,
+                    before_running,
                     format!(
-                        "blocks {now} -> {}; stakes: {}",
+                        "blocks {first} -> {}; stakes: {}",
                         stack.devnet.block_number().await?,
                         figures.join(", ")
                     ),
@@ -267,7 +305,7 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
             "the running providers' proofs were accepted; their earnings are claimable",
             async {
                 let mut figures = Vec::new();
-                for (p, before) in running.iter().zip(&before_period[2..]) {
+                for (p, before) in running.iter().zip(&before_period) {
                     let now = reader.dealOf(deal_of(p).into()).call().await?;
                     if now.nextPeriod <= before.nextPeriod || now.misses != before.misses {
                         bail!(
@@ -319,7 +357,8 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
                 Ok((
                     fresh.clone(),
                     format!(
-                        "started {}; {repaired} piece(s) repaired in {:.1} s; {}; healthy per segment: {}",
+                        "started {}; {repaired} piece(s) repaired in {:.1} s; {}; healthy per \
+                         segment: {}",
                         names(&fresh),
                         started.elapsed().as_secs_f64(),
                         on_fresh.join(", "),
@@ -330,7 +369,6 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
         )
         .await?;
 
-    let second: Vec<ProviderInfo> = originals[2..4].to_vec();
     steps
         .run("stop 2 other original providers", async {
             for p in &second {
@@ -342,18 +380,29 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
 
     steps
         .run("download the file and compare again", async {
-            let out = download_network(&client, token, file).await?;
+            let (out, report) = download_network(&client, token, &uploaded.file).await?;
             same(&out, &data)?;
+            let on_fresh = manifest_providers(&report.manifest)
+                .iter()
+                .filter(|a| fresh.iter().any(|p| p.address == **a))
+                .count();
             let up: Vec<_> = stack
                 .provider_infos()
                 .into_iter()
                 .filter(|p| p.running)
                 .collect();
+            if on_fresh != fresh.len() {
+                bail!(
+                    "the manifest read places pieces on {on_fresh} of the {} fresh providers",
+                    fresh.len()
+                );
+            }
             Ok((
                 (),
                 format!(
-                    "{} identical bytes; providers running: {}",
+                    "{} identical bytes; {} provider fault(s); providers running: {}",
                     out.len(),
+                    report.faults.len(),
                     names(&up)
                 ),
             ))
@@ -376,8 +425,8 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
                 let market = StorageMarket::new(market_addr, stack.devnet.provider(account));
                 send(market.claimEarnings(), "StorageMarket.claimEarnings").await?;
                 let after = px_token.balanceOf(p.address).call().await?;
-                if after - before != earned || !reader.earningsOf(p.address).call().await?.is_zero()
-                {
+                let left = reader.earningsOf(p.address).call().await?;
+                if after - before != earned || !left.is_zero() {
                     bail!(
                         "{} claimed {} of {} earned",
                         p.name,
@@ -385,10 +434,19 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
                         units(earned, "PX")
                     );
                 }
-                figures.push(format!("{} +{}", p.name, units(earned, "PX")));
+                figures.push(format!(
+                    "{} +{} (balance {})",
+                    p.name,
+                    units(earned, "PX"),
+                    units(after, "PX")
+                ));
             }
             if figures.len() < running.len() {
-                bail!("only {} provider(s) had earnings", figures.len());
+                bail!(
+                    "{} provider(s) had earnings, {} proved",
+                    figures.len(),
+                    running.len()
+                );
             }
             Ok(((), figures.join(", ")))
         })
@@ -396,31 +454,78 @@ pub(super) async fn story(stack: &Stack) -> eyre::Result<()> {
     Ok(())
 }
 
-/// The home node's chain address (the registrar account it signs with).
-async fn home_node(_client: &Client, stack: &Stack) -> eyre::Result<Address> {
-    Ok(stack.devnet.deployment.registrar)
+/// The home node's chain account (`GET /v1/network`), checked to be the registrar the devnet
+/// gave it.
+async fn home_node(client: &Client, stack: &Stack) -> eyre::Result<Address> {
+    let info = client.network_info().await?;
+    let registrar = stack.devnet.deployment.registrar;
+    if info.home != registrar {
+        bail!(
+            "the home node says its account is {}, the devnet gave it {registrar}",
+            info.home
+        );
+    }
+    Ok(info.home)
 }
 
-/// Uploads `data` to the providers at [`REDUNDANCY`] through the SDK; the file's id.
+/// A file the story uploaded: its listing and the manifest committed.
+struct Uploaded {
+    file: ListedFile,
+    manifest: Manifest,
+}
+
+/// Uploads `data` to the providers at [`REDUNDANCY`] through the SDK.
 async fn upload_network(
-    _client: &Client,
-    _token: u64,
-    _name: &str,
-    _data: &[u8],
-) -> eyre::Result<u64> {
-    bail!(
-        "waiting for px-sdk's upload to the network (sdk/src/network, being added) at {REDUNDANCY}"
-    )
+    client: &Client,
+    token: u64,
+    name: &str,
+    data: &[u8],
+) -> eyre::Result<Uploaded> {
+    use sha2::Digest;
+    let sha256: [u8; 32] = sha2::Sha256::digest(data).into();
+    let opts = NetworkUploadOptions {
+        redundancy: Some(REDUNDANCY.parse()?),
+        ..Default::default()
+    };
+    let up = client
+        .upload_to_network(
+            token,
+            std::io::Cursor::new(data.to_vec()),
+            data.len() as u64,
+            sha256,
+            name,
+            opts,
+        )
+        .await?;
+    let file = client
+        .find(token, &up.upload.file.cid)
+        .await?
+        .into_iter()
+        .find(|f| f.entry.id == up.upload.file.id)
+        .ok_or_else(|| eyre!("file {} is not in the token's listing", up.upload.file.id))?;
+    Ok(Uploaded {
+        file,
+        manifest: up.manifest,
+    })
 }
 
-/// Downloads file `file` of `token` from the providers through the SDK.
-async fn download_network(_client: &Client, _token: u64, _file: u64) -> eyre::Result<Vec<u8>> {
-    bail!("waiting for px-sdk's download of a network file (sdk/src/network, being added)")
+/// Downloads `file` of `token` from the providers through the SDK: the bytes and the
+/// providers that failed.
+async fn download_network(
+    client: &Client,
+    token: u64,
+    file: &ListedFile,
+) -> eyre::Result<(Vec<u8>, NetworkDownload)> {
+    let mut out = Vec::new();
+    let report = client
+        .download_from_network(token, file, &mut out, NetworkDownloadOptions::default())
+        .await?;
+    Ok((out, report))
 }
 
 /// The home node's view of the token on the network (`GET /v1/tokens/{id}/network`).
-async fn token_network(_client: &Client, _token: u64) -> eyre::Result<TokenNetwork> {
-    bail!("waiting for px-sdk's token_network (sdk/src/node.rs, being added)")
+async fn token_network(client: &Client, token: u64) -> eyre::Result<TokenNetwork> {
+    Ok(client.token_network(token).await?)
 }
 
 /// Polls the token's network status until `done` holds, for up to [`NETWORK_TIMEOUT`].
@@ -452,14 +557,28 @@ async fn wait_network(
     }
 }
 
-/// Every one of `providers` deals is active with its pieces under the on-chain root.
-fn deals_settled(net: &TokenNetwork, providers: usize) -> bool {
-    let active = net
-        .deals
-        .iter()
-        .filter(|d| d.status == "active" && d.pending_pieces == 0 && d.piece_count > 0)
-        .count();
-    active >= providers && !net.files.is_empty()
+/// Every provider in `holders` has an active deal with its pieces under the on-chain root.
+fn deals_settled(net: &TokenNetwork, holders: &[Address]) -> bool {
+    !net.files.is_empty()
+        && holders.iter().all(|h| {
+            net.deals.iter().any(|d| {
+                d.provider == *h
+                    && d.status == "active"
+                    && d.pending_pieces == 0
+                    && d.piece_count > 0
+            })
+        })
+}
+
+/// The distinct providers a manifest places pieces on, in order of first appearance.
+fn manifest_providers(m: &Manifest) -> Vec<Address> {
+    let mut out: Vec<Address> = Vec::new();
+    for p in m.segments.iter().flat_map(|s| &s.pieces) {
+        if !out.contains(&p.provider) {
+            out.push(p.provider);
+        }
+    }
+    out
 }
 
 /// Every segment of every file has all `n` pieces healthy.
@@ -519,32 +638,32 @@ async fn market_config<P: alloy::providers::Provider>(
     Ok((u64::from(c.periodBlocks), u64::from(c.proofWindow)))
 }
 
-/// Waits until each of `running`'s deals has moved past the period it was at (`before`).
+/// Waits until `p`'s deal has moved past the period it was at (`before`): proven.
 async fn wait_proven<P: alloy::providers::Provider>(
     reader: &StorageMarket::StorageMarketInstance<P>,
-    running: &[ProviderInfo],
-    before: &[IStorageMarket::Deal],
+    p: &ProviderInfo,
+    before: &IStorageMarket::Deal,
     deal_of: impl Fn(&ProviderInfo) -> B256,
 ) -> eyre::Result<()> {
     let deadline = Instant::now() + PROOF_TIMEOUT;
-    for (p, b) in running.iter().zip(before) {
-        loop {
-            let d = reader.dealOf(deal_of(p).into()).call().await?;
-            if d.nextPeriod > b.nextPeriod {
-                break;
+    loop {
+        let d = reader.dealOf(deal_of(p).into()).call().await?;
+        if d.nextPeriod > before.nextPeriod {
+            if d.misses != before.misses {
+                bail!("{} missed period {}", p.name, before.nextPeriod);
             }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{} did not prove period {} within {} s",
-                    p.name,
-                    b.nextPeriod,
-                    PROOF_TIMEOUT.as_secs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            return Ok(());
         }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} did not prove period {} within {} s",
+                p.name,
+                before.nextPeriod,
+                PROOF_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(())
 }
 
 /// The registry's stakes of `providers`.

@@ -10,6 +10,7 @@ mod common;
 
 mod cli;
 mod devnet;
+mod network;
 mod signals;
 mod story;
 mod uploads;

@@ -8,7 +8,7 @@ CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 FORGE_PROFILE ?= default
 
-.PHONY: demo devnet test bootstrap build forge-build forge-test abi abi-check cargo-test \
+.PHONY: demo demo-network devnet test bootstrap build forge-build forge-test abi abi-check cargo-test \
         fmt fmt-check clippy lint slither snapshot ci clean
 .PHONY: ipfs-daemons kubo jsipfs test-kubo test-jsipfs
 .PHONY: web web-lint test-web
@@ -22,6 +22,13 @@ DEMO_PROFILE ?= demo
 demo: bootstrap forge-build
 	$(CARGO) build $(CARGO_FLAGS) --profile $(DEMO_PROFILE) $(BINS)
 	./target/$(DEMO_PROFILE)/px devnet --story
+
+## demo-network: the provider network's story (`px devnet --story network`: 6 provider nodes
+## beside the home node; upload at 4/6, providers stopped, proofs, slashing, repair, earnings).
+## It moves 64 MiB, so it runs the optimized dev binaries (those `make test` builds).
+demo-network: bootstrap forge-build
+	$(CARGO) build $(CARGO_FLAGS) $(BINS)
+	./target/debug/px devnet --story network
 
 ## devnet: the same stack, kept running for driving it with `px` or the web dApp by hand (it
 ## prints the dApp's URL; Ctrl-C stops it)

@@ -16,18 +16,19 @@
 //!   (8 pairs per permutation call with AVX-512, 4 with AVX2, see `piece.rs`) and SHA-256 of
 //!   the same bytes (`ring` and `sha2`, both with SHA-NI here).
 //!
-//! Recorded 2026-11-30 on the project's 2-core VM (AVX-512, SHA-NI; load average about 3),
-//! `cargo bench -p px-core --bench erasure -- "piece-(root|hash/merkle)" --warm-up-time 1
+//! Recorded 2026-11-30 on the project's 2-core VM (AVX-512, SHA-NI; other builds running, load
+//! average about 2.4), `cargo bench -p px-core --bench erasure -- piece-root --warm-up-time 1
 //! --measurement-time 3`, one run, 16 MiB piece:
 //!
 //! | piece-root/ | MiB/s |
 //! |---|---:|
-//! | pairwise/alloy-keccak256 (`sha3`, what `PieceHasher` did before) | 72 |
-//! | pairwise/keccak-asm | 98 |
-//! | pairwise/tiny-keccak | 73 |
-//! | **PieceHasher** (8 pairs per AVX-512 call) | **469** (6.5 x alloy, 4.8 x keccak-asm) |
-//! | sha256-flat/ring | 1,510 |
-//! | sha256-flat/sha2 | 1,479 |
+//! | pairwise/alloy-keccak256 (`sha3`, what `PieceHasher` did before) | 75 |
+//! | pairwise/keccak-asm | 99 |
+//! | pairwise/tiny-keccak | 72 |
+//! | **PieceHasher** (8 pairs per AVX-512 call) | **475** (6.3 x alloy, 4.8 x keccak-asm) |
+//! | PieceHasher fed in 16,000-byte updates (as a provider is) | 428 |
+//! | sha256-flat/ring | 1,385 |
+//! | sha256-flat/sha2 | 1,319 |
 //!
 //! Throughput is in bytes of input (segment or piece) per second. Brief run:
 //! `cargo bench -p px-core --bench erasure -- --warm-up-time 1 --measurement-time 3`.
@@ -202,6 +203,16 @@ fn piece_root(c: &mut Criterion) {
         b.iter(|| tree_root(&piece, tiny_hash))
     });
     g.bench_function("PieceHasher", |b| b.iter(root));
+    // As a provider feeds it: the HTTP body's frames, not aligned to its subtrees.
+    g.bench_function("PieceHasher/16000-byte-updates", |b| {
+        b.iter(|| {
+            let mut h = PieceHasher::new(DEFAULT_BLOCK_LEVEL);
+            for part in piece.chunks(16_000) {
+                h.update(part);
+            }
+            h.finish_with_top().unwrap()
+        })
+    });
     g.bench_function("sha256-flat/ring", |b| {
         b.iter(|| ring::digest::digest(&ring::digest::SHA256, &piece))
     });

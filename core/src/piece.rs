@@ -40,10 +40,11 @@
 //! # Hashing speed
 //! The tree costs one Keccak-f[1600] permutation per 32 bytes of piece (one per pair), so a
 //! scalar keccak256 per pair runs at about 70 MiB/s here, a twentieth of SHA-256. The hasher
-//! therefore takes whole subtrees of `2**10` chunks (32 KiB) where the stream is aligned to
-//! them and hashes each level 8 pairs per call on CPUs with AVX-512 (4 with AVX2), the states
-//! kept lane-major so that each step of a round is one vector instruction; the upper levels,
-//! unaligned stretches and other CPUs hash pair by pair. The output is the same bit for bit
+//! therefore takes whole subtrees of `2**10` chunks (32 KiB), buffering what does not fill
+//! one (so the split of the input does not matter), and hashes each level 8 pairs per call on
+//! CPUs with AVX-512 (4 with AVX2), the states kept lane-major so that each step of a round is
+//! one vector instruction; the upper levels, the last partial subtree and other CPUs hash pair
+//! by pair. The output is the same bit for bit
 //! (the tests hold both to alloy's `keccak256`); `core/benches/erasure.rs` (`piece-root/*`)
 //! measures it against the scalar implementations.
 //!
@@ -384,8 +385,8 @@ pub struct PieceHasher {
     block_level: u8,
     blocks: Vec<B256>,
     too_large: bool,
-    /// Chunks pushed into the tree so far.
-    leaves: u64,
+    /// Bytes of the next subtree, until it is whole (fewer than `32 << SUBTREE_HEIGHT`).
+    pending: Vec<u8>,
     /// The levels of the subtree being hashed ([`subtree_root`]).
     scratch: Vec<[u8; 32]>,
 }
@@ -407,7 +408,7 @@ impl PieceHasher {
             block_level: block_level.min(MAX_DEPTH),
             blocks: Vec::new(),
             too_large: false,
-            leaves: 0,
+            pending: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -419,6 +420,37 @@ impl PieceHasher {
             return;
         }
         self.size += data.len() as u64;
+        // Whole subtrees of `2**s` chunks, however the bytes are split: what does not fill one
+        // waits in `pending` (so the tree is always at a multiple of `2**s` chunks here). `s`
+        // is at most the block level, so every node at the block level still goes through
+        // `push_at`. Low block levels (tests) go chunk by chunk.
+        let s = SUBTREE_HEIGHT.min(self.block_level);
+        if s < MIN_SUBTREE_HEIGHT {
+            self.update_chunks(data);
+            return;
+        }
+        let span = CHUNK_SIZE << s;
+        if !self.pending.is_empty() {
+            let take = (span - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < span {
+                return;
+            }
+            let root = subtree_root(&self.pending, s, &mut self.scratch);
+            self.push_at(root, s);
+            self.pending.clear();
+        }
+        while data.len() >= span {
+            let root = subtree_root(&data[..span], s, &mut self.scratch);
+            self.push_at(root, s);
+            data = &data[span..];
+        }
+        self.pending.extend_from_slice(data);
+    }
+
+    /// Feeds bytes chunk by chunk (the size already counted).
+    fn update_chunks(&mut self, mut data: &[u8]) {
         if self.partial_len > 0 {
             let take = (CHUNK_SIZE - self.partial_len).min(data.len());
             self.partial[self.partial_len..self.partial_len + take].copy_from_slice(&data[..take]);
@@ -431,28 +463,13 @@ impl PieceHasher {
             self.partial_len = 0;
             self.push(leaf);
         }
-        // Whole subtrees of `2**s` chunks where the tree is at a multiple of `2**s` (no level
-        // below `s` waits for a sibling), chunk by chunk elsewhere. `s` is at most the block
-        // level, so every node at the block level still goes through `push_at`.
-        let s = SUBTREE_HEIGHT.min(self.block_level);
-        let span = CHUNK_SIZE << s;
-        let mask = (1u64 << s) - 1;
-        while data.len() >= CHUNK_SIZE {
-            if s >= MIN_SUBTREE_HEIGHT && self.leaves & mask == 0 && data.len() >= span {
-                let root = subtree_root(&data[..span], s, &mut self.scratch);
-                self.push_at(root, s);
-                data = &data[span..];
-                continue;
-            }
-            let to_boundary = ((1u64 << s) - (self.leaves & mask)) as usize;
-            let n = to_boundary.min(data.len() / CHUNK_SIZE);
-            for chunk in data[..n * CHUNK_SIZE].chunks_exact(CHUNK_SIZE) {
-                self.push(B256::from_slice(chunk));
-            }
-            data = &data[n * CHUNK_SIZE..];
+        let mut chunks = data.chunks_exact(CHUNK_SIZE);
+        for chunk in &mut chunks {
+            self.push(B256::from_slice(chunk));
         }
-        self.partial[..data.len()].copy_from_slice(data);
-        self.partial_len = data.len();
+        let rest = chunks.remainder();
+        self.partial[..rest.len()].copy_from_slice(rest);
+        self.partial_len = rest.len();
     }
 
     fn push(&mut self, node: B256) {
@@ -462,7 +479,6 @@ impl PieceHasher {
     /// Pushes the root of a complete subtree of height `h0` (`2**h0` chunks), the tree being at
     /// a multiple of `2**h0` chunks.
     fn push_at(&mut self, mut node: B256, h0: u8) {
-        self.leaves += 1 << h0;
         let mut h = h0;
         loop {
             if h == self.block_level {
@@ -491,6 +507,8 @@ impl PieceHasher {
         if self.too_large {
             return Err(PieceError::TooLarge);
         }
+        let rest = std::mem::take(&mut self.pending);
+        self.update_chunks(&rest);
         if self.partial_len > 0 {
             self.partial[self.partial_len..].fill(0);
             let leaf = B256::from(self.partial);

@@ -280,6 +280,13 @@ pub enum ErrorCode {
     Timeout,
     /// Anything else.
     Internal,
+    /// Provider network: this node is not the token's home node on chain
+    /// (`StorageMarket.setHomeNode` names another, or none).
+    NotHomeNode,
+    /// Provider network: fewer eligible providers than the redundancy needs.
+    NotEnoughProviders,
+    /// Provider network: the token's escrow cannot pay the deals the placement needs.
+    EscrowTooLow,
 }
 
 /// The body of every non-2xx answer.

@@ -91,6 +91,16 @@ impl Chain {
         })
     }
 
+    /// The RPC provider (signing with the registrar key when there is one).
+    pub(crate) fn rpc(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The registrar key, if configured (the home node's signer).
+    pub(crate) fn registrar_signer(&self) -> Option<&PrivateKeySigner> {
+        self.registrar.as_ref()
+    }
+
     /// Chain id of the deployment.
     pub fn chain_id(&self) -> u64 {
         self.chain_id

@@ -133,6 +133,9 @@ pub struct NodeConfig {
     /// The provider role ([`crate::provider`]), on with a `[provider]` section or
     /// `--role provider`. Default: off.
     pub provider: Option<crate::provider::ProviderConfig>,
+    /// The home role of the provider network ([`crate::home`]; `[home]` in the file): on by
+    /// default when the node has a registrar key and the deployment a market.
+    pub home: crate::home::HomeConfig,
 }
 
 impl NodeConfig {
@@ -169,6 +172,7 @@ impl NodeConfig {
             web_dir: None,
             web_rpc_url: None,
             provider: None,
+            home: crate::home::HomeConfig::default(),
         }
     }
 
@@ -225,6 +229,18 @@ impl NodeConfig {
             cli.provider_poll_ms,
             file.provider,
         )?;
+        c.home = file.home.unwrap_or_default();
+        if let Some(r) = cli.redundancy {
+            c.home.redundancy = r
+                .parse()
+                .map_err(|e| Error::Config(format!("--redundancy: {e}")))?;
+        }
+        if let Some(ms) = cli.home_poll_ms {
+            c.home.poll_ms = ms;
+        }
+        if let Some(ttl) = cli.deal_periods {
+            c.home.deal_periods = ttl;
+        }
         if let Some(url) = cli.ipfs_url.or(file.ipfs_url) {
             c.ipfs = IpfsBackend::Remote(url);
         }
@@ -321,6 +337,7 @@ struct FileConfig {
     web_dir: Option<PathBuf>,
     web_rpc_url: Option<String>,
     provider: Option<crate::provider::ProviderConfig>,
+    home: Option<crate::home::HomeConfig>,
 }
 
 impl FileConfig {
@@ -434,6 +451,15 @@ pub struct Cli {
     /// Provider role: prover poll interval in milliseconds [default: 2000].
     #[arg(long, env = "PX_NODE_PROVIDER_POLL_MS")]
     pub provider_poll_ms: Option<u64>,
+    /// Home role: redundancy of placements that ask for none, `k/n` [default: 4/6].
+    #[arg(long, env = "PX_NODE_REDUNDANCY")]
+    pub redundancy: Option<String>,
+    /// Home role: deals and repair loop interval in milliseconds [default: 2000].
+    #[arg(long, env = "PX_NODE_HOME_POLL_MS")]
+    pub home_poll_ms: Option<u64>,
+    /// Home role: periods in the term of a deal it opens [default: 12].
+    #[arg(long, env = "PX_NODE_DEAL_PERIODS")]
+    pub deal_periods: Option<u16>,
 }
 
 #[cfg(test)]

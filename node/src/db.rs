@@ -580,15 +580,7 @@ impl Db {
             let mut files = tx.open_table(FILES)?;
             let mut content = tx.open_table(CONTENT)?;
             let mut refs = tx.open_table(CID_REFS)?;
-            for f in &u.add_files {
-                files.insert((token_id, f.id), &enc(f)?[..])?;
-                let n = content
-                    .get((token_id, f.cid.as_str()))?
-                    .map_or(0, |v| v.value());
-                content.insert((token_id, f.cid.as_str()), n + 1)?;
-                let n = refs.get(f.cid.as_str())?.map_or(0, |v| v.value());
-                refs.insert(f.cid.as_str(), n + 1)?;
-            }
+            // Removals first: a replacement removes and adds the same file id.
             for f in &u.remove_files {
                 files.remove((token_id, f.id))?;
                 let n = content
@@ -605,6 +597,15 @@ impl Db {
                 } else {
                     refs.insert(f.cid.as_str(), n - 1)?;
                 }
+            }
+            for f in &u.add_files {
+                files.insert((token_id, f.id), &enc(f)?[..])?;
+                let n = content
+                    .get((token_id, f.cid.as_str()))?
+                    .map_or(0, |v| v.value());
+                content.insert((token_id, f.cid.as_str()), n + 1)?;
+                let n = refs.get(f.cid.as_str())?.map_or(0, |v| v.value());
+                refs.insert(f.cid.as_str(), n + 1)?;
             }
             let mut pages = tx.open_table(PAGES)?;
             let mut page_cids = tx.open_table(PAGE_CIDS)?;

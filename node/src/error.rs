@@ -114,6 +114,40 @@ pub enum Error {
     /// Not found.
     #[error("{0} not found")]
     NotFound(String),
+    /// Provider network: this node is not the token's home node.
+    #[error(
+        "this node ({node}) is not token {token_id}'s home node (StorageMarket.homeNodeOf is \
+         {home}): the holder names it with StorageMarket.setHomeNode"
+    )]
+    NotHomeNode {
+        /// Token.
+        token_id: u64,
+        /// This node's address.
+        node: alloy::primitives::Address,
+        /// The home node on chain (zero if none).
+        home: alloy::primitives::Address,
+    },
+    /// Provider network: too few eligible providers.
+    #[error("{have} eligible providers (active, certified, live, with room), {need} needed")]
+    NotEnoughProviders {
+        /// Eligible providers.
+        have: usize,
+        /// Needed (`n`).
+        need: usize,
+    },
+    /// Provider network: the token's escrow is too low for the deals needed.
+    #[error(
+        "token {token_id}'s escrow holds {escrow} wei of PXToken; the deals of this placement \
+         commit {needed}: fund it (px fund {token_id} <amount>)"
+    )]
+    EscrowTooLow {
+        /// Token.
+        token_id: u64,
+        /// Escrow (wei).
+        escrow: alloy::primitives::U256,
+        /// Needed (wei).
+        needed: alloy::primitives::U256,
+    },
     /// The registrar key is not configured.
     #[error("this node has no registrar key configured")]
     NoRegistrar,
@@ -156,6 +190,9 @@ impl Error {
             Self::KeyMoved(_) => ErrorCode::KeyMoved,
             Self::TakeOver { .. } => ErrorCode::BadRequest,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::NotHomeNode { .. } => ErrorCode::NotHomeNode,
+            Self::NotEnoughProviders { .. } => ErrorCode::NotEnoughProviders,
+            Self::EscrowTooLow { .. } => ErrorCode::EscrowTooLow,
             Self::NoRegistrar | Self::Chain(_) | Self::Ipfs(_) => ErrorCode::Unavailable,
             Self::Db(_) | Self::Io(_) | Self::Internal(_) => ErrorCode::Internal,
         }
@@ -180,6 +217,9 @@ impl Error {
                 StatusCode::CONFLICT
             }
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::NotHomeNode => StatusCode::CONFLICT,
+            ErrorCode::EscrowTooLow => StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::NotEnoughProviders => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             // A request past the request timeout: retry later, like a backend outage.
             ErrorCode::Unavailable | ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,

@@ -215,7 +215,7 @@ async fn per_ip(State(g): State<Guard>, req: Request, next: Next) -> Response {
 pub struct Caller(pub Address);
 
 /// The bearer token of a request.
-fn bearer(parts: &Parts) -> Result<&str> {
+pub(crate) fn bearer(parts: &Parts) -> Result<&str> {
     let value = parts
         .headers
         .get(header::AUTHORIZATION)

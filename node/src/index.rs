@@ -92,6 +92,9 @@ pub enum Edit<'a> {
     Add(&'a [FileEntry]),
     /// Removes the file with this id.
     Remove(u64),
+    /// Replaces the entry of the file with this one's id (a network file's repaired
+    /// manifest).
+    Replace(&'a FileEntry),
 }
 
 /// The CID `add` gives `bytes` with Kubo's defaults (CIDv0, 256 KiB chunks), computed locally
@@ -136,7 +139,16 @@ pub fn apply(
     let mut change = IndexChange::default();
     // Leaves touched, with their new file lists.
     let mut leaves: BTreeMap<u64, Vec<FileEntry>> = BTreeMap::new();
+    let replaced;
+    let edit = match edit {
+        Edit::Replace(f) => {
+            replaced = [f.clone()];
+            Edit::Add(&replaced)
+        }
+        e => e,
+    };
     match edit {
+        Edit::Replace(_) => unreachable!("turned into an addition above"),
         Edit::Add(files) => {
             for f in files {
                 let leaf_no = f.id / LEAF_FANOUT;

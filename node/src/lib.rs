@@ -31,6 +31,7 @@ pub mod chain;
 pub mod config;
 pub mod db;
 mod error;
+pub mod home;
 pub mod http;
 pub mod index;
 pub mod ipfs;
@@ -67,6 +68,7 @@ pub struct NodeHandle {
     task: Option<JoinHandle<()>>,
     store: Option<px_store::StoreHandle>,
     provider: Option<provider::Running>,
+    home: Option<home::Running>,
 }
 
 impl NodeHandle {
@@ -90,6 +92,11 @@ impl NodeHandle {
         self.provider.as_ref().map(|r| &r.provider)
     }
 
+    /// The home role, if on.
+    pub fn home(&self) -> Option<&Arc<home::Home>> {
+        self.home.as_ref().map(|r| &r.home)
+    }
+
     /// The embedded store's Kubo RPC URL, if the node runs one.
     pub fn store_url(&self) -> Option<String> {
         self.store.as_ref().map(|s| s.api_url())
@@ -108,6 +115,7 @@ impl NodeHandle {
             let _ = task.await;
         }
         // The prover stops (a proof it stored but did not send goes out after a restart).
+        drop(self.home.take());
         drop(self.provider.take());
         // Uploads and updates whose clients went away finish before the store stops.
         self.node.tasks.close();
@@ -213,6 +221,10 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
         None => None,
     };
 
+    let home = home::Home::start(node.clone(), &config.home, &deployment, &config.data_dir)
+        .await?
+        .map(home::Running::spawn);
+
     let (stop, stopped) = oneshot::channel::<()>();
     let router = http::app_with(node.clone(), &http::Limits::from_config(&config));
     let router = match &config.web_dir {
@@ -225,6 +237,10 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
     };
     let router = match &provider {
         Some(p) => router.merge(provider::routes(p.provider.clone())),
+        None => router,
+    };
+    let router = match &home {
+        Some(h) => router.merge(home::routes(h.home.clone())),
         None => router,
     };
     let background = node.clone();
@@ -258,6 +274,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle> {
         task: Some(task),
         store,
         provider,
+        home,
     })
 }
 

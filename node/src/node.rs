@@ -96,6 +96,16 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
+/// Refuses a file name a listing could not show or a path could not hold.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 1024 || name.contains(['/', '\0']) {
+        return Err(Error::BadRequest(
+            "file name must be 1-1024 bytes without '/'".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Content already in the IPFS backend, for [`Node::import_files`].
 #[derive(Debug, Clone)]
 pub struct ImportFile {
@@ -176,12 +186,15 @@ struct Pins<'a> {
     upload: Option<u64>,
     /// The quota reservation of the update, released as soon as the commit counts its bytes.
     reservation: Option<Reservation<'a>>,
+    /// New objects `(cid, bytes)` to add pinned with the index pages (network manifests).
+    objects: Vec<(String, Vec<u8>)>,
 }
 
 /// An [`Edit`] that owns its files, to move to the blocking pool.
 enum OwnedEdit {
     Add(Vec<FileEntry>),
     Remove(u64),
+    Replace(FileEntry),
 }
 
 impl OwnedEdit {
@@ -189,6 +202,7 @@ impl OwnedEdit {
         match self {
             Self::Add(f) => Edit::Add(f),
             Self::Remove(id) => Edit::Remove(*id),
+            Self::Replace(f) => Edit::Replace(f),
         }
     }
 }
@@ -615,11 +629,7 @@ impl Node {
                 limit: self.settings.max_upload_bytes,
             });
         }
-        if name.is_empty() || name.len() > 1024 || name.contains(['/', '\0']) {
-            return Err(Error::BadRequest(
-                "file name must be 1-1024 bytes without '/'".into(),
-            ));
-        }
+        check_name(&name)?;
         if let Some(h) = &sha256
             && (h.len() != 64 || !h.bytes().all(|c| c.is_ascii_hexdigit()))
         {
@@ -969,9 +979,111 @@ impl Node {
             files: cids,
             upload: None,
             reservation: Some(reservation),
+            objects: Vec::new(),
         };
         self.apply(token_id, &state, next, Some(Edit::Add(&entries)), pins)
             .await
+    }
+
+    /// Records a file stored on the provider network (its pieces are with providers): the
+    /// manifest `manifest` (JSON) is added and pinned here and becomes the entry's `cid`;
+    /// `size` (the ciphertext's bytes) counts against the quota as an upload would. The
+    /// session, gate and quota are checked as for uploads; the caller
+    /// ([`crate::home`]) has checked the manifest and its signatures.
+    pub async fn commit_network_file(
+        &self,
+        token_id: u64,
+        caller: Address,
+        name: String,
+        manifest: Vec<u8>,
+        size: u64,
+        redundancy: px_core::erasure::Redundancy,
+    ) -> Result<api::UploadResult> {
+        if size > self.settings.max_upload_bytes {
+            return Err(Error::TooLarge {
+                size,
+                limit: self.settings.max_upload_bytes,
+            });
+        }
+        check_name(&name)?;
+        self.authorize(token_id, caller).await?;
+        let state = self.ensure_token(token_id).await?;
+        self.check_bound(token_id, &state).await?;
+        let (quota, reservation) = self.admit(token_id, size).await?;
+        let cid = index::object_cid(&manifest)?;
+        let lock = self.token_lock(token_id);
+        let _guard = lock.lock().await;
+        let state = self
+            .read(move |db| db.token(token_id))
+            .await?
+            .ok_or(Error::NotServed(token_id))?;
+        self.recheck_quota(&state, size, quota)?;
+        let file = FileEntry {
+            id: state.next_file_id,
+            name,
+            cid: cid.clone(),
+            size,
+            sha256: None,
+            created_at: unix_now(),
+            redundancy: Some(redundancy),
+        };
+        let mut next = state.clone();
+        next.used += size;
+        next.file_count += 1;
+        next.next_file_id += 1;
+        next.quota = quota;
+        let pins = Pins {
+            reservation: Some(reservation),
+            objects: vec![(cid, manifest)],
+            ..Pins::default()
+        };
+        let usage = self
+            .apply(
+                token_id,
+                &state,
+                next,
+                Some(Edit::Add(std::slice::from_ref(&file))),
+                pins,
+            )
+            .await?;
+        Ok(api::UploadResult { file, usage })
+    }
+
+    /// Replaces a network file's manifest (after a repair moved pieces): same id, name and
+    /// size, the new manifest's CID; a new record is published. Answers the new entry.
+    pub async fn replace_network_file(
+        &self,
+        token_id: u64,
+        file_id: u64,
+        manifest: Vec<u8>,
+    ) -> Result<FileEntry> {
+        let state = self.ensure_token(token_id).await?;
+        self.check_bound(token_id, &state).await?;
+        let cid = index::object_cid(&manifest)?;
+        let lock = self.token_lock(token_id);
+        let _guard = lock.lock().await;
+        let (state, old) = self
+            .read(move |db| Ok((db.token(token_id)?, db.file(token_id, file_id)?)))
+            .await?;
+        let state = state.ok_or(Error::NotServed(token_id))?;
+        let old = old.ok_or_else(|| Error::NotFound(format!("file {file_id}")))?;
+        if old.redundancy.is_none() {
+            return Err(Error::BadRequest(format!(
+                "file {file_id} is not stored on the provider network"
+            )));
+        }
+        let file = FileEntry {
+            cid: cid.clone(),
+            ..old
+        };
+        let pins = Pins {
+            objects: vec![(cid, manifest)],
+            ..Pins::default()
+        };
+        let next = state.clone();
+        self.apply(token_id, &state, next, Some(Edit::Replace(&file)), pins)
+            .await?;
+        Ok(file)
     }
 
     /// Reserves `size` bytes of the token's quota for an update in flight. The committed usage
@@ -1023,6 +1135,12 @@ impl Node {
     /// Admits `size` more bytes for a token: the on-chain gate (quota refusals name the live
     /// numbers), then a reservation against the chain's quota that holds until the update
     /// commits or fails. Answers the quota and the reservation.
+    /// The gate and quota check of an update of `size` bytes, without keeping a reservation
+    /// (a placement: the commit checks again).
+    pub(crate) async fn check_admission(&self, token_id: u64, size: u64) -> Result<()> {
+        self.admit(token_id, size).await.map(|_| ())
+    }
+
     async fn admit(&self, token_id: u64, size: u64) -> Result<(u64, Reservation<'_>)> {
         let quota = self.chain.token_facts(token_id).await?.quota;
         match self.chain.gate(token_id, size).await? {
@@ -1100,6 +1218,7 @@ impl Node {
             files,
             upload,
             reservation,
+            objects: extra_objects,
         }: Pins<'_>,
     ) -> Result<Usage> {
         let (chain_id, contract) = (self.chain.chain_id(), self.chain.contract());
@@ -1107,6 +1226,7 @@ impl Node {
         let owned = match edit {
             Some(Edit::Add(f)) => Some(OwnedEdit::Add(f.to_vec())),
             Some(Edit::Remove(id)) => Some(OwnedEdit::Remove(id)),
+            Some(Edit::Replace(f)) => Some(OwnedEdit::Replace(f.clone())),
             // A refresh of a token that never had a file: publish an (empty) index root, so
             // every record names a real index object.
             None if old.index_root.is_empty() => Some(OwnedEdit::Add(Vec::new())),
@@ -1141,6 +1261,7 @@ impl Node {
         let record_cid = index::object_cid(&record_bytes)?;
         next.record_cid = record_cid.clone();
         let mut objects = change.new.clone();
+        objects.extend(extra_objects);
         objects.push((record_cid.clone(), record_bytes));
         let mut pins = files.clone();
         pins.extend(objects.iter().map(|(c, _)| c.clone()));
@@ -1183,6 +1304,23 @@ impl Node {
                         update.release.push(f.cid.clone());
                     }
                     update.remove_files.push(f);
+                }
+                Some(Edit::Replace(new)) => {
+                    let id = new.id;
+                    let (f, refs) = self
+                        .read(move |db| {
+                            let f = db
+                                .file(token_id, id)?
+                                .ok_or_else(|| Error::NotFound(format!("file {id}")))?;
+                            let refs = db.cid_refs(&f.cid)?;
+                            Ok((f, refs))
+                        })
+                        .await?;
+                    if refs <= 1 && f.cid != new.cid {
+                        update.release.push(f.cid.clone());
+                    }
+                    update.remove_files.push(f);
+                    update.add_files.push(new.clone());
                 }
             }
             // Answers what this and earlier updates released (the journal's merged list).

@@ -10,6 +10,7 @@ mod auth;
 mod crash;
 mod faults;
 mod files;
+mod home;
 mod keys;
 mod provider;
 mod rebind;

@@ -3,6 +3,7 @@
 
 mod chain;
 mod common;
+mod home;
 mod network;
 mod node;
 mod signer;

@@ -95,6 +95,10 @@ pub struct ProviderConfig {
     /// acceptance (default 3,600): then it is released ([`sweep`]).
     #[serde(default = "default_orphan_grace")]
     pub orphan_grace_secs: u64,
+    /// Polls a sent proof may stay unmined before it is sent again with the same nonce and
+    /// fees raised by at least 12.5% (default 15, 30 s at the default poll interval).
+    #[serde(default = "default_resend_after_polls")]
+    pub resend_after_polls: u32,
 }
 
 fn default_max_piece() -> u64 {
@@ -112,6 +116,9 @@ fn default_read_burst() -> u32 {
 fn default_orphan_grace() -> u64 {
     3600
 }
+fn default_resend_after_polls() -> u32 {
+    15
+}
 
 impl ProviderConfig {
     /// Every default, with `key`.
@@ -123,6 +130,7 @@ impl ProviderConfig {
             read_rate_per_min: default_read_rate(),
             read_burst: default_read_burst(),
             orphan_grace_secs: default_orphan_grace(),
+            resend_after_polls: default_resend_after_polls(),
         }
     }
 

@@ -17,17 +17,24 @@
 //! same bytes if the chain does not know them; when the deal has moved past the period the
 //! row becomes `Proven` (with the gas used) or `Settled`.
 //!
+//! **Stuck proofs.** A sent proof not mined after `resend_after_polls` polls (fees below the
+//! base fee after a spike, a transaction dropped by the pool) is signed again with the same
+//! nonce, call and gas limit and fees raised by at least 12.5% (the EIP-1559 replacement
+//! rule), or to the current estimate if higher; it is stored (`Sent`, its earlier hashes in
+//! `replaced`) before it is broadcast. One nonce means at most one of them is ever mined, so
+//! the period is still proven once; settling looks for the receipt of any of them.
+//!
 //! **Alerts.** A proof that cannot be built (a piece missing or damaged in the store, a root
 //! the provider never signed) is logged at error level and counted once per period in
 //! `px_node_provider_proofs_total{outcome="unbuildable"}`; a window that closes without a
 //! proof in `{outcome="missed"}`. Both mean the provider is about to be slashed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy::eips::Encodable2718;
+use alloy::eips::{Decodable2718, Encodable2718};
 use alloy::network::TxSignerSync;
 use alloy::primitives::{B256, Bytes, TxKind, U256};
 use alloy::providers::Provider as _;
@@ -50,6 +57,8 @@ pub(crate) struct ProverState {
     challenge_count: u64,
     /// (deal, period) already alerted about (unbuildable or missed), so each counts once.
     alerted: Mutex<HashSet<(B256, u64, ProofOutcome)>>,
+    /// Polls each sent proof has stayed unmined since it was (re)sent.
+    unmined: Mutex<HashMap<(B256, u64), u32>>,
 }
 
 impl ProverState {
@@ -59,6 +68,7 @@ impl ProverState {
             proof_window: u64::from(c.proofWindow),
             challenge_count: u64::from(c.challengeCount),
             alerted: Mutex::new(HashSet::new()),
+            unmined: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -129,17 +139,35 @@ impl Provider {
         }
         let deadline = challenge_block + self.prover.proof_window;
         if let Some(state) = self.db(move |s| s.proof(&deal, period)).await? {
-            if let ProofState::Sent { hash, raw, .. } = state {
-                if block <= deadline
-                    && self.chain.get_transaction_receipt(hash).await?.is_none()
-                    && self.chain.get_transaction_by_hash(hash).await?.is_none()
-                {
-                    tracing::info!(target: "node::prover", %deal, period, %hash, "rebroadcasting the stored proof");
-                    if let Err(e) = self.chain.send_raw_transaction(&raw).await {
-                        tracing::warn!(target: "node::prover", %deal, period, error = %e, "rebroadcast failed");
-                    }
-                } else if block > deadline {
+            if let ProofState::Sent {
+                hash,
+                ref raw,
+                ref replaced,
+                ..
+            } = state
+            {
+                if block > deadline {
                     self.missed(deal, period, deadline);
+                } else if self.mined(hash, replaced).await?.is_none() {
+                    let polls = {
+                        let mut u = self.prover.unmined.lock().expect("lock");
+                        let n = u.entry((deal, period)).or_default();
+                        *n += 1;
+                        *n
+                    };
+                    if polls >= self.config.resend_after_polls.max(1) {
+                        self.prover
+                            .unmined
+                            .lock()
+                            .expect("lock")
+                            .remove(&(deal, period));
+                        self.replace(deal, period, &state).await?;
+                    } else if self.chain.get_transaction_by_hash(hash).await?.is_none() {
+                        tracing::info!(target: "node::prover", %deal, period, %hash, "rebroadcasting the stored proof");
+                        if let Err(e) = self.chain.send_raw_transaction(raw).await {
+                            tracing::warn!(target: "node::prover", %deal, period, error = %e, "rebroadcast failed");
+                        }
+                    }
                 }
             }
             return Ok(());
@@ -168,15 +196,98 @@ impl Provider {
         }
     }
 
-    /// Marks a sent proof of a past period `Proven` (with its gas) or `Settled`.
-    async fn settle(&self, deal: B256, period: u64) -> Result<()> {
-        let Some(ProofState::Sent { hash, build_us, .. }) =
-            self.db(move |s| s.proof(&deal, period)).await?
+    /// The receipt of whichever of a proof's transactions (the last one sent, `hash`, or one
+    /// it replaced) was mined.
+    async fn mined(
+        &self,
+        hash: B256,
+        replaced: &[B256],
+    ) -> Result<Option<alloy::rpc::types::TransactionReceipt>> {
+        for h in std::iter::once(&hash).chain(replaced.iter().rev()) {
+            if let Some(r) = self.chain.get_transaction_receipt(*h).await? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends a stuck proof again: the same call, gas limit and nonce (so at most one of them
+    /// is ever mined), fees raised by at least 12.5% (an EIP-1559 replacement) or to the
+    /// current estimate if that is higher. Stored before it is broadcast, as a first send.
+    async fn replace(&self, deal: B256, period: u64, state: &ProofState) -> Result<()> {
+        let ProofState::Sent {
+            hash,
+            nonce,
+            raw,
+            build_us,
+            replaced,
+        } = state
         else {
             return Ok(());
         };
-        let state = match self.chain.get_transaction_receipt(hash).await? {
+        let old = match TxEnvelope::decode_2718(&mut raw.as_ref()) {
+            Ok(TxEnvelope::Eip1559(t)) => t.strip_signature(),
+            _ => {
+                return Err(Error::Internal(format!(
+                    "stored proof {hash} is not an EIP-1559 transaction"
+                )));
+            }
+        };
+        let fees = self.chain.estimate_eip1559_fees().await?;
+        let bump = |f: u128| f + f.div_ceil(8);
+        let priority = bump(old.max_priority_fee_per_gas).max(fees.max_priority_fee_per_gas);
+        let max_fee = bump(old.max_fee_per_gas)
+            .max(fees.max_fee_per_gas)
+            .max(priority);
+        let mut tx = TxEip1559 {
+            max_fee_per_gas: max_fee,
+            max_priority_fee_per_gas: priority,
+            ..old
+        };
+        debug_assert_eq!(tx.nonce, *nonce);
+        let sig = self
+            .signer
+            .sign_transaction_sync(&mut tx)
+            .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
+        let signed = tx.into_signed(sig);
+        let new_hash = *signed.hash();
+        let new_raw: Bytes = TxEnvelope::from(signed).encoded_2718().into();
+        let mut earlier = replaced.clone();
+        earlier.push(*hash);
+        let next = ProofState::Sent {
+            hash: new_hash,
+            nonce: *nonce,
+            raw: new_raw.clone(),
+            build_us: *build_us,
+            replaced: earlier,
+        };
+        self.db(move |s| s.put_proof(&deal, period, &next)).await?;
+        tracing::warn!(target: "node::prover", %deal, period, old = %hash, new = %new_hash, nonce, max_fee, priority, "proof not mined in time: resent with higher fees");
+        if let Err(e) = self.chain.send_raw_transaction(&new_raw).await {
+            tracing::warn!(target: "node::prover", %deal, period, error = %e, "resend failed; the next polls retry");
+        }
+        Ok(())
+    }
+
+    /// Marks a sent proof of a past period `Proven` (with its gas) or `Settled`.
+    async fn settle(&self, deal: B256, period: u64) -> Result<()> {
+        let Some(ProofState::Sent {
+            hash,
+            build_us,
+            replaced,
+            ..
+        }) = self.db(move |s| s.proof(&deal, period)).await?
+        else {
+            return Ok(());
+        };
+        self.prover
+            .unmined
+            .lock()
+            .expect("lock")
+            .remove(&(deal, period));
+        let state = match self.mined(hash, &replaced).await? {
             Some(r) if r.status() => {
+                let hash = r.transaction_hash;
                 self.node.metrics.proof(ProofOutcome::Proven);
                 tracing::info!(target: "node::prover", %deal, period, %hash, gas_used = r.gas_used, build_us, "period proven");
                 ProofState::Proven {
@@ -328,6 +439,7 @@ impl Provider {
             nonce,
             raw: raw.clone(),
             build_us: build.as_micros() as u64,
+            replaced: Vec::new(),
         };
         self.db(move |s| s.put_proof(&deal, period, &state)).await?;
         failpoint("prover_before_broadcast");

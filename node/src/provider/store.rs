@@ -104,6 +104,10 @@ pub enum ProofState {
         raw: Bytes,
         /// Microseconds it took to build the proofs (reading blocks, building paths).
         build_us: u64,
+        /// Hashes of the earlier transactions with the same nonce it replaced (stuck ones,
+        /// resent with higher fees); any one of them may be the one mined.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replaced: Vec<B256>,
     },
     /// Mined and accepted.
     Proven {

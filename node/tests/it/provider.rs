@@ -1045,3 +1045,98 @@ async fn exclusive_backend_recovery_keeps_the_provider_pieces() {
     node.shutdown().await;
     m.home.shutdown().await;
 }
+
+/// The max fee and priority fee of a stored proof transaction.
+fn fees_of(raw: &[u8]) -> (u128, u128) {
+    use alloy::consensus::{Transaction as _, TxEnvelope};
+    use alloy::eips::Decodable2718;
+    let tx = TxEnvelope::decode_2718(&mut &raw[..]).unwrap();
+    (tx.max_fee_per_gas(), tx.max_priority_fee_per_gas().unwrap())
+}
+
+/// A proof stuck under a base-fee spike (the next blocks' base fee above its max fee) is
+/// signed again after `resend_after_polls` polls with the same nonce and fees raised by at
+/// least 12.5%; the replacement is mined, the period proven, and one nonce used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_proof_is_resent_with_higher_fees_and_the_same_nonce() {
+    let m = Market::start().await;
+    let node = m
+        .provider_node_with(PROVIDER, |c| {
+            c.provider.as_mut().unwrap().resend_after_polls = 5;
+        })
+        .await;
+    let base = node.url();
+    let bytes = data(600, PIECE);
+    let o = m.home_order(PROVIDER, 0, bytes.len());
+    let p = put_piece(&base, Some(&o), bytes).await.unwrap();
+    let deal = m.open_deal(&base, PROVIDER, &[p]).await;
+    let nonces = m.tx_count(PROVIDER).await;
+    let store = node.provider().unwrap().store();
+    m.automine(false).await;
+    m.mine(101).await;
+    let t = Instant::now();
+    let (first, first_fees) = loop {
+        if let Some(ProofState::Sent { hash, raw, .. }) = store.proof(&deal, 0).unwrap() {
+            break (hash, fees_of(&raw));
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "proof sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The next block's base fee is 4 x the proof's max fee: it cannot be included.
+    m.net
+        .devnet
+        .provider(ADMIN)
+        .raw_request::<_, serde_json::Value>(
+            "anvil_setNextBlockBaseFeePerGas".into(),
+            (format!("0x{:x}", first_fees.0 * 4),),
+        )
+        .await
+        .unwrap();
+    m.mine(1).await;
+    assert_eq!(m.deal(deal).await.nextPeriod, 0, "stuck");
+    let t = Instant::now();
+    let (second, second_fees, replaced) = loop {
+        if let Some(ProofState::Sent {
+            hash,
+            raw,
+            replaced,
+            ..
+        }) = store.proof(&deal, 0).unwrap()
+            && hash != first
+        {
+            break (hash, fees_of(&raw), replaced);
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "proof resent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "stuck proof resent after {:?}: max fee {} -> {}, priority {} -> {}",
+        t.elapsed(),
+        first_fees.0,
+        second_fees.0,
+        first_fees.1,
+        second_fees.1
+    );
+    assert_eq!(replaced, vec![first]);
+    assert!(second_fees.0 >= first_fees.0 + first_fees.0 / 8);
+    assert!(second_fees.1 >= first_fees.1 + first_fees.1 / 8);
+    m.mine(1).await;
+    m.wait_period(deal, 1).await;
+    assert_eq!(
+        m.tx_count(PROVIDER).await,
+        nonces + 1,
+        "one proof, one nonce"
+    );
+    let t = Instant::now();
+    loop {
+        if let Some(ProofState::Proven { hash, .. }) = store.proof(&deal, 0).unwrap() {
+            assert_eq!(hash, second, "the replacement was mined");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "proof settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    m.automine(true).await;
+    node.shutdown().await;
+    m.home.shutdown().await;
+}

@@ -612,6 +612,9 @@ impl Home {
             )
             .await?;
         let id = result.file.id;
+        // A crash here leaves the file in the index but not in home.redb: start-up recovery
+        // ([`Home::recover`]) records it from the index.
+        crate::node::failpoint("home_after_index");
         let stored = StoredManifest {
             manifest: m,
             repaired: 0,

@@ -22,7 +22,7 @@ use px_node::NodeHandle;
 use px_node::provider::ProviderConfig;
 use px_sdk::network::{Downloader, EncodeOptions, ProviderEndpoint, Target, Uploader};
 
-use crate::fixture::{Net, User};
+use crate::fixture::{Net, User, start_process, wait_healthy};
 
 /// Provider accounts of these tests (other suites use 30 and up).
 const FIRST_PROVIDER: usize = 20;
@@ -38,7 +38,10 @@ fn ether(n: u64) -> U256 {
 /// A devnet with a home node (the registrar) and a token whose home node it is.
 struct Home {
     net: Net,
-    home: NodeHandle,
+    /// The in-process home node (`None` once a test replaced it with a process).
+    home: Option<NodeHandle>,
+    /// Its base URL.
+    url: String,
     user: User,
     token: u64,
     providers: HashMap<Address, NodeHandle>,
@@ -75,7 +78,8 @@ impl Home {
         }
         Home {
             net,
-            home,
+            url: home.url(),
+            home: Some(home),
             user,
             token,
             providers: HashMap::new(),
@@ -120,7 +124,7 @@ impl Home {
         body: &T,
     ) -> Result<R, (reqwest::StatusCode, ErrorCode)> {
         let r = reqwest::Client::new()
-            .post(format!("{}{path}", self.home.url()))
+            .post(format!("{}{path}", self.url))
             .bearer_auth(self.user.session.as_deref().unwrap())
             .json(body)
             .send()
@@ -131,7 +135,7 @@ impl Home {
 
     async fn get<R: serde::de::DeserializeOwned>(&self, path: &str) -> R {
         let r = reqwest::Client::new()
-            .get(format!("{}{path}", self.home.url()))
+            .get(format!("{}{path}", self.url))
             .bearer_auth(self.user.session.as_deref().unwrap())
             .send()
             .await
@@ -160,6 +164,15 @@ impl Home {
     /// Encrypts `plain` and stores it through a placement; answers the manifest and the file
     /// id of the encryption.
     async fn upload(&self, plain: &[u8], owner: &OwnerKey) -> (Manifest, crypto::FileId) {
+        self.upload_in(plain, owner, Some(SEGMENT)).await
+    }
+
+    async fn upload_in(
+        &self,
+        plain: &[u8],
+        owner: &OwnerKey,
+        segment_size: Option<u64>,
+    ) -> (Manifest, crypto::FileId) {
         let cipher_len = crypto::encrypted_len(plain.len() as u64, crypto::DEFAULT_SEGMENT_SIZE);
         let placement: api::Placement = self
             .post(
@@ -167,7 +180,7 @@ impl Home {
                 &PlacementRequest {
                     size: cipher_len,
                     redundancy: None,
-                    segment_size: Some(SEGMENT),
+                    segment_size,
                 },
             )
             .await
@@ -500,7 +513,7 @@ async fn placement_is_refused_off_the_home_node_and_without_escrow() {
         )
     );
     // A token whose holder named no home node: this node refuses to place for it.
-    let mut other_user = h.net.user(1, &h.home);
+    let mut other_user = h.net.user_at(1, h.url.clone());
     other_user.login().await;
     let other = other_user.mint(&h.net).await;
     h.user = other_user;
@@ -511,4 +524,69 @@ async fn placement_is_refused_off_the_home_node_and_without_escrow() {
         r.unwrap_err(),
         (reqwest::StatusCode::CONFLICT, ErrorCode::NotHomeNode)
     );
+}
+
+/// The home node process aborts after the file is in the index but before its manifest is
+/// in home.redb; restarted, it records the manifest from the index and opens the deals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_node_crash_after_the_index_commit_loses_no_manifest() {
+    let mut h = Home::start(100).await;
+    for i in 0..6 {
+        h.add_provider(i).await;
+    }
+    // The same data directory, now served by a process that aborts at the failpoint.
+    h.home.take().unwrap().shutdown().await;
+    let dir = h.net.dir.path().join("home");
+    let env = [("PX_NODE_HOME_POLL_MS", "200")];
+    let (mut child, url) = start_process(&h.net, &dir, Some("home_after_index"), true, &env);
+    wait_healthy(&url).await;
+    h.url = url.clone();
+    h.user.base = url;
+    h.user.login().await;
+    let owner = OwnerKey::from_bytes([9; 32]);
+    let plain = px_cli::devnet::sample_bytes(100_000, 9);
+    let (manifest, file_id) = h.upload_in(&plain, &owner, None).await;
+    let commit = ManifestCommit {
+        name: "crash".into(),
+        manifest: manifest.clone(),
+    };
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        reqwest::Client::new()
+            .post(format!("{}/v1/tokens/{}/manifests", h.url, h.token))
+            .bearer_auth(h.user.session.as_deref().unwrap())
+            .json(&commit)
+            .send(),
+    )
+    .await
+    .expect("the commit ends");
+    assert!(r.is_err(), "the commit got no answer: {r:?}");
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the home node aborted at the failpoint");
+
+    let (mut child, url) = start_process(&h.net, &dir, None, true, &env);
+    wait_healthy(&url).await;
+    h.url = url.clone();
+    h.user.base = url;
+    h.user.login().await;
+    let files = h.user.list_all(h.token, 10).await;
+    assert_eq!(
+        files.len(),
+        1,
+        "the file committed before the crash is listed"
+    );
+    let stored: Manifest = h
+        .get(&format!(
+            "/v1/tokens/{}/files/{}/manifest",
+            h.token, files[0].id
+        ))
+        .await;
+    assert_eq!(stored, manifest, "recovered from the index");
+    h.wait_network(60, "deals opened after the restart", |n| {
+        !n.deals.is_empty() && n.deals.iter().all(|d| d.status == "active")
+    })
+    .await;
+    assert!(h.download(&stored, &owner, file_id).await == plain);
+    child.kill().unwrap();
+    let _ = child.wait();
 }

@@ -202,9 +202,6 @@ async fn devnet_providers_are_registered_staked_certified_and_watched() {
 const NETWORK_STEPS: usize = 11;
 
 #[test]
-#[ignore = "waits for the home node's role (node/src/home: placements, manifests, deals, \
-            repair) to be committed; `cargo test -p px-cli --test it -- --ignored network_story` \
-            runs it"]
 fn devnet_network_story_passes_every_step() {
     let px = env!("CARGO_BIN_EXE_px");
     let backend = Ipfs::from_test_env();

@@ -352,3 +352,61 @@ pub(crate) async fn spawn_node_with(env: &Env, extra: &[&str]) -> NodeProc {
     let log = std::fs::read_to_string(data.path().join("node.log")).unwrap_or_default();
     panic!("px-node did not become healthy within 30 s:\n{log}");
 }
+
+/// A devnet with `accounts` anvil accounts (the provider-network tests take providers' accounts
+/// from 10 up).
+pub(crate) async fn spawn_chain_with_accounts(accounts: u16) -> Env {
+    let devnet = Devnet::spawn(DevnetConfig {
+        accounts: Some(accounts),
+        ..Default::default()
+    })
+    .await
+    .expect("devnet: run `make bootstrap` (npm ci + solc wrappers) first");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deployment.json"),
+        serde_json::to_vec_pretty(&devnet.deployment).unwrap(),
+    )
+    .unwrap();
+    Env { devnet, dir }
+}
+
+/// Registers `account` as a provider (1000 PX minted, 100 staked, 10 GiB at `price` wei per
+/// GiB-month, region 1), starts its `px-node --role provider` with the home role off (it shares
+/// the devnet's registrar key with the home node and must not run its loops), lists the node's
+/// real URL and certifies it.
+pub(crate) async fn spawn_provider(env: &Env, account: usize, price: u128) -> NodeProc {
+    use alloy::primitives::aliases::U96;
+    use px_cli::devnet::send_ok;
+    use px_sdk::contracts::ProviderRegistry;
+    let d = &env.devnet;
+    let registry = d.deployment.provider_registry.unwrap();
+    let px = |n: u64| U256::from(n) * U256::from(10u64).pow(U256::from(18));
+    send_ok(
+        PXToken::new(d.deployment.px_token, d.provider(ADMIN)).mint(d.address(account), px(1000)),
+    )
+    .await;
+    send_ok(PXToken::new(d.deployment.px_token, d.provider(account)).approve(registry, U256::MAX))
+        .await;
+    let reg = ProviderRegistry::new(registry, d.provider(account));
+    let stake = U96::from(100u64) * U96::from(10u64).pow(U96::from(18));
+    send_ok(reg.registerProvider("http://127.0.0.1:9".into(), 1, 10 << 30, price, stake)).await;
+    let config = env.dir.path().join("provider.toml");
+    std::fs::write(&config, "[home]\nenabled = false\n").unwrap();
+    let key = alloy::hex::encode(d.signer(account).to_bytes());
+    let node = spawn_node_with(
+        env,
+        &[
+            "--role",
+            "provider",
+            "--provider-key",
+            &key,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+    .await;
+    send_ok(reg.updateListing(node.url.clone(), 1, 10 << 30, price)).await;
+    send_ok(ProviderRegistry::new(registry, d.provider(ADMIN)).certify(d.address(account))).await;
+    node
+}

@@ -10,16 +10,16 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use alloy::primitives::{Address, U256, aliases::U96};
-use px_cli::devnet::{ADMIN, Devnet, DevnetConfig, FIRST_USER, send_ok};
+use alloy::primitives::{Address, U256};
+use px_cli::devnet::{FIRST_USER, send_ok};
 use px_core::erasure::Redundancy;
 use px_sdk::{
     NetworkDownloadOptions, NetworkError, NetworkUploadOptions, Payment,
-    contracts::{PXToken, ProviderRegistry, StorageMarket},
+    contracts::StorageMarket,
     network::{PieceEvent, PieceStage},
 };
 
-use crate::common::{Env, NodeProc, spawn_node, spawn_node_with};
+use crate::common::{NodeProc, spawn_chain_with_accounts, spawn_node, spawn_provider};
 
 /// Provider accounts.
 const PROVIDERS: std::ops::Range<usize> = 10..16;
@@ -28,46 +28,6 @@ const PRICE: u128 = 1_000_000_000_000_000_000;
 
 fn px(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))
-}
-
-/// A node config file turning the home role off (provider nodes share the devnet's
-/// registrar key with the home node, and must not run its loops).
-fn no_home(env: &Env) -> String {
-    let path = env.dir.path().join("provider.toml");
-    std::fs::write(&path, "[home]\nenabled = false\n").unwrap();
-    path.display().to_string()
-}
-
-/// Registers, stakes and certifies `account` as a provider, starts its node and lists the
-/// node's real URL.
-async fn provider(env: &Env, account: usize) -> NodeProc {
-    let d = &env.devnet;
-    let registry = d.deployment.provider_registry.unwrap();
-    send_ok(
-        PXToken::new(d.deployment.px_token, d.provider(ADMIN)).mint(d.address(account), px(1000)),
-    )
-    .await;
-    send_ok(PXToken::new(d.deployment.px_token, d.provider(account)).approve(registry, U256::MAX))
-        .await;
-    let reg = ProviderRegistry::new(registry, d.provider(account));
-    let stake = U96::from(100u64) * U96::from(10u64).pow(U96::from(18));
-    send_ok(reg.registerProvider("http://127.0.0.1:9".into(), 1, 10 << 30, PRICE, stake)).await;
-    let key = alloy::hex::encode(d.signer(account).to_bytes());
-    let node = spawn_node_with(
-        env,
-        &[
-            "--role",
-            "provider",
-            "--provider-key",
-            &key,
-            "--config",
-            &no_home(env),
-        ],
-    )
-    .await;
-    send_ok(reg.updateListing(node.url.clone(), 1, 10 << 30, PRICE)).await;
-    send_ok(ProviderRegistry::new(registry, d.provider(ADMIN)).certify(d.address(account))).await;
-    node
 }
 
 /// Counts each stage of each piece transfer.
@@ -89,24 +49,12 @@ impl Seen {
 /// network status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_stores_a_file_at_4_of_6_and_reads_it_with_two_providers_down() {
-    let devnet = Devnet::spawn(DevnetConfig {
-        accounts: Some(20),
-        ..Default::default()
-    })
-    .await
-    .expect("devnet: run `make bootstrap` first");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("deployment.json"),
-        serde_json::to_vec_pretty(&devnet.deployment).unwrap(),
-    )
-    .unwrap();
-    let env = Env { devnet, dir };
+    let env = spawn_chain_with_accounts(20).await;
     let d = &env.devnet;
     let home = spawn_node(&env).await;
     let mut nodes: HashMap<Address, NodeProc> = HashMap::new();
     for a in PROVIDERS {
-        nodes.insert(d.address(a), provider(&env, a).await);
+        nodes.insert(d.address(a), spawn_provider(&env, a, PRICE).await);
     }
     let client = env.node_client(FIRST_USER, &home).await;
     let token = client.mint_via_node(1, Payment::Auto).await.unwrap();

@@ -184,3 +184,99 @@ impl Provider {
         Ok(release.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::aliases::U40;
+
+    const P: u64 = 100;
+
+    fn deal(status: u8, start: u64, since: u64, next: u16) -> IStorageMarket::Deal {
+        IStorageMarket::Deal {
+            status,
+            generation: 1,
+            nonce: 3,
+            root: B256::repeat_byte(2),
+            prevRoot: B256::repeat_byte(1),
+            startBlock: U40::from(start),
+            rootSince: U40::from(since),
+            nextPeriod: next,
+            tokenId: U256::from(1),
+            provider: alloy::primitives::Address::ZERO,
+            misses: 0,
+            periods: 5,
+            pieceCount: 1,
+            prevPieceCount: 1,
+            size: 1,
+            maxBytes: 1,
+            pricePerPeriod: 1,
+            remaining: U256::ZERO,
+        }
+    }
+
+    fn row(signed: Signed) -> DealRootRow {
+        DealRootRow {
+            pieces: vec!["bafk".into()],
+            signed: Some(signed),
+        }
+    }
+
+    #[test]
+    fn a_replaced_root_lives_until_the_periods_it_answers_are_settled() {
+        let (prev, current) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let old = row(Signed::Acceptance {
+            generation: 0,
+            deadline: 0,
+        });
+        // Updated at block 1250 of a deal started at 1000: periods 0 and 1 (challenged at
+        // 1100 and 1200) take the previous root.
+        assert!(live(&prev, &old, &deal(DEAL_ACTIVE, 1000, 1250, 1), 9, P));
+        assert!(!live(&prev, &old, &deal(DEAL_ACTIVE, 1000, 1250, 2), 9, P));
+        // Updated exactly at period 0's challenge block: period 0 takes the previous root.
+        assert!(live(&prev, &old, &deal(DEAL_ACTIVE, 1000, 1100, 0), 9, P));
+        assert!(!live(&prev, &old, &deal(DEAL_ACTIVE, 1000, 1100, 1), 9, P));
+        // The current root lives while the deal is active, and no root after it ends.
+        assert!(live(
+            &current,
+            &old,
+            &deal(DEAL_ACTIVE, 1000, 1250, 2),
+            9,
+            P
+        ));
+        assert!(!live(&current, &old, &deal(3, 1000, 1250, 5), 9, P));
+        assert!(!live(&prev, &old, &deal(3, 1000, 1250, 0), 9, P));
+    }
+
+    #[test]
+    fn a_signature_not_yet_on_chain_lives_while_the_market_could_take_it() {
+        let other = B256::repeat_byte(9);
+        let d = deal(DEAL_ACTIVE, 1000, 1000, 0);
+        let acceptance = |generation, deadline| {
+            row(Signed::Acceptance {
+                generation,
+                deadline,
+            })
+        };
+        // The deal's generation is 1: an acceptance of generation 1 can open it (once this
+        // one ends), one of generation 0 never can.
+        assert!(live(&other, &acceptance(1, 50), &d, 50, P));
+        assert!(
+            !live(&other, &acceptance(1, 50), &d, 51, P),
+            "past its deadline"
+        );
+        assert!(!live(&other, &acceptance(0, 50), &d, 10, P), "opened since");
+        let update = |nonce| row(Signed::RootUpdate { nonce });
+        assert!(live(&other, &update(3), &d, 10, P));
+        assert!(!live(&other, &update(2), &d, 10, P), "superseded");
+        assert!(!live(&other, &update(3), &deal(2, 1000, 1000, 0), 10, P));
+        let legacy = DealRootRow {
+            pieces: vec![],
+            signed: None,
+        };
+        assert!(
+            live(&other, &legacy, &deal(2, 1000, 1000, 0), 10, P),
+            "kept"
+        );
+    }
+}

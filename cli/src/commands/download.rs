@@ -25,7 +25,8 @@ pub(crate) struct Args {
     /// Where to write the file (`-` for standard output).
     #[arg(short, long)]
     output: PathBuf,
-    /// Write the stored bytes as they are, without decrypting (only the CID is checked).
+    /// Write the stored bytes as they are, without decrypting (only the CID is checked; for a
+    /// file on the provider network, the manifest the node stores as its entry).
     #[arg(long)]
     raw: bool,
     /// Accept a file stored unencrypted (uploaded with --no-encrypt); without it, content

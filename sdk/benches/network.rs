@@ -21,24 +21,28 @@
 //! `PX_BENCH_RUNS`, default 3; `PX_BENCH_SEGMENT_MIB`, default 64). Quick: `PX_BENCH_MIB=128`.
 //! Under `cargo test` (no `--bench` argument) it runs 16 MiB once, as a smoke test.
 //!
-//! Recorded 2026-11-30 on the project's 2-core VM (VAES, SHA-NI; other builds running, load
-//! average about 2.1), 1 GiB at 4/6, 64 MiB segments, best of 3 interleaved runs:
+//! Recorded 2026-11-30 on the project's 2-core VM (VAES, SHA-NI, AVX-512; other builds
+//! running, load average 2.4 to 4), 1 GiB at 4/6, 64 MiB segments, best of 3 interleaved runs,
+//! `cargo bench -p px-sdk --bench network`, after px-core's `PieceHasher` began hashing 8 pairs
+//! per AVX-512 call:
 //!
 //! | stage | MiB | MiB/s | s |
 //! |---|---:|---:|---:|
-//! | AES-256-GCM `aes-gcm` | 1024 | 1,394 | 0.735 |
-//! | AES-256-GCM `ring` (taken) | 1024 | 8,258 | 0.124 |
-//! | SHA-256 of the plaintext (v2 check) | 1024 | 1,716 | 0.597 |
-//! | Reed-Solomon encode | 1024 | 2,762 | 0.371 |
-//! | piece CIDs | 1536 | 1,506 | 1.020 |
-//! | piece roots (keccak256) | 1536 | 71 | 21.514 |
+//! | AES-256-GCM `aes-gcm` | 1024 | 1,396 | 0.733 |
+//! | AES-256-GCM `ring` (taken) | 1024 | 8,288 | 0.124 |
+//! | SHA-256 of the plaintext (v2 check) | 1024 | 1,720 | 0.595 |
+//! | Reed-Solomon encode | 1024 | 2,692 | 0.380 |
+//! | piece CIDs | 1536 | 1,529 | 1.005 |
+//! | piece roots (keccak256) | 1536 | 520 | 2.954 |
 //!
-//! Sequential ceiling 43 MiB/s of plaintext (44 without the v2 check); the pipeline on one
-//! thread 42 MiB/s (0.97 x), on two threads **80 MiB/s = 1.85 x the ceiling**. The piece
-//! roots are 90% of the work (one Keccak-f permutation per 32 bytes, see `core/ERASURE.md`),
-//! so `ring` instead of `aes-gcm` would gain at most 3% here. Peak RSS of the whole bench
-//! process 622 MiB, of which about 260 MiB are the stage measurements' own buffers (the
-//! pipeline holds two ciphertext segments and one or two segments' pieces: about 5 x 64 MiB).
+//! Sequential ceiling 202 MiB/s of plaintext (229 without the v2 check); the pipeline on one
+//! thread 155 MiB/s (0.76 x: it seals with `aes-gcm`, 0.61 s more than `ring`), on two threads
+//! **267 MiB/s = 1.32 x the ceiling**. Before (same bench, keccak256 pair by pair at 71 MiB/s):
+//! ceiling 43 MiB/s, two threads 80 MiB/s. The piece roots are still the largest stage (50% of
+//! the ceiling's time); sealing with `ring` in px-core's format v2 would take 0.61 s/GiB off
+//! the caller's thread. Peak RSS of the whole bench process 622 MiB, of which about 260 MiB
+//! are the stage measurements' own buffers (the pipeline holds two ciphertext segments and
+//! one or two segments' pieces: about 5 x 64 MiB).
 
 use std::{
     hint::black_box,

@@ -36,19 +36,22 @@
 //!   challenge block to the settled proof 0.01 s; RSS 19 MiB before the provider, 30 MiB
 //!   after storing 1 GiB, 31 MiB after proving (peak 106 MiB: the 64 MiB piece bodies in
 //!   flight); 8,206 bytes of cached levels per 64 MiB piece on disk.
-//! - Network, 1 GiB at 4/6 in 64 MiB segments:
+//! - Network, 1 GiB at 4/6 in 64 MiB segments (`PX_BENCH_SKIP=prover`, a second run after
+//!   `SegmentDecoder` fed the decryptor in 64 KiB parts: before, it copied each 64 MiB
+//!   segment over itself 256 times, and the download took 16.23 s, 18.4 CPU s/GiB):
 //!
 //!   | step | s | MiB/s | CPU s/GiB |
 //!   |---|---:|---:|---:|
-//!   | upload, single node | 4.60 | 223 | 5.4 |
-//!   | upload, 6 providers | 10.23 | 100 | 14.7 |
-//!   | download, single node | 5.62 | 182 | 6.2 |
-//!   | download, 4 of 6 providers (2 stopped) | 16.23 | 63 | 18.4 |
+//!   | upload, single node | 4.10 | 250 | 4.8 |
+//!   | upload, 6 providers | 11.33 | 90 | 14.7 |
+//!   | download, single node | 5.38 | 190 | 6.1 |
+//!   | download, 4 of 6 providers (2 stopped) | 9.25 | 111 | 9.3 |
 //!
-//!   Upload to 6 providers 0.45 x the single node's throughput, download with 2 stopped
-//!   0.35 x: on one 2-core machine every node's work (each provider hashes and stores its
-//!   pieces; the client encodes, checks and decodes) shares the same two cores, so the
-//!   ratio is that of CPU seconds per GiB rather than of network time.
+//!   Upload to 6 providers 0.36 x the single node's throughput, download with 2 stopped
+//!   0.58 x (0.45 x and 0.35 x in the first run): on one 2-core machine every node's work
+//!   (each provider hashes and stores its pieces; the client encodes, checks and decodes)
+//!   shares the same two cores, so the ratio is that of CPU seconds per GiB rather than of
+//!   network time.
 
 use std::{
     collections::HashMap,

@@ -417,6 +417,12 @@ async function renderFiles() {
       const rm = h('button', { type: 'button', 'aria-label': `Delete ${f.name}` }, 'Delete')
       const st = h('span', { class: 'row-status', role: 'status', 'aria-live': 'polite' })
       dl.addEventListener('click', () => busy(dl, 'drive-error', () => download(f, st)))
+      // Files on the provider network are read from the providers: px-sdk and the CLI do it.
+      const network = f.entry.redundancy
+      if (network) {
+        dl.setAttribute('disabled', '')
+        dl.title = `stored on providers at ${network}: download it with \`px download\``
+      }
       rm.addEventListener('click', () => busy(rm, 'drive-error', async () => {
         if (!confirm(`Delete ${f.name} (${humanBytes(f.entry.size)}) from token ${id}? This cannot be undone.`)) return
         const r = await (state.node as NodeClient).remove(id, f.entry.id)
@@ -426,7 +432,13 @@ async function renderFiles() {
       return h(
         'tr',
         { 'data-name': f.name },
-        h('td', { 'data-label': 'Name' }, f.name, f.problem ? h('span', { class: 'error' }, ` (${f.problem})`) : null),
+        h(
+          'td',
+          { 'data-label': 'Name' },
+          f.name,
+          network ? h('span', { class: 'muted' }, ` (on providers, ${network})`) : null,
+          f.problem ? h('span', { class: 'error' }, ` (${f.problem})`) : null,
+        ),
         h('td', { 'data-label': 'Size' }, humanBytes(f.entry.size)),
         h('td', { 'data-label': 'Uploaded' }, date(f.entry.createdAt)),
         h('td', {}, dl, ' ', rm, ' ', st),

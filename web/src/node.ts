@@ -12,6 +12,8 @@ export interface FileEntry {
   size: number
   sha256?: string
   createdAt: number
+  /** Set (`k/n`) for a file stored on the provider network: `cid` is then its manifest. */
+  redundancy?: string
 }
 
 export interface Usage {

@@ -597,6 +597,43 @@ where
             .collect())
     }
 
+    /// Names this client's node as the token's home node (`StorageMarket.setHomeNode`, the
+    /// holder only; the node's address from `GET /v1/network`), unless it already is. Needed
+    /// once before network uploads, and again after moving the token to another node.
+    /// Answers the home node's address.
+    ///
+    /// # Errors
+    /// [`NetworkError::Client`] for the node's or the chain's refusals (not the holder, the
+    /// node holds no registrar role).
+    #[tracing::instrument(target = "sdk::chain", skip(self), fields(account = %self.address()))]
+    pub async fn use_as_home_node(&self, token_id: u64) -> Result<Address> {
+        let (info, _) = self.home_network().await?;
+        let market = StorageMarket::new(info.market, &self.inner.provider);
+        let current = market
+            .homeNodeOf(U256::from(token_id))
+            .call()
+            .await
+            .map_err(crate::Error::from)?;
+        if current == info.home {
+            return Ok(current);
+        }
+        let receipt = market
+            .setHomeNode(U256::from(token_id), info.home)
+            .send()
+            .await
+            .map_err(crate::Error::from)?
+            .get_receipt()
+            .await
+            .map_err(crate::Error::from)?;
+        if !receipt.status() {
+            return Err(crate::Error::TransactionFailed {
+                tx_hash: receipt.transaction_hash,
+            }
+            .into());
+        }
+        Ok(info.home)
+    }
+
     /// The token's uncommitted escrow (`StorageMarket.escrowOf`), PXToken wei.
     pub async fn escrow(&self, token_id: u64) -> crate::Result<U256> {
         let market = StorageMarket::new(self.market_address()?, &self.inner.provider);

@@ -11,7 +11,7 @@ use std::{
 };
 
 use alloy::primitives::{Address, U256};
-use px_cli::devnet::{FIRST_USER, send_ok};
+use px_cli::devnet::FIRST_USER;
 use px_core::erasure::Redundancy;
 use px_sdk::{
     NetworkDownloadOptions, NetworkError, NetworkUploadOptions, Payment,
@@ -86,8 +86,14 @@ async fn sdk_stores_a_file_at_4_of_6_and_reads_it_with_two_providers_down() {
         matches!(&r, Err(NetworkError::NotHomeNode { token_id, .. }) if *token_id == token),
         "{r:?}"
     );
+    assert_eq!(client.use_as_home_node(token).await.unwrap(), info.home);
     let market = StorageMarket::new(d.deployment.storage_market.unwrap(), d.provider(FIRST_USER));
-    send_ok(market.setHomeNode(U256::from(token), info.home)).await;
+    assert_eq!(
+        market.homeNodeOf(U256::from(token)).call().await.unwrap(),
+        info.home
+    );
+    // Named already: no second transaction.
+    assert_eq!(client.use_as_home_node(token).await.unwrap(), info.home);
 
     // The registry as `px providers` shows it: six certified providers at their URLs.
     let listed = client.providers().await.unwrap();

@@ -723,8 +723,9 @@ impl Node {
 
     /// Ends an upload body with an error when the client falls silent for the idle timeout or
     /// the upload runs past `idle_timeout + len / min_upload_rate`, setting `timed_out`: a
-    /// trickled body then gives its quota reservation back.
-    fn body_deadline<S, E>(
+    /// trickled body then gives its quota reservation back. The provider role applies it to
+    /// piece bodies too.
+    pub(crate) fn body_deadline<S, E>(
         &self,
         body: S,
         len: u64,

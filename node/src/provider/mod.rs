@@ -573,13 +573,7 @@ impl Provider {
         };
         // A trickled body ends in an error (the idle timeout and minimum rate of uploads).
         let timed_out = Arc::new(AtomicBool::new(false));
-        let body = body_deadline(
-            body,
-            len,
-            self.node.settings.idle_timeout,
-            self.node.settings.min_upload_rate,
-            timed_out.clone(),
-        );
+        let body = self.node.body_deadline(body, len, timed_out.clone());
         // The Merkle root as the bytes pass (one node per level, one per 256 KiB block).
         let hasher = Arc::new(Mutex::new(Some(PieceHasher::new(
             piece::DEFAULT_BLOCK_LEVEL,
@@ -937,46 +931,6 @@ impl Provider {
     fn top_levels(row: &PieceRow) -> crate::Result<TopLevels> {
         TopLevels::from_bytes(&row.top).map_err(|e| Error::Db(format!("piece tree cache: {e}")))
     }
-}
-
-/// Ends a piece body with an error when the client falls silent for `idle` or the body runs
-/// past `idle + len / min_rate` (bytes per second; 0 = no minimum), setting `timed_out` (the
-/// node's upload deadline, applied to pieces).
-fn body_deadline<S, E>(
-    body: S,
-    len: u64,
-    idle: Duration,
-    min_rate: u64,
-    timed_out: Arc<AtomicBool>,
-) -> impl Stream<Item = std::result::Result<Chunk, String>> + Send + 'static
-where
-    S: Stream<Item = std::result::Result<Chunk, E>> + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
-{
-    let total = match min_rate {
-        0 => Duration::MAX,
-        rate => idle.saturating_add(Duration::from_secs_f64(len as f64 / rate as f64)),
-    };
-    let now = tokio::time::Instant::now();
-    let deadline = now
-        .checked_add(total)
-        .unwrap_or_else(|| now + Duration::from_secs(1 << 40));
-    futures::stream::unfold(Some(Box::pin(body)), move |body| {
-        let timed_out = timed_out.clone();
-        async move {
-            let mut body = body?;
-            let wait = idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            match tokio::time::timeout(wait, body.next()).await {
-                Ok(Some(Ok(c))) => Some((Ok(c), Some(body))),
-                Ok(Some(Err(e))) => Some((Err(e.to_string()), None)),
-                Ok(None) => None,
-                Err(_) => {
-                    timed_out.store(true, Ordering::Relaxed);
-                    Some((Err("piece body timed out".to_string()), None))
-                }
-            }
-        }
-    })
 }
 
 /// Forgets an in-flight order when its upload ends, however it ends.

@@ -24,6 +24,18 @@
 //! `replaced`) before it is broadcast. One nonce means at most one of them is ever mined, so
 //! the period is still proven once; settling looks for the receipt of any of them.
 //!
+//! **Generations.** A deal id is reused when an ended deal (completed or breached) is opened
+//! again: `dealOf` then has a higher `generation` and periods start over at 0. Proof rows are
+//! kept per (deal, generation, period), so the previous generation's row for a period never
+//! stands in for the new one's. Rows written before the generation was part of the key
+//! (deal, period) are still read: a `Sent` or `Proven` row is this generation's if its
+//! transaction was mined after the generation's `startBlock` (no proof of it can be mined
+//! sooner), or, for a `Sent` row not mined, if its nonce is not used yet; a `Settled` row
+//! is only written once the deal moved past its period, so it is this generation's only
+//! below `nextPeriod`. Any other old row is an earlier generation's and is ignored. A
+//! previous generation's proof still `Sent` (its last period's, when the deal was opened
+//! again before a poll settled it) is settled by the next poll.
+//!
 //! **Alerts.** A proof that cannot be built (a piece missing or damaged in the store, a root
 //! the provider never signed) is logged at error level and counted once per period in
 //! `px_node_provider_proofs_total{outcome="unbuildable"}`; a window that closes without a
@@ -55,10 +67,11 @@ pub(crate) struct ProverState {
     pub(super) period_blocks: u64,
     proof_window: u64,
     challenge_count: u64,
-    /// (deal, period) already alerted about (unbuildable or missed), so each counts once.
-    alerted: Mutex<HashSet<(B256, u64, ProofOutcome)>>,
+    /// (deal, generation, period) already alerted about (unbuildable or missed), so each
+    /// counts once.
+    alerted: Mutex<HashSet<(Period, ProofOutcome)>>,
     /// Polls each sent proof has stayed unmined since it was (re)sent.
-    unmined: Mutex<HashMap<(B256, u64), u32>>,
+    unmined: Mutex<HashMap<Period, u32>>,
 }
 
 impl ProverState {
@@ -71,6 +84,14 @@ impl ProverState {
             unmined: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// One period of one generation of a deal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Period {
+    deal: B256,
+    generation: u16,
+    period: u64,
 }
 
 /// Runs the loop until the task is aborted.
@@ -106,13 +127,13 @@ impl Provider {
         Ok(())
     }
 
-    fn alert(&self, deal: B256, period: u64, outcome: ProofOutcome) -> bool {
+    fn alert(&self, at: Period, outcome: ProofOutcome) -> bool {
         let first = self
             .prover
             .alerted
             .lock()
             .expect("lock")
-            .insert((deal, period, outcome));
+            .insert((at, outcome));
         if first {
             self.node.metrics.proof(outcome);
         }
@@ -125,9 +146,37 @@ impl Provider {
             return Ok(());
         }
         let period = u64::from(d.nextPeriod);
+        let generation = d.generation;
+        let at = Period {
+            deal,
+            generation,
+            period,
+        };
+        // Proofs of the previous generation still `Sent` (its last period's, when the deal
+        // was opened again before a poll settled it) are settled now: that generation ended.
+        if generation > 1 {
+            let sent = self
+                .db(move |s| s.sent_proofs(&deal, generation - 1))
+                .await?;
+            for (period, state) in sent {
+                let at = Period {
+                    deal,
+                    generation: generation - 1,
+                    period,
+                };
+                self.settle_sent(at, state).await?;
+            }
+        }
         // The previous period's proof, if this provider sent one, is settled now.
         if period > 0 {
-            self.settle(deal, period - 1).await?;
+            self.settle(
+                Period {
+                    period: period - 1,
+                    ..at
+                },
+                &d,
+            )
+            .await?;
         }
         if d.status != DEAL_ACTIVE {
             return Ok(());
@@ -138,7 +187,7 @@ impl Provider {
             return Ok(());
         }
         let deadline = challenge_block + self.prover.proof_window;
-        if let Some(state) = self.db(move |s| s.proof(&deal, period)).await? {
+        if let Some(state) = self.proof_state(at, &d).await? {
             if let ProofState::Sent {
                 hash,
                 ref raw,
@@ -147,21 +196,17 @@ impl Provider {
             } = state
             {
                 if block > deadline {
-                    self.missed(deal, period, deadline);
+                    self.missed(at, deadline);
                 } else if self.mined(hash, replaced).await?.is_none() {
                     let polls = {
                         let mut u = self.prover.unmined.lock().expect("lock");
-                        let n = u.entry((deal, period)).or_default();
+                        let n = u.entry(at).or_default();
                         *n += 1;
                         *n
                     };
                     if polls >= self.config.resend_after_polls.max(1) {
-                        self.prover
-                            .unmined
-                            .lock()
-                            .expect("lock")
-                            .remove(&(deal, period));
-                        self.replace(deal, period, &state).await?;
+                        self.prover.unmined.lock().expect("lock").remove(&at);
+                        self.replace(at, &state).await?;
                     } else if self.chain.get_transaction_by_hash(hash).await?.is_none() {
                         tracing::info!(target: "node::prover", %deal, period, %hash, "rebroadcasting the stored proof");
                         if let Err(e) = self.chain.send_raw_transaction(raw).await {
@@ -173,26 +218,72 @@ impl Provider {
             return Ok(());
         }
         if block > deadline {
-            self.missed(deal, period, deadline);
+            self.missed(at, deadline);
             return Ok(());
         }
         let started = Instant::now();
         let proofs = match self.build(deal, period, &d, challenge_block).await {
             Ok(p) => p,
             Err(e) => {
-                if self.alert(deal, period, ProofOutcome::Unbuildable) {
-                    tracing::error!(target: "node::prover", %deal, period, deadline, error = %e, "cannot build the storage proof: the provider will be slashed unless the store is repaired before the window closes");
+                if self.alert(at, ProofOutcome::Unbuildable) {
+                    tracing::error!(target: "node::prover", %deal, generation, period, deadline, error = %e, "cannot build the storage proof: the provider will be slashed unless the store is repaired before the window closes");
                 }
                 return Ok(());
             }
         };
         let build = started.elapsed();
-        self.send(deal, period, proofs, build).await
+        self.send(at, proofs, build).await
     }
 
-    fn missed(&self, deal: B256, period: u64, deadline: u64) {
-        if self.alert(deal, period, ProofOutcome::Missed) {
-            tracing::error!(target: "node::prover", %deal, period, deadline, "proof window closed without a proof: the period can be marked missed and the stake slashed");
+    /// The proof state of a period of the deal's current generation `d`: its row, or a row
+    /// written before rows named the generation if that one is this generation's (see the
+    /// module docs).
+    async fn proof_state(
+        &self,
+        at: Period,
+        d: &IStorageMarket::Deal,
+    ) -> Result<Option<ProofState>> {
+        let Period {
+            deal,
+            generation,
+            period,
+        } = at;
+        if let Some(state) = self.db(move |s| s.proof(&deal, generation, period)).await? {
+            return Ok(Some(state));
+        }
+        let Some(old) = self.db(move |s| s.legacy_proof(&deal, period)).await? else {
+            return Ok(None);
+        };
+        let start: u64 = d.startBlock.to();
+        let current = match &old {
+            ProofState::Sent {
+                hash,
+                nonce,
+                replaced,
+                ..
+            } => match self.mined(*hash, replaced).await? {
+                Some(r) => r.block_number.is_some_and(|b| b > start),
+                None => *nonce >= self.chain.get_transaction_count(self.address()).await?,
+            },
+            ProofState::Proven { hash, .. } => self
+                .chain
+                .get_transaction_receipt(*hash)
+                .await?
+                .and_then(|r| r.block_number)
+                .is_some_and(|b| b > start),
+            ProofState::Settled => period < u64::from(d.nextPeriod),
+        };
+        Ok(current.then_some(old))
+    }
+
+    fn missed(&self, at: Period, deadline: u64) {
+        if self.alert(at, ProofOutcome::Missed) {
+            let Period {
+                deal,
+                generation,
+                period,
+            } = at;
+            tracing::error!(target: "node::prover", %deal, generation, period, deadline, "proof window closed without a proof: the period can be marked missed and the stake slashed");
         }
     }
 
@@ -214,7 +305,12 @@ impl Provider {
     /// Sends a stuck proof again: the same call, gas limit and nonce (so at most one of them
     /// is ever mined), fees raised by at least 12.5% (an EIP-1559 replacement) or to the
     /// current estimate if that is higher. Stored before it is broadcast, as a first send.
-    async fn replace(&self, deal: B256, period: u64, state: &ProofState) -> Result<()> {
+    async fn replace(&self, at: Period, state: &ProofState) -> Result<()> {
+        let Period {
+            deal,
+            generation,
+            period,
+        } = at;
         let ProofState::Sent {
             hash,
             nonce,
@@ -261,35 +357,46 @@ impl Provider {
             build_us: *build_us,
             replaced: earlier,
         };
-        self.db(move |s| s.put_proof(&deal, period, &next)).await?;
-        tracing::warn!(target: "node::prover", %deal, period, old = %hash, new = %new_hash, nonce, max_fee, priority, "proof not mined in time: resent with higher fees");
+        self.db(move |s| s.put_proof(&deal, generation, period, &next))
+            .await?;
+        tracing::warn!(target: "node::prover", %deal, generation, period, old = %hash, new = %new_hash, nonce, max_fee, priority, "proof not mined in time: resent with higher fees");
         if let Err(e) = self.chain.send_raw_transaction(&new_raw).await {
             tracing::warn!(target: "node::prover", %deal, period, error = %e, "resend failed; the next polls retry");
         }
         Ok(())
     }
 
-    /// Marks a sent proof of a past period `Proven` (with its gas) or `Settled`.
-    async fn settle(&self, deal: B256, period: u64) -> Result<()> {
-        let Some(ProofState::Sent {
+    /// Marks a sent proof of a past period of the deal's generation `d` `Proven` (with its
+    /// gas) or `Settled`.
+    async fn settle(&self, at: Period, d: &IStorageMarket::Deal) -> Result<()> {
+        match self.proof_state(at, d).await? {
+            Some(state) => self.settle_sent(at, state).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Settles a `Sent` proof of a past period (nothing to do for any other state).
+    async fn settle_sent(&self, at: Period, state: ProofState) -> Result<()> {
+        let ProofState::Sent {
             hash,
             build_us,
             replaced,
             ..
-        }) = self.db(move |s| s.proof(&deal, period)).await?
+        } = state
         else {
             return Ok(());
         };
-        self.prover
-            .unmined
-            .lock()
-            .expect("lock")
-            .remove(&(deal, period));
+        let Period {
+            deal,
+            generation,
+            period,
+        } = at;
+        self.prover.unmined.lock().expect("lock").remove(&at);
         let state = match self.mined(hash, &replaced).await? {
             Some(r) if r.status() => {
                 let hash = r.transaction_hash;
                 self.node.metrics.proof(ProofOutcome::Proven);
-                tracing::info!(target: "node::prover", %deal, period, %hash, gas_used = r.gas_used, build_us, "period proven");
+                tracing::info!(target: "node::prover", %deal, generation, period, %hash, gas_used = r.gas_used, build_us, "period proven");
                 ProofState::Proven {
                     hash,
                     gas_used: r.gas_used,
@@ -302,7 +409,8 @@ impl Provider {
             }
             None => ProofState::Settled,
         };
-        self.db(move |s| s.put_proof(&deal, period, &state)).await
+        self.db(move |s| s.put_proof(&deal, generation, period, &state))
+            .await
     }
 
     /// Builds the period's proofs from the store.
@@ -386,11 +494,15 @@ impl Provider {
     /// Signs `proveStorage`, stores it, then broadcasts it.
     async fn send(
         &self,
-        deal: B256,
-        period: u64,
+        at: Period,
         proofs: Vec<IStorageMarket::Proof>,
         build: Duration,
     ) -> Result<()> {
+        let Period {
+            deal,
+            generation,
+            period,
+        } = at;
         let input: Bytes = StorageMarket::proveStorageCall {
             dealId: deal_u256(&deal),
             period: U256::from(period),
@@ -408,8 +520,8 @@ impl Provider {
         let gas = match self.chain.estimate_gas(req).await {
             Ok(g) => g,
             Err(e) => {
-                if self.alert(deal, period, ProofOutcome::Unbuildable) {
-                    tracing::error!(target: "node::prover", %deal, period, error = %e, "the market refuses the proof built");
+                if self.alert(at, ProofOutcome::Unbuildable) {
+                    tracing::error!(target: "node::prover", %deal, generation, period, error = %e, "the market refuses the proof built");
                 }
                 return Ok(());
             }
@@ -441,7 +553,8 @@ impl Provider {
             build_us: build.as_micros() as u64,
             replaced: Vec::new(),
         };
-        self.db(move |s| s.put_proof(&deal, period, &state)).await?;
+        self.db(move |s| s.put_proof(&deal, generation, period, &state))
+            .await?;
         failpoint("prover_before_broadcast");
         if let Err(e) = self.chain.send_raw_transaction(&raw).await {
             tracing::warn!(target: "node::prover", %deal, period, error = %e, "broadcast failed; the next poll retries");

@@ -13,8 +13,14 @@
 //!   what was signed (acceptance or root update), written when the provider co-signs: what
 //!   it needs to answer challenges, and what keeps a piece from being released
 //!   ([`super::sweep`]).
-//! - `proofs`: deal id ‖ period -> [`ProofState`]: a proof signed (its raw transaction kept
-//!   before broadcast) and what became of it.
+//! - `proofs`: deal id ‖ generation ‖ period (32 + 2 + 8 bytes, big-endian) ->
+//!   [`ProofState`]: a proof signed (its raw transaction kept before broadcast) and what
+//!   became of it. A deal id is reused when an ended deal is opened again (the market's
+//!   `generation` goes up, periods start over at 0), so the generation is part of the key.
+//!   Rows written before it was (deal id ‖ period, 40 bytes) are kept as they are and read
+//!   with [`Store::legacy_proof`]; the prover decides which generation such a row belongs to
+//!   (see [`super::prover`]) and writes whatever follows under the new key, which shadows
+//!   the old row. They are never rewritten or migrated.
 
 use std::path::Path;
 
@@ -132,6 +138,16 @@ fn dec<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T> {
 
 fn deal_key(deal: &B256, tail: &[u8]) -> Vec<u8> {
     [deal.as_slice(), tail].concat()
+}
+
+/// A proof row's key: deal id ‖ generation ‖ period.
+fn proof_key(deal: &B256, generation: u16, period: u64) -> Vec<u8> {
+    [
+        deal.as_slice(),
+        &generation.to_be_bytes()[..],
+        &period.to_be_bytes()[..],
+    ]
+    .concat()
 }
 
 /// The provider database.
@@ -327,8 +343,19 @@ impl Store {
         Ok(out)
     }
 
-    /// The proof state of a deal period.
-    pub fn proof(&self, deal: &B256, period: u64) -> Result<Option<ProofState>> {
+    /// The proof state of period `period` of generation `generation` of a deal (the
+    /// market's `dealOf(..).generation`, 1 for a deal's first opening).
+    pub fn proof(&self, deal: &B256, generation: u16, period: u64) -> Result<Option<ProofState>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PROOFS)?;
+        t.get(proof_key(deal, generation, period).as_slice())?
+            .map(|v| dec(v.value()))
+            .transpose()
+    }
+
+    /// The proof state of a deal period as rows written before proof rows named the
+    /// generation keep it (deal id ‖ period): of whichever generation was open then.
+    pub fn legacy_proof(&self, deal: &B256, period: u64) -> Result<Option<ProofState>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(PROOFS)?;
         t.get(deal_key(deal, &period.to_be_bytes()).as_slice())?
@@ -336,8 +363,50 @@ impl Store {
             .transpose()
     }
 
-    /// Sets the proof state of a deal period (durably).
-    pub fn put_proof(&self, deal: &B256, period: u64, state: &ProofState) -> Result<()> {
+    /// Sets the proof state of a period of a deal's generation (durably).
+    pub fn put_proof(
+        &self,
+        deal: &B256,
+        generation: u16,
+        period: u64,
+        state: &ProofState,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(PROOFS)?.insert(
+            proof_key(deal, generation, period).as_slice(),
+            enc(state)?.as_slice(),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The `Sent` proofs of a deal's generation, by period.
+    pub fn sent_proofs(&self, deal: &B256, generation: u16) -> Result<Vec<(u64, ProofState)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PROOFS)?;
+        let (from, to) = (
+            proof_key(deal, generation, 0),
+            proof_key(deal, generation, u64::MAX),
+        );
+        let mut out = Vec::new();
+        for row in t.range(from.as_slice()..=to.as_slice())? {
+            let (k, v) = row?;
+            let k = k.value();
+            if k.len() != 42 {
+                continue;
+            }
+            let state: ProofState = dec(v.value())?;
+            if matches!(state, ProofState::Sent { .. }) {
+                let period = u64::from_be_bytes(k[34..].try_into().expect("8 bytes"));
+                out.push((period, state));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a row as versions before generations did (deal id ‖ period).
+    #[cfg(test)]
+    fn put_legacy_proof(&self, deal: &B256, period: u64, state: &ProofState) -> Result<()> {
         let tx = self.db.begin_write()?;
         tx.open_table(PROOFS)?.insert(
             deal_key(deal, &period.to_be_bytes()).as_slice(),
@@ -345,5 +414,52 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proof_rows_are_kept_per_generation_and_legacy_rows_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join(FILE)).unwrap();
+        let deal = B256::repeat_byte(7);
+        let proven = |b: u8| ProofState::Proven {
+            hash: B256::repeat_byte(b),
+            gas_used: 1,
+            build_us: 2,
+        };
+        store
+            .put_legacy_proof(&deal, 0, &ProofState::Settled)
+            .unwrap();
+        store.put_proof(&deal, 1, 0, &proven(1)).unwrap();
+        store.put_proof(&deal, 2, 0, &proven(2)).unwrap();
+        assert_eq!(store.proof(&deal, 1, 0).unwrap(), Some(proven(1)));
+        assert_eq!(store.proof(&deal, 2, 0).unwrap(), Some(proven(2)));
+        assert_eq!(store.proof(&deal, 3, 0).unwrap(), None);
+        assert_eq!(store.proof(&deal, 2, 1).unwrap(), None);
+        assert_eq!(
+            store.legacy_proof(&deal, 0).unwrap(),
+            Some(ProofState::Settled)
+        );
+        assert_eq!(store.legacy_proof(&deal, 1).unwrap(), None);
+        let sent = ProofState::Sent {
+            hash: B256::repeat_byte(3),
+            nonce: 4,
+            raw: Bytes::new(),
+            build_us: 5,
+            replaced: Vec::new(),
+        };
+        store.put_proof(&deal, 1, 3, &sent).unwrap();
+        store.put_proof(&deal, 2, 4, &sent).unwrap();
+        store.put_legacy_proof(&deal, 5, &sent).unwrap();
+        assert_eq!(
+            store.sent_proofs(&deal, 1).unwrap(),
+            vec![(3, sent.clone())]
+        );
+        assert_eq!(store.sent_proofs(&deal, 2).unwrap(), vec![(4, sent)]);
+        assert!(store.sent_proofs(&deal, 3).unwrap().is_empty());
     }
 }

@@ -37,6 +37,9 @@ const KEEPER: usize = 32;
 const PRICE: u128 = 1_000_000_000_000_000_000;
 /// 1 MiB: 2**15 chunks, no padding leaf, so every challenge reads a block.
 const PIECE: usize = 1 << 20;
+/// `IStorageMarket.DealStatus.Active` and `.Completed`.
+const DEAL_ACTIVE: u8 = 1;
+const DEAL_COMPLETED: u8 = 2;
 
 fn ether(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))
@@ -548,7 +551,7 @@ async fn prover_proves_each_period_and_the_earnings_are_claimable() {
     let (gas, build_us) = loop {
         if let Some(ProofState::Proven {
             gas_used, build_us, ..
-        }) = provider.store().proof(&deal, 0).unwrap()
+        }) = provider.store().proof(&deal, 1, 0).unwrap()
         {
             break (gas_used, build_us);
         }
@@ -574,6 +577,93 @@ async fn prover_proves_each_period_and_the_earnings_are_claimable() {
     send_ok(market.claimEarnings()).await;
     let after = px.balanceOf(me).call().await.unwrap();
     assert!(after - before > earned, "two periods' earnings paid");
+    node.shutdown().await;
+    m.home.shutdown().await;
+}
+
+/// `px_node_provider_proofs_total{outcome="missed"}` of the node at `base`.
+async fn missed_proofs(base: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("px_node_provider_proofs_total{outcome=\"missed\"} "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// A deal of one period is proven (completed), then the home node opens it again with a
+/// new acceptance the provider co-signs: the same deal id, generation 2, periods from 0.
+/// The prover proves period 0 of the new generation too (its own proof, not the first
+/// generation's row for the same deal and period), and no period is ever missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_deal_is_proven_again_from_period_0() {
+    let m = Market::start().await;
+    let node = m.provider_node(PROVIDER).await;
+    let base = node.url();
+    let bytes = data(700, PIECE);
+    let o = m.home_order(PROVIDER, 0, bytes.len());
+    let pieces = vec![put_piece(&base, Some(&o), bytes).await.unwrap()];
+    let mut deal = B256::ZERO;
+    for generation in 1..=2u16 {
+        let mut req = m.acceptance(PROVIDER, &pieces);
+        req.periods = 1;
+        let req = m.home_signed(req).await;
+        let co = cosign(&base, "acceptance", &req).await.expect("co-signed");
+        send_ok(
+            m.market(REGISTRAR)
+                .openDeal(acceptance_of(&req), co.signature),
+        )
+        .await;
+        assert!(
+            generation == 1 || co.deal_id == deal,
+            "the deal id is reused"
+        );
+        deal = co.deal_id;
+        let d = m.deal(deal).await;
+        assert_eq!(
+            (d.generation, d.nextPeriod, d.status),
+            (generation, 0, DEAL_ACTIVE),
+            "generation {generation} open"
+        );
+        // Period 0 is challenged 100 blocks after the deal opened.
+        m.mine(101).await;
+        m.wait_period(deal, 1).await;
+        let d = m.deal(deal).await;
+        assert_eq!(
+            (d.generation, d.status, d.misses),
+            (generation, DEAL_COMPLETED, 0),
+            "generation {generation} proven and completed"
+        );
+    }
+    // Past the second generation's proof window: nothing was missed.
+    m.mine(60).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(m.deal(deal).await.misses, 0);
+    assert_eq!(missed_proofs(&base).await, 0, "no missed alert");
+    // Each generation's period 0 has its own row, each proven by its own transaction.
+    let provider = node.provider().unwrap();
+    let store = provider.store();
+    let t = Instant::now();
+    let hashes = loop {
+        match (
+            store.proof(&deal, 1, 0).unwrap(),
+            store.proof(&deal, 2, 0).unwrap(),
+        ) {
+            (
+                Some(ProofState::Proven { hash: a, .. }),
+                Some(ProofState::Proven { hash: b, .. }),
+            ) => {
+                break (a, b);
+            }
+            rows => assert!(t.elapsed() < Duration::from_secs(20), "settled: {rows:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(hashes.0, hashes.1, "two proofs");
     node.shutdown().await;
     m.home.shutdown().await;
 }
@@ -1076,7 +1166,7 @@ async fn a_stuck_proof_is_resent_with_higher_fees_and_the_same_nonce() {
     m.mine(101).await;
     let t = Instant::now();
     let (first, first_fees) = loop {
-        if let Some(ProofState::Sent { hash, raw, .. }) = store.proof(&deal, 0).unwrap() {
+        if let Some(ProofState::Sent { hash, raw, .. }) = store.proof(&deal, 1, 0).unwrap() {
             break (hash, fees_of(&raw));
         }
         assert!(t.elapsed() < Duration::from_secs(20), "proof sent");
@@ -1101,7 +1191,7 @@ async fn a_stuck_proof_is_resent_with_higher_fees_and_the_same_nonce() {
             raw,
             replaced,
             ..
-        }) = store.proof(&deal, 0).unwrap()
+        }) = store.proof(&deal, 1, 0).unwrap()
             && hash != first
         {
             break (hash, fees_of(&raw), replaced);
@@ -1129,7 +1219,7 @@ async fn a_stuck_proof_is_resent_with_higher_fees_and_the_same_nonce() {
     );
     let t = Instant::now();
     loop {
-        if let Some(ProofState::Proven { hash, .. }) = store.proof(&deal, 0).unwrap() {
+        if let Some(ProofState::Proven { hash, .. }) = store.proof(&deal, 1, 0).unwrap() {
             assert_eq!(hash, second, "the replacement was mined");
             break;
         }

@@ -11,6 +11,7 @@ mod ls;
 mod mint;
 mod mv;
 mod plans;
+mod provider;
 mod providers;
 mod rm;
 mod status;
@@ -43,6 +44,9 @@ pub(crate) enum Command {
     Sync(sync::Args),
     /// List the provider registry: price, region, capacity, certification, stake, proofs.
     Providers(providers::Args),
+    /// Run a provider: register, update, stake, pause/resume, exit, withdraw, status, claim.
+    #[command(subcommand)]
+    Provider(provider::Command),
     /// Add PX from the wallet to a token's escrow (it pays the token's provider deals).
     Fund(fund::Args),
     /// Run a local devnet: anvil, the contracts, px-store, px-node and px-oracle.
@@ -67,6 +71,7 @@ pub(crate) async fn run(command: Command, global: GlobalArgs) -> eyre::Result<()
         Command::Rm(a) => rm::run(a, &settings).await,
         Command::Sync(a) => sync::run(a, &settings).await,
         Command::Providers(a) => providers::run(a, &settings).await,
+        Command::Provider(c) => provider::run(c, &settings).await,
         Command::Fund(a) => fund::run(a, &settings).await,
         Command::Move(a) => mv::run(a, &settings).await,
         Command::Key(c) => key::run(c, &settings).await,

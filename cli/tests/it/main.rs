@@ -11,6 +11,7 @@ mod common;
 mod cli;
 mod devnet;
 mod network;
+mod provider_cli;
 mod providers;
 mod signals;
 mod story;

@@ -538,7 +538,13 @@ async fn home_node_crash_after_the_index_commit_loses_no_manifest() {
     h.home.take().unwrap().shutdown().await;
     let dir = h.net.dir.path().join("home");
     let env = [("PX_NODE_HOME_POLL_MS", "200")];
-    let (mut child, url) = start_process(&h.net, &dir, Some("home_after_index"), true, &env);
+    let (mut child, url) = start_process(
+        &h.net,
+        &dir,
+        Some("home_after_index"),
+        h.net.daemon.is_none(),
+        &env,
+    );
     wait_healthy(&url).await;
     h.url = url.clone();
     h.user.base = url;
@@ -564,7 +570,7 @@ async fn home_node_crash_after_the_index_commit_loses_no_manifest() {
     let status = child.wait().unwrap();
     assert!(!status.success(), "the home node aborted at the failpoint");
 
-    let (mut child, url) = start_process(&h.net, &dir, None, true, &env);
+    let (mut child, url) = start_process(&h.net, &dir, None, h.net.daemon.is_none(), &env);
     wait_healthy(&url).await;
     h.url = url.clone();
     h.user.base = url;

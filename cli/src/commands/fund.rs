@@ -41,8 +41,8 @@ pub(crate) async fn run(a: Args, s: &Settings) -> eyre::Result<()> {
 /// PXToken decimals.
 const DECIMALS: usize = 18;
 
-/// A positive PX amount with up to 18 decimals, in wei.
-fn parse_px(s: &str) -> Result<U256, String> {
+/// A PX amount with up to 18 decimals (`25`, `2.5`, `0.5 PX`, zero allowed), in wei.
+pub(super) fn px_wei(s: &str) -> Result<U256, String> {
     let t = s.trim();
     let t = t.strip_suffix("PX").map_or(t, str::trim_end);
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
@@ -54,7 +54,12 @@ fn parse_px(s: &str) -> Result<U256, String> {
         return Err(format!("{s:?} has more than {DECIMALS} decimals"));
     }
     let wei = format!("{int}{frac:0<DECIMALS$}");
-    let v = U256::from_str_radix(&wei, 10).map_err(|_| format!("{s:?} is too large"))?;
+    U256::from_str_radix(&wei, 10).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// A positive PX amount with up to 18 decimals, in wei.
+fn parse_px(s: &str) -> Result<U256, String> {
+    let v = px_wei(s)?;
     if v.is_zero() {
         return Err("the amount must be positive".into());
     }

@@ -6,6 +6,7 @@
 mod devnet;
 mod download;
 mod fund;
+mod home;
 mod key;
 mod ls;
 mod mint;
@@ -49,6 +50,8 @@ pub(crate) enum Command {
     Provider(provider::Command),
     /// Add PX from the wallet to a token's escrow (it pays the token's provider deals).
     Fund(fund::Args),
+    /// Name the storage node as the token's home node (needed once before network uploads).
+    Home(home::Args),
     /// Run a local devnet: anvil, the contracts, px-store, px-node and px-oracle.
     Devnet(devnet::Args),
     /// Manage the owner key used for encryption.
@@ -73,6 +76,7 @@ pub(crate) async fn run(command: Command, global: GlobalArgs) -> eyre::Result<()
         Command::Providers(a) => providers::run(a, &settings).await,
         Command::Provider(c) => provider::run(c, &settings).await,
         Command::Fund(a) => fund::run(a, &settings).await,
+        Command::Home(a) => home::run(a, &settings).await,
         Command::Move(a) => mv::run(a, &settings).await,
         Command::Key(c) => key::run(c, &settings).await,
         Command::Devnet(_) => unreachable!("handled above"),

@@ -684,15 +684,10 @@ fn decimal(num: &str, mult: u128) -> Option<u128> {
         .checked_add(part.checked_mul(mult)? / scale)
 }
 
-/// PX with up to 18 decimals, in wei.
+/// PX with up to 18 decimals, in wei (`px fund`'s parser).
 fn parse_wei(s: &str) -> Result<u128, String> {
-    let t = s.trim();
-    let t = t.strip_suffix("PX").map_or(t, str::trim_end);
-    if t.split_once('.').is_some_and(|(_, f)| f.len() > 18) {
-        return Err(format!("{s:?} has more than 18 decimals"));
-    }
-    decimal(t, 10u128.pow(18))
-        .ok_or_else(|| format!("{s:?} is not an amount of PX (e.g. 25 or 2.5)"))
+    let v = super::fund::px_wei(s)?;
+    u128::try_from(v).map_err(|_| format!("{s:?} is too large"))
 }
 
 /// A price per GiB-month (zero allowed).

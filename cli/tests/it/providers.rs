@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use alloy::primitives::{Address, U256};
-use px_cli::devnet::{FIRST_USER, send_ok};
+use px_cli::devnet::FIRST_USER;
 use px_sdk::contracts::StorageMarket;
 
 use crate::{
@@ -71,13 +71,25 @@ async fn px_funds_uploads_at_4_of_6_and_downloads_from_providers() {
     let refused = px(&env, n, h, &["upload", t, f, "--redundancy", "4/6"]).await;
     assert_eq!(refused.status.code(), Some(3));
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("setHomeNode"), "{err}");
+    assert!(err.contains(&format!("px home {t}")), "{err}");
+    let named = json(&px(&env, n, h, &["home", t, "--json"]).await);
+    assert_eq!(
+        named["homeNode"]
+            .as_str()
+            .unwrap()
+            .parse::<alloy::primitives::Address>()
+            .unwrap(),
+        d.address(px_cli::devnet::REGISTRAR)
+    );
     let market = StorageMarket::new(d.deployment.storage_market.unwrap(), d.provider(FIRST_USER));
-    send_ok(market.setHomeNode(
-        t.parse::<U256>().unwrap(),
-        d.address(px_cli::devnet::REGISTRAR),
-    ))
-    .await;
+    assert_eq!(
+        market
+            .homeNodeOf(t.parse::<U256>().unwrap())
+            .call()
+            .await
+            .unwrap(),
+        d.address(px_cli::devnet::REGISTRAR)
+    );
 
     let up = json(
         &px(

@@ -122,7 +122,7 @@ pub enum NetworkError {
     /// The node refused the placement: it is not the token's home node on chain.
     #[error(
         "token {token_id}'s home node is not this node ({message}): name it with \
-         StorageMarket.setHomeNode(tokenId, node), the node's address from GET /v1/network"
+         StorageMarket.setHomeNode (`px home {token_id}`, or Client::use_as_home_node)"
     )]
     NotHomeNode {
         /// The token.

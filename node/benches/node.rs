@@ -28,6 +28,9 @@
 //! `PX_BENCH_EXCLUSIVE`, `PX_BENCH_DIR` is where the temporary directory (store repo, node
 //! data) goes (default the system's), `PX_BENCH_NODE_PID_FILE` names a file to write the node
 //! process's pid to (to attach a profiler).
+//!
+//! Without `--bench` (what `cargo test --all-targets` does) it runs a smoke pass: a 4 MiB
+//! upload in one round, and the latency against a token with 100 files instead of 100,000.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -278,7 +281,7 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     let gib: f64 = std::env::var("PX_BENCH_GIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
+        .unwrap_or(if full() { 1.0 } else { 4.0 / 1024.0 });
     let len = (gib * (1u64 << 30) as f64) as u64;
     // See the module docs on `PX_BENCH_BACKEND` and `PX_BENCH_EXCLUSIVE`.
     let kubo = std::env::var("PX_BENCH_BACKEND").is_ok_and(|v| v == "kubo");
@@ -376,7 +379,7 @@ async fn throughput(devnet: &Devnet, dir: &std::path::Path) {
     let rounds: u64 = std::env::var("PX_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(if full() { 2 } else { 1 });
     let mib = len as f64 / (1 << 20) as f64;
     let gib_f = len as f64 / (1u64 << 30) as f64;
     let per_gib = |c: Cpu| {
@@ -481,7 +484,8 @@ async fn latency(devnet: &Devnet, dir: &std::path::Path) {
         .unwrap();
 
     let mut results = Vec::new();
-    for (i, existing) in [(1usize, 10u64), (2, 100_000)] {
+    let big = if full() { 100_000 } else { 100 };
+    for (i, existing) in [(1usize, 10u64), (2, big)] {
         let account = FIRST_USER + i;
         let (s, token) = session(devnet, &node.url(), account, 1).await;
         let t = Instant::now();
@@ -554,4 +558,10 @@ async fn main() {
     if skip != "latency" {
         latency(&devnet, dir.path()).await;
     }
+}
+
+/// Whether this is a measurement run (`cargo bench` passes `--bench`). Without it (as
+/// `cargo test --all-targets` runs the binary) the bench makes a small smoke pass instead.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
 }

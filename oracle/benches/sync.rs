@@ -8,6 +8,8 @@
 //!    the `px-oracle` binary and this process as the load generator; requests/s and p50/p99.
 //!
 //! `cargo bench -p px-oracle --bench sync [latency|burst|ea]` (all three without an argument).
+//! Without `--bench` (what `cargo test --all-targets` does) it runs a smoke pass: 2 syncs for
+//! `latency`, 5 tokens for `burst`, 50 requests on 4 connections for `ea`.
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../tests/it/common.rs"]
@@ -73,9 +75,9 @@ async fn answer_blocks(env: &Env) -> TestResult<HashMap<B256, Vec<u64>>> {
 }
 
 async fn latency() -> TestResult {
-    const N: usize = 10;
+    let n = if full() { 10 } else { 2 };
     let env = Env::spawn(None).await?;
-    let tokens = env.served_tokens(N, "lat").await?;
+    let tokens = env.served_tokens(n, "lat").await?;
     let mut config = env.config();
     config.adapter.enabled = false;
     config.relayer.poll_interval_ms = 200;
@@ -112,23 +114,23 @@ async fn latency() -> TestResult {
     blocks.sort_unstable();
     millis.sort_unstable();
     println!(
-        "latency (1 s blocks, poll 200 ms, {N} syncs): blocks request->fulfill median {} max {}; \
+        "latency (1 s blocks, poll 200 ms, {n} syncs): blocks request->fulfill median {} max {}; \
          request mined -> answer visible median {} ms max {} ms",
-        blocks[N / 2],
-        blocks[N - 1],
-        millis[N / 2],
-        millis[N - 1]
+        blocks[n / 2],
+        blocks[n - 1],
+        millis[n / 2],
+        millis[n - 1]
     );
     oracle.shutdown().await;
     Ok(())
 }
 
 async fn burst() -> TestResult {
-    const N: usize = 200;
+    let n = if full() { 200 } else { 5 };
     let env = Env::spawn(None).await?;
     let setup = Instant::now();
-    let tokens = env.served_tokens(N, "burst").await?;
-    println!("burst: prepared {N} tokens in {:?}", setup.elapsed());
+    let tokens = env.served_tokens(n, "burst").await?;
+    println!("burst: prepared {n} tokens in {:?}", setup.elapsed());
     let mut config = env.config();
     config.adapter.enabled = false;
     config.relayer.poll_interval_ms = 200;
@@ -137,11 +139,11 @@ async fn burst() -> TestResult {
 
     let start = Instant::now();
     let nft = env.nft(FIRST_USER);
-    let mut pending = Vec::with_capacity(N);
+    let mut pending = Vec::with_capacity(n);
     for &token in &tokens {
         pending.push(nft.requestSync(token).gas(300_000).send().await?);
     }
-    let mut request_ids = Vec::with_capacity(N);
+    let mut request_ids = Vec::with_capacity(n);
     let mut first_block = u64::MAX;
     for p in pending {
         let receipt = p.get_receipt().await?;
@@ -169,20 +171,20 @@ async fn burst() -> TestResult {
     let last_block = request_ids.iter().map(|id| all[id][0]).max().unwrap_or(0);
     let txs = env.oracle_tx_count().await?;
     println!(
-        "burst: {N} requests sent and mined in {sent:?} (from block {first_block}); all fulfilled \
+        "burst: {n} requests sent and mined in {sent:?} (from block {first_block}); all fulfilled \
          after {elapsed:?} (last fulfill in block {last_block}, {} blocks after the first request); \
          exactly once: {once}; oracle transactions: {txs}",
         last_block - first_block
     );
     assert!(once, "every request answered exactly once");
-    assert_eq!(txs, N as u64, "one transaction per request");
+    assert_eq!(txs, n as u64, "one transaction per request");
     oracle.shutdown().await;
     Ok(())
 }
 
 async fn ea() -> TestResult {
-    const REQUESTS: usize = 5_000;
-    const CONCURRENCY: usize = 32;
+    let requests: usize = if full() { 5_000 } else { 50 };
+    let concurrency: usize = if full() { 32 } else { 4 };
     let env = Env::spawn(None).await?;
     let tokens = env.served_tokens(1, "ea").await?;
     let port = free_port();
@@ -220,11 +222,11 @@ async fn ea() -> TestResult {
     let body = Arc::new(body);
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for w in 0..CONCURRENCY {
+    for w in 0..concurrency {
         let (client, url, body) = (client.clone(), url.clone(), Arc::clone(&body));
         workers.spawn(async move {
             let mut lat = Vec::new();
-            for _ in (w..REQUESTS).step_by(CONCURRENCY) {
+            for _ in (w..requests).step_by(concurrency) {
                 let t = Instant::now();
                 let res = client
                     .post(&url)
@@ -240,7 +242,7 @@ async fn ea() -> TestResult {
             lat
         });
     }
-    let mut lat = Vec::with_capacity(REQUESTS);
+    let mut lat = Vec::with_capacity(requests);
     while let Some(r) = workers.join_next().await {
         lat.extend(r?);
     }
@@ -248,13 +250,19 @@ async fn ea() -> TestResult {
     lat.sort_unstable();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!(
-        "ea (cached, {REQUESTS} requests, {CONCURRENCY} connections, separate process): {:.0} req/s, \
+        "ea (cached, {requests} requests, {concurrency} connections, separate process): {:.0} req/s, \
          p50 {:?}, p99 {:?}, max {:?}",
-        REQUESTS as f64 / elapsed.as_secs_f64(),
+        requests as f64 / elapsed.as_secs_f64(),
         pct(0.50),
         pct(0.99),
         lat[lat.len() - 1]
     );
     child.kill().await?;
     Ok(())
+}
+
+/// Whether this is a measurement run (`cargo bench` passes `--bench`). Without it (as
+/// `cargo test --all-targets` runs the binary) the bench makes a small smoke pass instead.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
 }

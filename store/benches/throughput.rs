@@ -14,6 +14,9 @@
 //! `PX_BENCH_SKIP` a comma-separated list of parts to leave out (`importer`, `fs`,
 //! `only-hash`, `client` for the client-crate add and the cat, `nosync`), for example to
 //! profile the synced add alone.
+//!
+//! Without `--bench` (what `cargo test --all-targets` does) the default size is 4 MiB: a smoke
+//! pass.
 
 use std::time::{Duration, Instant};
 
@@ -153,7 +156,7 @@ async fn bench() {
     let mib: usize = std::env::var("PX_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(if full() { 256 } else { 4 });
     let len = mib << 20;
     let payload = data(len);
     println!(
@@ -330,4 +333,10 @@ async fn bench() {
         });
         println!("{label:<31} {:>8.0} MB/s  (in {base})", mbps(len, d));
     }
+}
+
+/// Whether this is a measurement run (`cargo bench` passes `--bench`). Without it (as
+/// `cargo test --all-targets` runs the binary) the bench makes a small smoke pass instead.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
 }

@@ -9,6 +9,7 @@
 //!
 //! `cargo bench -p px-store --bench vs_kubo`. Environment: `PX_BENCH_SIZES_MIB` (default
 //! `256,1024`), `PX_BENCH_DIR` (where the repos go; default the temp dir).
+//! Without `--bench` (what `cargo test --all-targets` does) the default is `4`: a smoke pass.
 
 #[allow(dead_code)]
 #[path = "../tests/it/daemon.rs"]
@@ -114,7 +115,7 @@ async fn main() {
         return;
     }
     let sizes: Vec<u64> = std::env::var("PX_BENCH_SIZES_MIB")
-        .unwrap_or_else(|_| "256,1024".into())
+        .unwrap_or_else(|_| if full() { "256,1024" } else { "4" }.into())
         .split(',')
         .map(|s| s.trim().parse().expect("sizes in MiB"))
         .collect();
@@ -151,4 +152,10 @@ async fn main() {
         }
         assert_eq!(cids[0], cids[1], "px-store and Kubo computed the same CID");
     }
+}
+
+/// Whether this is a measurement run (`cargo bench` passes `--bench`). Without it (as
+/// `cargo test --all-targets` runs the binary) the bench makes a small smoke pass instead.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
 }

@@ -20,10 +20,22 @@
 //!    node (`Client::upload_file` / `Client::download`), in the same run. Both read the
 //!    plaintext from the same temporary file (hashed first, as each path does).
 //!
-//! Run: `cargo bench -p px-node --bench provider` (`PX_BENCH_SKIP=prover` or `network` skips
-//! one; `PX_BENCH_DIR` is where the temporary directory goes). Without `--bench` (what
-//! `cargo test --all-targets` does) it runs a smoke pass: 2 pieces of 1 MiB proven, a 4 MiB
-//! file in 1 MiB segments.
+//! 3. **Repair** (`repair`): one file (default 4 GiB, `PX_BENCH_REPAIR_MIB`; at 4/6 in 64 MiB
+//!    segments each of the 6 providers holds one 16 MiB piece per segment, 1 GiB) placed
+//!    through the home node's real routes (`Client::upload_file_to_network`: `POST
+//!    /v1/tokens/{id}/placements`, the pieces with `Uploader`, `POST /v1/tokens/{id}/manifests`)
+//!    with 6 listed, certified providers; then a 7th starts, one original provider stops
+//!    (`NodeHandle::shutdown`), and the bench times until the home node's `GET
+//!    /v1/tokens/{id}/network` shows every segment with 6 healthy pieces again and as many
+//!    pieces repaired as the stopped one held (home `poll_ms` 200, `offline_after` 2).
+//!    Reported: the time, MiB/s of repaired piece data, this process's CPU seconds and RSS
+//!    (the home node runs in this process with the providers: the process is measured).
+//!
+//! Run: `cargo bench -p px-node --bench provider` (`PX_BENCH_SKIP` is a comma-separated list
+//! of parts to leave out, e.g. `prover,network`; `PX_BENCH_DIR` is where the temporary
+//! directory goes). Without `--bench` (what `cargo test --all-targets` does) it runs a smoke
+//! pass: 2 pieces of 1 MiB proven, a 4 MiB file in 1 MiB segments for the network and the
+//! repair parts.
 
 //!
 //! Recorded 2026-11-30 on the project's 2-core VM (other builds running, load average about
@@ -67,6 +79,7 @@ use alloy::{
 };
 use px_cli::devnet::{ADMIN, Devnet, DevnetConfig, FIRST_USER, REGISTRAR, send_ok};
 use px_core::{
+    api::TokenNetwork,
     contracts::{IStorageMarket, PXToken, ProviderRegistry, StorageMarket},
     erasure::{self, Redundancy},
     network::{self, SignedOrder, UploadOrder},
@@ -82,6 +95,7 @@ use px_node::{
 use px_sdk::{
     Client, ClientConfig, Payment, UploadOptions,
     crypto::{self, Encryptor, OwnerKey},
+    network::NetworkUploadOptions,
     network::{Downloader, EncodeOptions, ProviderEndpoint, Target, Uploader, sha256_of},
 };
 
@@ -91,6 +105,8 @@ const PRICE: u128 = 1_000_000_000_000_000_000;
 /// Provider accounts: the prover's, then the network's six.
 const PROVER: usize = 10;
 const NETWORK: std::ops::Range<usize> = 11..17;
+/// Provider accounts of the repair part: six for the placement, then the seventh.
+const REPAIR: std::ops::Range<usize> = 20..27;
 
 fn ether(n: u64) -> U256 {
     U256::from(n) * U256::from(10u64).pow(U256::from(18))
@@ -157,7 +173,7 @@ struct Net {
 impl Net {
     async fn start() -> Net {
         let devnet = Devnet::spawn(DevnetConfig {
-            accounts: Some(20),
+            accounts: Some(30),
             ..DevnetConfig::default()
         })
         .await
@@ -168,9 +184,10 @@ impl Net {
         };
         let deployment = dir.path().join("deployment.json");
         std::fs::write(&deployment, serde_json::to_vec(&devnet.deployment).unwrap()).unwrap();
-        let home = px_node::spawn(config(&devnet, &deployment, dir.path(), "home"))
-            .await
-            .expect("home node starts");
+        let mut hc = config(&devnet, &deployment, dir.path(), "home");
+        // The repair part times the deals and repair loops: poll them often.
+        hc.home.poll_ms = 200;
+        let home = px_node::spawn(hc).await.expect("home node starts");
         let client = Client::new(
             ClientConfig::new(
                 devnet.rpc_url(),
@@ -248,6 +265,37 @@ impl Net {
         p.read_burst = 0;
         c.provider = Some(p);
         px_node::spawn(c).await.expect("provider node starts")
+    }
+
+    /// [`Net::provider`], listed at its node's real URL and certified, so the home node's
+    /// placement and repair choose it.
+    async fn listed_provider(&self, account: usize) -> NodeHandle {
+        let node = self.provider(account).await;
+        let d = &self.devnet;
+        let registry = d.deployment.provider_registry.unwrap();
+        let reg = ProviderRegistry::new(registry, d.provider(account));
+        send_ok(reg.updateListing(node.url(), 1, 10 << 30, PRICE)).await;
+        let admin = ProviderRegistry::new(registry, d.provider(ADMIN));
+        send_ok(admin.certify(d.address(account))).await;
+        node
+    }
+
+    /// Polls the home node's `GET /v1/tokens/{id}/network` every 100 ms until every segment
+    /// of every file has `n` healthy pieces and the repair loop moved at least `repaired`
+    /// pieces; answers the last status.
+    async fn wait_healthy(&self, n: u16, repaired: u64, limit: Duration) -> TokenNetwork {
+        let t = Instant::now();
+        loop {
+            let s = self.client.token_network(self.token).await.unwrap();
+            if !s.files.is_empty()
+                && s.files.iter().all(|f| f.healthy.iter().all(|&h| h == n))
+                && s.files.iter().map(|f| f.repaired).sum::<u64>() >= repaired
+            {
+                return s;
+            }
+            assert!(t.elapsed() < limit, "not healthy after {limit:?}: {s:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// An order from the home node (the registrar) for piece `piece` of segment `segment`.
@@ -571,6 +619,90 @@ async fn network(net: &Net, bench: bool) {
     }
 }
 
+/// Repair: a file placed at 4/6 through the home node's routes (placement, pieces with
+/// `Uploader`, manifest commit: `Client::upload_file_to_network`), a 7th provider started, one
+/// original provider stopped, and the time until the home node reports every segment with 6
+/// healthy pieces again.
+async fn repair(net: &Net, bench: bool) {
+    let mib = env("PX_BENCH_REPAIR_MIB", if bench { 4096 } else { 4 });
+    let segment_mib = env("PX_BENCH_SEGMENT_MIB", if bench { 64 } else { 1 });
+    let path = net.dir.path().join("repair.bin");
+    {
+        use std::io::Write;
+        let block = data(9, MIB);
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0..mib {
+            f.write_all(&(i as u64).to_le_bytes()).unwrap();
+            f.write_all(&block[8..]).unwrap();
+        }
+        f.flush().unwrap();
+    }
+    let mut nodes = Vec::new();
+    for a in REPAIR.take(6) {
+        nodes.push((net.devnet.address(a), net.listed_provider(a).await));
+    }
+    let t = Instant::now();
+    let up = net
+        .client
+        .upload_file_to_network(
+            net.token,
+            &path,
+            "repair.bin",
+            NetworkUploadOptions {
+                redundancy: Some(Redundancy::DEFAULT),
+                segment_size: Some((segment_mib * MIB) as u64),
+                ..NetworkUploadOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let upload = t.elapsed();
+    std::fs::remove_file(&path).unwrap();
+    let n = up.manifest.redundancy.n();
+    net.wait_healthy(n, 0, Duration::from_secs(600)).await;
+    // The provider to stop and the piece bytes it holds.
+    let (lost, _) = nodes[0];
+    let lost_pieces: Vec<u64> = up
+        .manifest
+        .segments
+        .iter()
+        .flat_map(|s| s.pieces.iter())
+        .filter(|p| p.provider == lost)
+        .map(|p| p.size)
+        .collect();
+    let lost_bytes: u64 = lost_pieces.iter().sum();
+    let seventh = net.listed_provider(REPAIR.end - 1).await;
+    let (_, stopped) = nodes.remove(0);
+    let (_, hwm_before) = rss_mib();
+    let c = cpu_secs();
+    let t = Instant::now();
+    stopped.shutdown().await;
+    // Healthy again: every segment at `n`, and as many pieces moved as the stopped one held.
+    let status = net
+        .wait_healthy(n, lost_pieces.len() as u64, Duration::from_secs(3600))
+        .await;
+    let took = t.elapsed();
+    let cpu = cpu_secs() - c;
+    let (rss, hwm) = rss_mib();
+    let repaired: u64 = status.files.iter().map(|f| f.repaired).sum();
+    let lost_mib = lost_bytes as f64 / MIB as f64;
+    println!(
+        "repair: {mib} MiB file at {} in {segment_mib} MiB segments ({} segments) placed in {upload:.2?}; \
+         stopped provider held {lost_mib:.0} MiB of pieces ({} pieces); 6 healthy pieces per segment again \
+         {took:.2?} after the stop ({:.1} MiB/s of piece data, {repaired} pieces repaired); \
+         process CPU {cpu:.2} s (the home node, the providers and this client run in this \
+         process); RSS {rss:.0} MiB, peak {hwm:.0} MiB (peak before the stop {hwm_before:.0} MiB)",
+        up.manifest.redundancy,
+        up.manifest.segments.len(),
+        lost_pieces.len(),
+        lost_mib / took.as_secs_f64(),
+    );
+    seventh.shutdown().await;
+    for (_, node) in nodes {
+        node.shutdown().await;
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -582,11 +714,15 @@ async fn main() {
     let bench = args.iter().any(|a| a == "--bench");
     let skip = std::env::var("PX_BENCH_SKIP").unwrap_or_default();
     let net = Net::start().await;
-    if skip != "prover" {
+    let skip = |part: &str| skip.split(',').any(|s| s.trim() == part);
+    if !skip("prover") {
         prover(&net, bench).await;
     }
-    if skip != "network" {
+    if !skip("network") {
         network(&net, bench).await;
+    }
+    if !skip("repair") {
+        repair(&net, bench).await;
     }
     net.home.shutdown().await;
 }

@@ -898,11 +898,7 @@ impl Node {
             created_at: unix_now(),
             redundancy: None,
         };
-        let mut next = state.clone();
-        next.used += len;
-        next.file_count += 1;
-        next.next_file_id += 1;
-        next.quota = quota;
+        let next = with_added_file(&state, len, quota);
         let usage = self
             .apply(
                 token_id,
@@ -1028,11 +1024,7 @@ impl Node {
             created_at: unix_now(),
             redundancy: Some(redundancy),
         };
-        let mut next = state.clone();
-        next.used += size;
-        next.file_count += 1;
-        next.next_file_id += 1;
-        next.quota = quota;
+        let next = with_added_file(&state, size, quota);
         let pins = Pins {
             reservation: Some(reservation),
             objects: vec![(cid, manifest)],
@@ -1512,4 +1504,15 @@ impl Node {
             ipfs,
         }
     }
+}
+
+/// The token's state after one file of `size` bytes is added under `quota`: usage, file
+/// count and next file id advance.
+fn with_added_file(state: &TokenState, size: u64, quota: u64) -> TokenState {
+    let mut next = state.clone();
+    next.used += size;
+    next.file_count += 1;
+    next.next_file_id += 1;
+    next.quota = quota;
+    next
 }

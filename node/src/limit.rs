@@ -5,8 +5,33 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// Checks a request's client IP (its `ConnectInfo`, unspecified when absent) against
+/// `limiter`; `Some` is the rate-limited answer, counted in the node's rate-limit metric.
+pub(crate) fn check_client_ip(
+    limiter: &Limiter<IpAddr>,
+    metrics: &Metrics,
+    req: &Request,
+) -> Option<Response> {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    if let Err(retry_after) = limiter.check(&ip) {
+        metrics.rate_limited();
+        return Some(Error::RateLimited { retry_after }.into_response());
+    }
+    None
+}
 
 /// Burst and sustained rate of one limit.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -7,10 +7,10 @@
 //!
 //! Every route but the first needs a session (`Authorization: Bearer`), as the node's own.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -75,15 +75,10 @@ pub fn routes(home: Arc<Home>) -> Router {
 }
 
 async fn per_ip(State(s): State<RouteState>, req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    if let Err(retry_after) = s.by_ip.check(&ip) {
-        s.home.node.metrics.rate_limited();
-        return Error::RateLimited { retry_after }.into_response();
+    match crate::limit::check_client_ip(&s.by_ip, &s.home.node.metrics, &req) {
+        None => next.run(req).await,
+        Some(refused) => refused,
     }
-    next.run(req).await
 }
 
 async fn info(State(s): State<RouteState>) -> Response {

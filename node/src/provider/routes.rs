@@ -6,11 +6,11 @@
 //! - `POST /v1/deals/acceptance`, `POST /v1/deals/root-update`: co-signatures
 //!   ([`CoSignature`]); small bodies, limited per client IP.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -111,15 +111,10 @@ pub fn routes(provider: Arc<Provider>) -> Router {
 
 /// The per-IP limit (the node's [`Limiter`], counted in its rate-limit metric).
 async fn per_ip(State(s): State<RouteState>, req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    if let Err(retry_after) = s.by_ip.check(&ip) {
-        s.provider.node.metrics.rate_limited();
-        return Error::RateLimited { retry_after }.into_response();
+    match crate::limit::check_client_ip(&s.by_ip, &s.provider.node.metrics, &req) {
+        None => next.run(req).await,
+        Some(refused) => refused,
     }
-    next.run(req).await
 }
 
 async fn upload(

@@ -759,8 +759,27 @@ impl Ipfs {
     }
 
     /// All recursively pinned CIDs.
+    ///
+    /// Kubo leaves `Keys` out of its answer when nothing is pinned (`{}`, an `omitempty` map),
+    /// which `ipfs-api`'s typed `pin_ls` refuses: the answer is read here with `Keys` optional.
     pub async fn pins(&self) -> Result<Vec<String>> {
-        let r = self.client.pin_ls(None, Some("recursive")).await?;
+        #[derive(serde::Deserialize)]
+        struct PinLs {
+            #[serde(rename = "Keys", default)]
+            keys: std::collections::HashMap<String, serde_json::Value>,
+        }
+        let (status, body) = self
+            .transport
+            .send_bytes(Call::new("pin/ls", encode_query(&[("type", "recursive")])))
+            .await?;
+        if !status.is_success() {
+            return Err(Error::Ipfs(format!(
+                "pin/ls answered {status}: {}",
+                kubo_message(&String::from_utf8_lossy(&body))
+            )));
+        }
+        let r: PinLs = serde_json::from_slice(&body)
+            .map_err(|e| Error::Ipfs(format!("pin/ls answer: {e}")))?;
         Ok(r.keys.into_keys().collect())
     }
 

@@ -758,7 +758,8 @@ impl Ipfs {
         }
     }
 
-    /// All recursively pinned CIDs.
+    /// All recursively pinned CIDs, in the canonical text form the node records (CIDv1 in
+    /// base32, CIDv0 as is): js-ipfs lists CIDv1 pins in base58btc (`zdj7…`).
     ///
     /// Kubo leaves `Keys` out of its answer when nothing is pinned (`{}`, an `omitempty` map),
     /// which `ipfs-api`'s typed `pin_ls` refuses: the answer is read here with `Keys` optional.
@@ -780,7 +781,7 @@ impl Ipfs {
         }
         let r: PinLs = serde_json::from_slice(&body)
             .map_err(|e| Error::Ipfs(format!("pin/ls answer: {e}")))?;
-        Ok(r.keys.into_keys().collect())
+        Ok(r.keys.into_keys().map(canonical_cid).collect())
     }
 
     /// Streams the bytes of `cid`.

@@ -437,9 +437,9 @@ pub fn start_process(
         )
         .env("PX_NODE_OWNER_CACHE_SECS", "1")
         .env("PX_NODE_EXCLUSIVE_BACKEND", exclusive.to_string())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log_file(data_dir, &port.to_string()));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -455,8 +455,30 @@ pub fn start_process(
     )
 }
 
+/// The file a node process started by [`start_process`] logs to: `<data_dir>.<port>.log`
+/// (beside its data directory, in the test's temporary directory), opened for appending.
+fn log_file(data_dir: &std::path::Path, port: &str) -> std::fs::File {
+    let path = data_dir.with_extension(format!("{port}.log"));
+    NODE_LOGS
+        .lock()
+        .unwrap()
+        .insert(port.to_string(), path.clone());
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("node log file")
+}
+
+/// The log file of each node process started by [`start_process`], by port.
+static NODE_LOGS: std::sync::Mutex<std::collections::BTreeMap<String, PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Waits up to 30 s for the node at `url` to answer `/health` (a node process starting beside
+/// other tests' daemons on two cores has taken over 10 s). On time-out it panics with the
+/// node's log when [`start_process`] started it.
 pub async fn wait_healthy(url: &str) {
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Ok(r) = reqwest::get(format!("{url}/health")).await
             && r.status().is_success()
         {
@@ -464,7 +486,13 @@ pub async fn wait_healthy(url: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("node at {url} did not become healthy");
+    let port = url.rsplit(':').next().unwrap_or_default();
+    let log = NODE_LOGS.lock().unwrap().get(port).cloned();
+    let log = log.map_or_else(
+        || "(not started by start_process)".to_string(),
+        |p| std::fs::read_to_string(&p).unwrap_or_else(|e| format!("{}: {e}", p.display())),
+    );
+    panic!("node at {url} did not become healthy in 30 s; its log:\n{log}");
 }
 
 /// Every object the token's committed state references: files, index pages, the record.

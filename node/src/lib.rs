@@ -114,15 +114,41 @@ impl NodeHandle {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        // The prover stops (a proof it stored but did not send goes out after a restart).
-        drop(self.home.take());
-        drop(self.provider.take());
+        // The roles' loops stop, and are gone before this returns: a loop aborted but not yet
+        // dropped would still hold the node's database open (a prover's proof stored but not
+        // sent goes out after a restart).
+        if let Some(home) = self.home.take() {
+            home.stop().await;
+        }
+        if let Some(provider) = self.provider.take() {
+            provider.stop().await;
+        }
         // Uploads and updates whose clients went away finish before the store stops.
         self.node.tasks.close();
         self.node.tasks.wait().await;
+        // A database write a stopped loop had handed to a blocking thread still holds the
+        // node's database: it closes (only this handle left) before this returns, so a
+        // restart in the same process can open it again.
+        released("the node's database", || {
+            Arc::strong_count(&self.node) > 1 || Arc::strong_count(&self.node.db) > 1
+        })
+        .await;
         if let Some(store) = self.store.take() {
             store.shutdown().await;
         }
+    }
+}
+
+/// Waits until `held()` turns false, checking every 5 ms for up to 10 s (a blocking database
+/// write takes milliseconds); past that, it warns and returns.
+pub(crate) async fn released(what: &str, held: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while held() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(target: "node::server", "{what} is still held 10 s after shutdown");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
 

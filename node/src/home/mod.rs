@@ -668,6 +668,17 @@ impl Running {
         });
         Self { home, task }
     }
+
+    /// Stops the loops and waits until they, and any database write they had handed to a
+    /// blocking thread, are gone: the home role's database is closed when this returns (a
+    /// restart in the same process opens it again).
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        let store = Arc::downgrade(&self.home.store);
+        drop(self);
+        crate::released("the home role's database", || store.strong_count() > 0).await;
+    }
 }
 
 impl Drop for Running {

@@ -967,6 +967,22 @@ impl Running {
         ];
         Self { provider, tasks }
     }
+
+    /// Stops the prover loop and the sweep and waits until they, and any database write
+    /// they had handed to a blocking thread, are gone: the provider's database is closed
+    /// when this returns (a restart in the same process opens it again). A proof stored but
+    /// not sent goes out after a restart.
+    pub async fn stop(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in &mut self.tasks {
+            let _ = t.await;
+        }
+        let store = Arc::downgrade(&self.provider.store);
+        drop(self);
+        crate::released("the provider's database", || store.strong_count() > 0).await;
+    }
 }
 
 impl Drop for Running {

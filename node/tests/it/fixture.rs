@@ -439,7 +439,7 @@ pub fn start_process(
         .env("PX_NODE_EXCLUSIVE_BACKEND", exclusive.to_string())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(log_file(data_dir, &port.to_string()));
+        .stderr(log_file(data_dir, port));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -457,12 +457,9 @@ pub fn start_process(
 
 /// The file a node process started by [`start_process`] logs to: `<data_dir>.<port>.log`
 /// (beside its data directory, in the test's temporary directory), opened for appending.
-fn log_file(data_dir: &std::path::Path, port: &str) -> std::fs::File {
+fn log_file(data_dir: &std::path::Path, port: u16) -> std::fs::File {
     let path = data_dir.with_extension(format!("{port}.log"));
-    NODE_LOGS
-        .lock()
-        .unwrap()
-        .insert(port.to_string(), path.clone());
+    NODE_LOGS.lock().unwrap().insert(port, path.clone());
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -471,7 +468,7 @@ fn log_file(data_dir: &std::path::Path, port: &str) -> std::fs::File {
 }
 
 /// The log file of each node process started by [`start_process`], by port.
-static NODE_LOGS: std::sync::Mutex<std::collections::BTreeMap<String, PathBuf>> =
+static NODE_LOGS: std::sync::Mutex<std::collections::BTreeMap<u16, PathBuf>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 /// Waits up to 30 s for the node at `url` to answer `/health` (a node process starting beside
@@ -486,8 +483,8 @@ pub async fn wait_healthy(url: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let port = url.rsplit(':').next().unwrap_or_default();
-    let log = NODE_LOGS.lock().unwrap().get(port).cloned();
+    let port = url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+    let log = port.and_then(|p| NODE_LOGS.lock().unwrap().get(&p).cloned());
     let log = log.map_or_else(
         || "(not started by start_process)".to_string(),
         |p| std::fs::read_to_string(&p).unwrap_or_else(|e| format!("{}: {e}", p.display())),
